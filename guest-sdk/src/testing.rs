@@ -1,0 +1,167 @@
+//! Given/when/then tests for an [`Aggregate`], run natively with `cargo test`.
+//!
+//! Every step goes through the same encode/decode path the component runs
+//! ([`raw`](crate::raw)): given events are encoded and applied, the command is
+//! encoded and handled, the result is decoded. A test therefore also checks that
+//! commands, events and state survive their JSON form.
+//!
+//! ```text
+//! given::<BankAccount>([Event::AccountOpened { initial_balance: 100 }])
+//!     .when(Command::Withdraw { amount: 150 })
+//!     .then_rejects("insufficient-funds");
+//! ```
+
+use std::fmt::Debug;
+
+use crate::aggregate::{Aggregate, Context, Rejection};
+use crate::raw::{self, RawCommand, RawEvent};
+
+/// Starts a scenario from the events already in the stream (current schemas).
+pub fn given<A: Aggregate>(events: impl IntoIterator<Item = A::Event>) -> Scenario<A> {
+    let events: Vec<RawEvent> = events.into_iter().map(|event| raw::encode_event::<A>(&event)).collect();
+    Scenario::from_raw(events)
+}
+
+/// Starts a scenario from stored events of any schema version: each is upcast,
+/// then applied, as the host does on rehydration.
+///
+/// # Panics
+/// If an event cannot be upcast or applied.
+#[track_caller]
+pub fn given_stored<A: Aggregate>(events: impl IntoIterator<Item = RawEvent>) -> Scenario<A> {
+    let mut current = Vec::new();
+    for event in events {
+        match raw::upcast::<A>(&event) {
+            Ok(upcast) => current.extend(upcast),
+            Err(error) => panic!("given: stored event {} v{} cannot be upcast: {error}", event.name, event.version),
+        }
+    }
+    Scenario::from_raw(current)
+}
+
+/// A stored event with JSON data, for [`given_stored`] and upcaster tests.
+pub fn stored(name: &str, version: u32, data: serde_json::Value) -> RawEvent {
+    RawEvent { name: name.to_owned(), version, data: serde_json::to_vec(&data).expect("JSON value serializes") }
+}
+
+/// The stream before the command: its state and a call context.
+pub struct Scenario<A> {
+    state: Vec<u8>,
+    ctx: Context,
+    _aggregate: std::marker::PhantomData<A>,
+}
+
+impl<A: Aggregate> Scenario<A> {
+    #[track_caller]
+    fn from_raw(events: Vec<RawEvent>) -> Self {
+        let state = raw::apply::<A>(&raw::initial_state::<A>(), &events)
+            .unwrap_or_else(|error| panic!("given: events cannot be applied: {error}"));
+        let ctx = Context {
+            aggregate_id: "test-aggregate".to_owned(),
+            stream_version: events.len() as u64,
+            now_ms: 1_700_000_000_000,
+        };
+        Self { state, ctx, _aggregate: std::marker::PhantomData }
+    }
+
+    /// Replaces the call context (by default: id `test-aggregate`, the number of
+    /// given events as stream version, a fixed clock).
+    pub fn with_context(mut self, ctx: Context) -> Self {
+        self.ctx = ctx;
+        self
+    }
+
+    /// The state after the given events.
+    pub fn state(&self) -> A {
+        raw::decode_state(&self.state).expect("the harness only holds states it encoded")
+    }
+
+    /// The state after the given events, as `state-json` renders it.
+    pub fn state_json(&self) -> serde_json::Value {
+        let json = raw::state_json::<A>(&self.state).expect("the harness only holds states it encoded");
+        serde_json::from_slice(&json).expect("state_json is JSON")
+    }
+
+    /// Handles a typed command.
+    pub fn when(self, command: A::Command) -> Outcome<A> {
+        let command = raw::encode_command::<A>(&command);
+        self.when_raw_command(command)
+    }
+
+    /// Handles a command given as its name and JSON data text, as a client could
+    /// send it, including malformed ones.
+    pub fn when_raw(self, name: &str, data: &str) -> Outcome<A> {
+        self.when_raw_command(RawCommand { name: name.to_owned(), data: data.as_bytes().to_vec() })
+    }
+
+    fn when_raw_command(self, command: RawCommand) -> Outcome<A> {
+        let result = raw::handle::<A>(&self.ctx, &self.state, &command);
+        Outcome { state: self.state, result, _aggregate: std::marker::PhantomData }
+    }
+}
+
+/// What `handle` answered.
+pub struct Outcome<A> {
+    state: Vec<u8>,
+    result: Result<Vec<RawEvent>, Rejection>,
+    _aggregate: std::marker::PhantomData<A>,
+}
+
+impl<A: Aggregate> Outcome<A> {
+    /// Asserts that the command produced exactly `expected`, and returns the state
+    /// after applying them.
+    #[track_caller]
+    pub fn then_events(self, expected: impl IntoIterator<Item = A::Event>) -> A
+    where
+        A::Event: PartialEq + Debug,
+    {
+        let events = match self.result {
+            Ok(events) => events,
+            Err(rejection) => panic!("expected events, but the command was rejected: {rejection}"),
+        };
+        let decoded: Vec<A::Event> = events
+            .iter()
+            .map(|event| raw::decode_event::<A>(event).unwrap_or_else(|error| panic!("event does not decode: {error}")))
+            .collect();
+        let expected: Vec<A::Event> = expected.into_iter().collect();
+        assert_eq!(decoded, expected, "events differ");
+        let state = raw::apply::<A>(&self.state, &events)
+            .unwrap_or_else(|error| panic!("the produced events cannot be applied: {error}"));
+        raw::decode_state(&state).expect("apply returns a state it encoded")
+    }
+
+    /// Asserts that the command produced exactly these stored events (names,
+    /// versions and JSON data), and returns them.
+    #[track_caller]
+    pub fn then_raw_events(self, expected: impl IntoIterator<Item = RawEvent>) -> Vec<RawEvent> {
+        let events = match self.result {
+            Ok(events) => events,
+            Err(rejection) => panic!("expected events, but the command was rejected: {rejection}"),
+        };
+        let as_json = |events: &[RawEvent]| -> Vec<(String, u32, serde_json::Value)> {
+            events
+                .iter()
+                .map(|event| {
+                    let data = serde_json::from_slice(&event.data).expect("event data is JSON");
+                    (event.name.clone(), event.version, data)
+                })
+                .collect()
+        };
+        let expected: Vec<RawEvent> = expected.into_iter().collect();
+        assert_eq!(as_json(&events), as_json(&expected), "events differ");
+        events
+    }
+
+    /// Asserts that the command was rejected with `code`, and returns the
+    /// rejection (to check its message).
+    #[track_caller]
+    pub fn then_rejects(self, code: &str) -> Rejection {
+        match self.result {
+            Ok(events) => panic!("expected rejection {code}, but the command produced {events:?}"),
+            Err(rejection) => {
+                assert_eq!(rejection.code, code, "wrong rejection code (message: {})", rejection.message);
+                rejection
+            }
+        }
+    }
+}

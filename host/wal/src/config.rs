@@ -1,0 +1,124 @@
+//! How a log is configured: [`WalConfig`] and [`FsyncPolicy`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::WalError;
+use crate::format::{GROUP_HEADER_LEN, MAX_FRAME_BODY, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::vfs::{OsVfs, Vfs};
+
+/// When appended bytes are made durable with `fdatasync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// `append` returns only once its record is durable. Concurrent appends share one
+    /// write and one fsync (group commit).
+    Always,
+    /// `append` returns once its record is written to the OS; a timer makes it durable
+    /// within the given window, even when no further append comes.
+    Batch(Duration),
+    /// `append` returns once written to the OS; durability is left to the OS (and to
+    /// explicit [`crate::Wal::sync`] calls, segment rotation and close).
+    Os,
+}
+
+/// Configuration of a [`crate::Wal`]. Build it with `WalConfig::new(dir)` or
+/// `WalConfig { dir, ..Default::default() }`.
+#[derive(Debug, Clone)]
+pub struct WalConfig {
+    /// Directory holding the segment files and the lock file. Default `./wal`.
+    pub dir: PathBuf,
+    /// A segment is sealed and a new one started before it would grow past this many
+    /// bytes. Default 128 MiB.
+    pub max_segment_size: u64,
+    /// When appends are made durable. Default [`FsyncPolicy::Always`].
+    pub fsync_policy: FsyncPolicy,
+    /// Reserve each segment's full size when creating it (`fallocate`), so appends do not
+    /// grow the file. Default `true`.
+    pub preallocate: bool,
+    /// Written into every segment header to tell which node created it. Default 0.
+    pub node_id: u32,
+    /// Largest record (key plus value plus frame overhead) accepted by `append`.
+    /// Default 16 MiB; at most 1 GiB.
+    pub max_record_size: usize,
+    /// Largest `append_batch` in encoded bytes. A batch is written as one unit, so it must
+    /// fit in one segment. Default 64 MiB.
+    pub max_batch_size: usize,
+    /// Appends waiting for the writer are combined into one write of at most this many
+    /// bytes (a single larger batch is written alone). Default 4 MiB.
+    pub max_group_size: usize,
+    /// Bytes that may wait for the writer before further appends wait for room.
+    /// Default 64 MiB.
+    pub max_pending_bytes: usize,
+    /// Size of a reader's read buffer. Default 1 MiB.
+    pub read_buffer_size: usize,
+    /// What `open` does on finding corruption: `false` (default) fails with an error naming
+    /// the file and offset; `true` cuts the log at the first bad record and reports it in
+    /// [`crate::RecoveryInfo`].
+    pub repair: bool,
+    /// The file system all I/O goes through. Default: the operating system's.
+    pub vfs: Arc<dyn Vfs>,
+}
+
+impl WalConfig {
+    /// The default configuration for a log in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> WalConfig {
+        WalConfig {
+            dir: dir.into(),
+            ..WalConfig::default()
+        }
+    }
+
+    /// Checks that the limits are consistent with each other and with the format.
+    pub(crate) fn validate(&self) -> Result<(), WalError> {
+        let invalid = |message: String| Err(WalError::InvalidConfig(message));
+        if self.max_record_size as u64 > MAX_FRAME_BODY {
+            return invalid(format!(
+                "max_record_size {} exceeds the format's limit of {MAX_FRAME_BODY} bytes",
+                self.max_record_size
+            ));
+        }
+        if self.max_record_size <= RECORD_HEADER_LEN + 1 {
+            return invalid("max_record_size is too small to hold a record".into());
+        }
+        if self.max_batch_size < self.max_record_size {
+            return invalid("max_batch_size must be at least max_record_size".into());
+        }
+        let needed = SEGMENT_HEADER_LEN + GROUP_HEADER_LEN as u64 + self.max_batch_size as u64;
+        if self.max_segment_size < needed {
+            return invalid(format!(
+                "max_segment_size {} cannot hold the largest batch (needs at least {needed} bytes)",
+                self.max_segment_size
+            ));
+        }
+        if self.max_group_size == 0 || self.max_pending_bytes == 0 || self.read_buffer_size == 0
+        {
+            return invalid("max_group_size, max_pending_bytes and read_buffer_size must be > 0".into());
+        }
+        if let FsyncPolicy::Batch(window) = self.fsync_policy
+            && window.is_zero()
+        {
+            return invalid("FsyncPolicy::Batch needs a window greater than zero".into());
+        }
+        Ok(())
+    }
+}
+
+impl Default for WalConfig {
+    fn default() -> WalConfig {
+        WalConfig {
+            dir: PathBuf::from("wal"),
+            max_segment_size: 128 * 1024 * 1024,
+            fsync_policy: FsyncPolicy::Always,
+            preallocate: true,
+            node_id: 0,
+            max_record_size: 16 * 1024 * 1024,
+            max_batch_size: 64 * 1024 * 1024,
+            max_group_size: 4 * 1024 * 1024,
+            max_pending_bytes: 64 * 1024 * 1024,
+            read_buffer_size: 1024 * 1024,
+            repair: false,
+            vfs: Arc::new(OsVfs),
+        }
+    }
+}

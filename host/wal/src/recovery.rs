@@ -1,0 +1,467 @@
+//! Opening a log: finding its segments, checking every group, and telling a torn tail
+//! (cut off) from corruption (an error, or a cut when repair is asked for).
+//!
+//! The rule: damage is a torn tail only if the last, unfinished writes could have caused
+//! it, meaning it lies in the newest segment and no later group header proves that an
+//! fsync had covered it (each group header records how much of its segment was durable
+//! when it was written). Anything else is corruption.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::WalConfig;
+use crate::cursor::FileCursor;
+use crate::error::{Result, WalError};
+use crate::format::{
+    FrameError, GROUP_HEADER_LEN, GROUP_MAGIC, GroupHeader, MAX_FRAME_BODY, RECORD_HEADER_LEN,
+    SEGMENT_HEADER_LEN, SegmentHeader, decode_frame, read_u32,
+};
+use crate::record::Position;
+use crate::segment::{Entry, classify, create_segment, segment_path};
+use crate::vfs::{OpenMode, VfsFile, read_up_to};
+
+/// Smallest chunk recovery reads at a time.
+const MIN_SCAN_CHUNK: usize = 4 * 1024 * 1024;
+
+/// What `Wal::open` found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryInfo {
+    /// Records found intact (and kept).
+    pub valid_records: u64,
+    /// Segment files read.
+    pub segments_scanned: u64,
+    /// Bytes of data cut off: a torn tail, or (with repair) everything from the first
+    /// corrupt record on. A preallocated zero tail is not counted.
+    pub bytes_truncated: u64,
+    /// Position of the last intact record; `None` when the log is empty.
+    pub last_valid_position: Option<Position>,
+    /// Whether corruption was found (and, since `open` succeeded, repaired by a cut).
+    pub corruption_detected: bool,
+    /// What the corruption was, when one was repaired.
+    pub repaired: Option<CorruptionReport>,
+}
+
+/// Where corruption was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptionReport {
+    /// The damaged segment file.
+    pub file: PathBuf,
+    /// Byte offset of the first damaged frame.
+    pub offset: u64,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// The segment new appends go to, as recovery left it.
+#[derive(Debug)]
+pub(crate) struct ActiveSegment {
+    pub id: u64,
+    pub file: Arc<dyn VfsFile>,
+    /// End of the valid data, where the next group is written.
+    pub end: u64,
+}
+
+/// The outcome of recovery: what was found, and where writing resumes.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    pub info: RecoveryInfo,
+    pub first_segment: u64,
+    pub active: ActiveSegment,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Damage {
+    offset: u64,
+    reason: &'static str,
+}
+
+#[derive(Debug)]
+struct SegmentScan {
+    header_ok: bool,
+    /// End of the last intact group.
+    end: u64,
+    records: u64,
+    last_record: Option<u64>,
+    damage: Option<Damage>,
+}
+
+/// Recovers the log in `config.dir`. The caller holds the directory lock.
+pub(crate) fn recover(config: &WalConfig) -> Result<Recovered> {
+    let vfs = config.vfs.as_ref();
+    let dir = &config.dir;
+    let mut ids = Vec::new();
+    let mut removed_temporaries = false;
+    let names = vfs
+        .list_dir(dir)
+        .map_err(|e| WalError::io("listing", dir, e))?;
+    for name in names {
+        match classify(&name) {
+            Entry::Segment(id) => ids.push(id),
+            Entry::Temporary => {
+                let path = dir.join(&name);
+                vfs.remove_file(&path)
+                    .map_err(|e| WalError::io("removing", &path, e))?;
+                removed_temporaries = true;
+            }
+            Entry::Other => {}
+        }
+    }
+    if removed_temporaries {
+        vfs.sync_dir(dir)
+            .map_err(|e| WalError::io("syncing directory", dir, e))?;
+    }
+    ids.sort_unstable();
+
+    let mut info = RecoveryInfo::default();
+    let Some(&first_segment) = ids.first() else {
+        let file = create_segment(vfs, dir, 0, config.node_id, allocation(config))?;
+        return Ok(Recovered {
+            info,
+            first_segment: 0,
+            active: ActiveSegment {
+                id: 0,
+                file,
+                end: SEGMENT_HEADER_LEN,
+            },
+        });
+    };
+
+    let mut active: Option<ActiveSegment> = None;
+    for (index, &id) in ids.iter().enumerate() {
+        let path = segment_path(dir, id);
+        let is_newest = index + 1 == ids.len();
+        if index > 0 && id != ids[index - 1] + 1 {
+            let missing = ids[index - 1] + 1;
+            let report = CorruptionReport {
+                file: segment_path(dir, missing),
+                offset: 0,
+                reason: format!("segment {missing} is missing between {} and {id}", missing - 1),
+            };
+            let previous = active.take().expect("an earlier segment was kept");
+            return cut(config, &ids[index..], report, Some(previous), info, first_segment);
+        }
+        let file = vfs
+            .open(&path, OpenMode::ReadWrite)
+            .map_err(|e| WalError::io("opening", &path, e))?;
+        let len = file.len().map_err(|e| WalError::io("reading", &path, e))?;
+        let scan = scan_segment(&file, id, len, config)
+            .map_err(|e| WalError::io("reading", &path, e))?;
+        info.segments_scanned += 1;
+
+        let mut corruption = None;
+        if let Some(damage) = scan.damage {
+            if !is_newest || !scan.header_ok {
+                corruption = Some(damage);
+            } else {
+                match classify_tail(&file, id, len, &scan, damage)
+                    .map_err(|e| WalError::io("reading", &path, e))?
+                {
+                    Tail::Clean => {}
+                    Tail::Torn { data_end } => {
+                        info.bytes_truncated += data_end - scan.end;
+                        truncate(&file, scan.end, config)
+                            .map_err(|e| WalError::io("truncating", &path, e))?;
+                        tracing::warn!(
+                            file = %path.display(),
+                            offset = scan.end,
+                            bytes = data_end - scan.end,
+                            "cut a torn tail"
+                        );
+                    }
+                    Tail::Corrupt(damage) => corruption = Some(damage),
+                }
+            }
+        }
+
+        if let Some(damage) = corruption {
+            let report = CorruptionReport {
+                file: path.clone(),
+                offset: damage.offset,
+                reason: damage.reason.to_string(),
+            };
+            if !config.repair {
+                return Err(WalError::Corrupt {
+                    file: report.file,
+                    offset: report.offset,
+                    reason: report.reason,
+                });
+            }
+            let (kept, later) = if scan.header_ok {
+                count(&mut info, id, &scan);
+                info.bytes_truncated += len - scan.end;
+                truncate(&file, scan.end, config)
+                    .map_err(|e| WalError::io("truncating", &path, e))?;
+                let kept = ActiveSegment {
+                    id,
+                    file,
+                    end: scan.end,
+                };
+                (Some(kept), &ids[index + 1..])
+            } else {
+                // The whole segment goes; `cut` counts its bytes.
+                (active, &ids[index..])
+            };
+            return cut(config, later, report, kept, info, first_segment);
+        }
+
+        count(&mut info, id, &scan);
+        active = Some(ActiveSegment {
+            id,
+            file,
+            end: scan.end,
+        });
+    }
+    let active = active.expect("at least one segment was scanned");
+    if config.preallocate {
+        let path = segment_path(dir, active.id);
+        active
+            .file
+            .allocate(config.max_segment_size)
+            .map_err(|e| WalError::io("preallocating", &path, e))?;
+    }
+    Ok(Recovered {
+        info,
+        first_segment,
+        active,
+    })
+}
+
+fn allocation(config: &WalConfig) -> Option<u64> {
+    config.preallocate.then_some(config.max_segment_size)
+}
+
+fn count(info: &mut RecoveryInfo, id: u64, scan: &SegmentScan) {
+    info.valid_records += scan.records;
+    if let Some(offset) = scan.last_record {
+        info.last_valid_position = Some(Position {
+            segment_id: id,
+            offset,
+        });
+    }
+}
+
+/// Repairs by removing the segments in `later` (their bytes count as truncated) and
+/// continuing from `kept` (or a fresh segment when nothing before the damage is left).
+fn cut(
+    config: &WalConfig,
+    later: &[u64],
+    report: CorruptionReport,
+    kept: Option<ActiveSegment>,
+    mut info: RecoveryInfo,
+    first_segment: u64,
+) -> Result<Recovered> {
+    if !config.repair {
+        return Err(WalError::Corrupt {
+            file: report.file,
+            offset: report.offset,
+            reason: report.reason,
+        });
+    }
+    let vfs = config.vfs.as_ref();
+    let dir = &config.dir;
+    for &id in later {
+        let path = segment_path(dir, id);
+        if let Ok(file) = vfs.open(&path, OpenMode::Read) {
+            info.bytes_truncated += file.len().unwrap_or(0);
+        }
+        vfs.remove_file(&path)
+            .map_err(|e| WalError::io("removing", &path, e))?;
+    }
+    vfs.sync_dir(dir)
+        .map_err(|e| WalError::io("syncing directory", dir, e))?;
+    tracing::warn!(
+        file = %report.file.display(),
+        offset = report.offset,
+        reason = %report.reason,
+        "repaired a corrupt log by cutting it"
+    );
+    info.corruption_detected = true;
+    info.repaired = Some(report);
+    let (active, first_segment) = match kept {
+        Some(active) => (active, first_segment),
+        None => {
+            let id = later.first().copied().unwrap_or(first_segment);
+            let file = create_segment(vfs, dir, id, config.node_id, allocation(config))?;
+            let active = ActiveSegment {
+                id,
+                file,
+                end: SEGMENT_HEADER_LEN,
+            };
+            (active, id)
+        }
+    };
+    if config.preallocate {
+        let path = segment_path(dir, active.id);
+        active
+            .file
+            .allocate(config.max_segment_size)
+            .map_err(|e| WalError::io("preallocating", &path, e))?;
+    }
+    Ok(Recovered {
+        info,
+        first_segment,
+        active,
+    })
+}
+
+/// Cuts the file at `end`, restores its preallocation and makes the cut durable.
+fn truncate(file: &Arc<dyn VfsFile>, end: u64, config: &WalConfig) -> std::io::Result<()> {
+    file.set_len(end)?;
+    if config.preallocate {
+        file.allocate(config.max_segment_size)?;
+    }
+    file.sync_data()
+}
+
+/// Reads every group of a segment, checking every checksum, until the end or the first
+/// damage.
+fn scan_segment(
+    file: &Arc<dyn VfsFile>,
+    id: u64,
+    len: u64,
+    config: &WalConfig,
+) -> std::io::Result<SegmentScan> {
+    let mut scan = SegmentScan {
+        header_ok: false,
+        end: SEGMENT_HEADER_LEN,
+        records: 0,
+        last_record: None,
+        damage: None,
+    };
+    let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+    let read = read_up_to(file.as_ref(), &mut header, 0)?;
+    match SegmentHeader::decode(&header[..read]) {
+        Ok(header) if header.segment_id == id => scan.header_ok = true,
+        Ok(_) => {
+            scan.damage = Some(Damage {
+                offset: 0,
+                reason: "segment header names another segment id",
+            });
+            return Ok(scan);
+        }
+        Err(reason) => {
+            scan.damage = Some(Damage { offset: 0, reason });
+            return Ok(scan);
+        }
+    }
+
+    let chunk = config.read_buffer_size.max(MIN_SCAN_CHUNK);
+    let mut cursor = FileCursor::new(file.clone(), SEGMENT_HEADER_LEN, len, chunk);
+    while cursor.remaining() > 0 {
+        match scan_group(&mut cursor, id, len)? {
+            Ok((records, last_record)) => {
+                scan.end = cursor.pos();
+                scan.records += records;
+                scan.last_record = last_record.or(scan.last_record);
+            }
+            Err(damage) => {
+                scan.damage = Some(damage);
+                break;
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// Checks the group at the cursor; on success the cursor is past it.
+fn scan_group(
+    cursor: &mut FileCursor,
+    id: u64,
+    len: u64,
+) -> std::io::Result<Result<(u64, Option<u64>), Damage>> {
+    let group_start = cursor.pos();
+    let damage = |offset, reason| Ok(Err(Damage { offset, reason }));
+    if !cursor.fill(GROUP_HEADER_LEN)? {
+        return damage(group_start, "group header cut short");
+    }
+    let header = match GroupHeader::decode(&cursor.buffered()) {
+        Ok(header) => header,
+        Err(reason) => return damage(group_start, reason),
+    };
+    if header.segment_id != id {
+        return damage(group_start, "group header names another segment");
+    }
+    let body_end = group_start + GROUP_HEADER_LEN as u64 + u64::from(header.body_len);
+    if body_end > len {
+        return damage(group_start, "group extends past the end of the file");
+    }
+    cursor.advance(GROUP_HEADER_LEN);
+    let mut last_record = None;
+    for _ in 0..header.record_count {
+        let frame_start = cursor.pos();
+        let room = body_end - frame_start;
+        if room < RECORD_HEADER_LEN as u64 || !cursor.fill(RECORD_HEADER_LEN)? {
+            return damage(frame_start, "group holds fewer records than its header says");
+        }
+        let frame_len = RECORD_HEADER_LEN as u64 + u64::from(read_u32(&cursor.buffered(), 0));
+        if frame_len > room {
+            return damage(frame_start, "record extends past its group");
+        }
+        if !cursor.fill(frame_len as usize)? {
+            return damage(frame_start, "record cut short");
+        }
+        match decode_frame(&cursor.buffered(), MAX_FRAME_BODY) {
+            Ok(_) => {}
+            Err(FrameError::Invalid(reason)) => return damage(frame_start, reason),
+            Err(FrameError::Incomplete { .. }) => return damage(frame_start, "record cut short"),
+        }
+        last_record = Some(frame_start);
+        cursor.advance(frame_len as usize);
+    }
+    if cursor.pos() != body_end {
+        return damage(group_start, "group length does not match its records");
+    }
+    Ok(Ok((u64::from(header.record_count), last_record)))
+}
+
+enum Tail {
+    /// Only zeros follow the intact data (nothing, or a preallocated tail).
+    Clean,
+    /// Damage the unfinished last writes explain; data (non-zero bytes) ends at `data_end`.
+    Torn { data_end: u64 },
+    /// Damage that a completed fsync had covered.
+    Corrupt(Damage),
+}
+
+/// Decides what the damage at the end of the newest segment is.
+fn classify_tail(
+    file: &Arc<dyn VfsFile>,
+    id: u64,
+    len: u64,
+    scan: &SegmentScan,
+    damage: Damage,
+) -> std::io::Result<Tail> {
+    let mut data_end = scan.end;
+    let mut cursor = FileCursor::new(file.clone(), scan.end, len, MIN_SCAN_CHUNK);
+    let magic = GROUP_MAGIC.to_le_bytes();
+    while cursor.remaining() > 0 {
+        cursor.fill(MIN_SCAN_CHUNK)?;
+        let chunk = cursor.buffered();
+        if chunk.is_empty() {
+            break;
+        }
+        let chunk_start = cursor.pos();
+        if let Some(last) = chunk.iter().rposition(|&b| b != 0) {
+            data_end = chunk_start + last as u64 + 1;
+        }
+        for at in memchr::memmem::find_iter(&chunk, &magic) {
+            let offset = chunk_start + at as u64;
+            let mut header = [0u8; GROUP_HEADER_LEN];
+            let read = read_up_to(file.as_ref(), &mut header, offset)?;
+            if let Ok(group) = GroupHeader::decode(&header[..read])
+                && group.segment_id == id
+                && group.synced_offset > scan.end
+            {
+                return Ok(Tail::Corrupt(damage));
+            }
+        }
+        // The magic may straddle two chunks: overlap by its length minus one.
+        let step = chunk.len().saturating_sub(magic.len() - 1).max(1);
+        cursor.advance(step);
+    }
+    if data_end == scan.end {
+        Ok(Tail::Clean)
+    } else {
+        Ok(Tail::Torn { data_end })
+    }
+}

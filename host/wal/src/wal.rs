@@ -1,0 +1,278 @@
+//! The [`Wal`] handle: open, append, sync, read, delete, close.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use bytes::BytesMut;
+use tokio::sync::{oneshot, watch};
+
+use crate::config::WalConfig;
+use crate::error::{Result, WalError};
+use crate::format::{RECORD_HEADER_LEN, decode_frame, encode_frame, frame_len, read_u32};
+use crate::reader::{WalReader, run_blocking};
+use crate::record::{Position, Record};
+use crate::recovery::{RecoveryInfo, recover};
+use crate::segment::{LOCK_FILE, segment_path};
+use crate::vfs::read_exact_at;
+use crate::writer::{Request, Shared, Writer};
+
+/// A write-ahead log. Cheap to clone: clones share the log; it is `Send + Sync`.
+///
+/// Appends from any number of tasks are group-committed by one writer thread. The log is
+/// closed by [`Wal::close`], or when the last clone is dropped (which waits for queued
+/// appends to be written and synced).
+#[derive(Debug, Clone)]
+pub struct Wal {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<Result<()>>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shared.close();
+        if let Some(writer) = self.writer.lock().expect("writer handle poisoned").take()
+            && let Ok(Err(err)) = writer.join()
+        {
+            tracing::error!(error = %err, "closing the write-ahead log failed");
+        }
+    }
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `config.dir`, recovering it: every record's
+    /// checksum is verified, a torn tail is cut, and corruption fails the open with the
+    /// file and offset (or is cut when `config.repair` is set).
+    pub async fn open(config: WalConfig) -> Result<(Wal, RecoveryInfo)> {
+        config.validate()?;
+        run_blocking(move || Wal::open_blocking(config)).await
+    }
+
+    fn open_blocking(config: WalConfig) -> Result<(Wal, RecoveryInfo)> {
+        let vfs = config.vfs.clone();
+        vfs.create_dir_all(&config.dir)
+            .map_err(|e| WalError::io("creating", &config.dir, e))?;
+        let lock_path = config.dir.join(LOCK_FILE);
+        let lock = vfs.lock(&lock_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                WalError::Locked {
+                    dir: config.dir.clone(),
+                    lock: lock_path.clone(),
+                }
+            } else {
+                WalError::io("locking", &lock_path, e)
+            }
+        })?;
+        let recovered = recover(&config)?;
+        let end = Position {
+            segment_id: recovered.active.id,
+            offset: recovered.active.end,
+        };
+        let (visible_tx, visible_rx) = watch::channel(end);
+        let shared = Arc::new(Shared::new(config, recovered.first_segment, visible_rx));
+        let writer = Writer::new(shared.clone(), recovered.active, visible_tx, lock);
+        let handle = std::thread::Builder::new()
+            .name("tally-wal-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| WalError::io("starting the writer thread for", &shared.config.dir, e))?;
+        let wal = Wal {
+            inner: Arc::new(Inner {
+                shared,
+                writer: Mutex::new(Some(handle)),
+            }),
+        };
+        Ok((wal, recovered.info))
+    }
+
+    /// The configuration the log was opened with.
+    pub fn config(&self) -> &WalConfig {
+        &self.inner.shared.config
+    }
+
+    /// Appends one record and returns its position. Under [`crate::FsyncPolicy::Always`]
+    /// it returns once the record is durable.
+    pub async fn append(&self, record: &Record) -> Result<Position> {
+        let size = frame_len(record);
+        let max = self.config().max_record_size;
+        if size > max {
+            return Err(WalError::RecordTooLarge { size, max });
+        }
+        let mut frames = BytesMut::with_capacity(size);
+        encode_frame(record, &mut frames);
+        self.submit(frames, 1).await
+    }
+
+    /// Appends records as one unit: after a crash they are all present or all absent.
+    /// Returns their positions, which are consecutive.
+    pub async fn append_batch(&self, records: &[Record]) -> Result<Vec<Position>> {
+        if records.is_empty() {
+            return Err(WalError::EmptyBatch);
+        }
+        let config = self.config();
+        let mut size = 0usize;
+        for record in records {
+            let len = frame_len(record);
+            if len > config.max_record_size {
+                return Err(WalError::RecordTooLarge {
+                    size: len,
+                    max: config.max_record_size,
+                });
+            }
+            size += len;
+        }
+        if size > config.max_batch_size {
+            return Err(WalError::BatchTooLarge {
+                size,
+                max: config.max_batch_size,
+            });
+        }
+        let count = u32::try_from(records.len()).map_err(|_| WalError::BatchTooLarge {
+            size,
+            max: config.max_batch_size,
+        })?;
+        let mut frames = BytesMut::with_capacity(size);
+        let mut offsets = Vec::with_capacity(records.len());
+        for record in records {
+            offsets.push(frames.len() as u64);
+            encode_frame(record, &mut frames);
+        }
+        let first = self.submit(frames, count).await?;
+        Ok(offsets
+            .into_iter()
+            .map(|offset| Position {
+                segment_id: first.segment_id,
+                offset: first.offset + offset,
+            })
+            .collect())
+    }
+
+    async fn submit(&self, frames: BytesMut, count: u32) -> Result<Position> {
+        let shared = &self.inner.shared;
+        let permits = shared.permits_for(frames.len());
+        shared
+            .room
+            .acquire_many(permits)
+            .await
+            .map_err(|_| WalError::Closed)?
+            .forget();
+        let (reply, answer) = oneshot::channel();
+        shared.submit(Request::Append {
+            frames: frames.freeze(),
+            count,
+            reply,
+        })?;
+        answer.await.map_err(|_| WalError::Closed)?
+    }
+
+    /// Makes every record appended before this call durable.
+    pub async fn sync(&self) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.shared.submit(Request::Sync { reply })?;
+        answer.await.map_err(|_| WalError::Closed)?
+    }
+
+    /// Writes and syncs everything queued, then stops the log. Other clones fail with
+    /// [`WalError::Closed`] from then on.
+    pub async fn close(self) -> Result<()> {
+        let inner = self.inner.clone();
+        drop(self);
+        inner.shared.close();
+        let writer = inner.writer.lock().expect("writer handle poisoned").take();
+        match writer {
+            None => Ok(()),
+            Some(writer) => run_blocking(move || {
+                writer
+                    .join()
+                    .unwrap_or_else(|_| Err(WalError::Poisoned("the writer thread panicked".into())))
+            })
+            .await,
+        }
+    }
+
+    /// A reader from `position` ([`Position::START`] for the oldest record kept).
+    pub async fn read_from(&self, position: Position) -> Result<WalReader> {
+        WalReader::new(self.inner.shared.clone(), position)
+    }
+
+    /// Reads the durable record that starts at `position`.
+    pub async fn read_at(&self, position: Position) -> Result<Record> {
+        let shared = self.inner.shared.clone();
+        let end = *shared.visible.borrow();
+        let first = shared.first_segment.load(Ordering::Acquire);
+        if position.segment_id < first {
+            return Err(WalError::SegmentDeleted(position));
+        }
+        if position >= end {
+            return Err(WalError::NoRecord(position));
+        }
+        run_blocking(move || {
+            let config = &shared.config;
+            let file = shared
+                .files
+                .get(config.vfs.as_ref(), &config.dir, position.segment_id)?;
+            let path = segment_path(&config.dir, position.segment_id);
+            let mut header = [0u8; RECORD_HEADER_LEN];
+            read_exact_at(file.as_ref(), &mut header, position.offset)
+                .map_err(|_| WalError::NoRecord(position))?;
+            let body = read_u32(&header, 0) as usize;
+            if body == 0 || body > config.max_record_size.max(config.max_batch_size) {
+                return Err(WalError::NoRecord(position));
+            }
+            let mut frame = vec![0u8; RECORD_HEADER_LEN + body];
+            read_exact_at(file.as_ref(), &mut frame, position.offset)
+                .map_err(|e| WalError::io("reading", &path, e))?;
+            decode_frame(&frame.into(), crate::format::MAX_FRAME_BODY)
+                .map(|(record, _)| record)
+                .map_err(|_| WalError::NoRecord(position))
+        })
+        .await
+    }
+
+    /// Removes whole segments that end before `position`'s segment (never the segment
+    /// being written to). Returns how many were removed.
+    pub async fn delete_segments_before(&self, position: Position) -> Result<u64> {
+        let shared = self.inner.shared.clone();
+        run_blocking(move || {
+            let _deleting = shared.deleting.lock().expect("delete lock poisoned");
+            let config = &shared.config;
+            let active = shared.active_segment.load(Ordering::Acquire);
+            let limit = position.segment_id.min(active);
+            let first = shared.first_segment.load(Ordering::Acquire);
+            if limit <= first {
+                return Ok(0);
+            }
+            // Move the start first so no new reader opens a segment being removed.
+            shared.first_segment.store(limit, Ordering::Release);
+            shared.files.forget_before(limit);
+            for id in first..limit {
+                let path = segment_path(&config.dir, id);
+                match config.vfs.remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(WalError::io("removing", &path, e)),
+                }
+            }
+            config
+                .vfs
+                .sync_dir(&config.dir)
+                .map_err(|e| WalError::io("syncing directory", &config.dir, e))?;
+            Ok(limit - first)
+        })
+        .await
+    }
+
+    /// The end of the durable log: every record before it can be read.
+    pub fn durable_end(&self) -> Position {
+        *self.inner.shared.visible.borrow()
+    }
+
+    /// The oldest segment still kept.
+    pub fn first_segment(&self) -> u64 {
+        self.inner.shared.first_segment.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,447 @@
+//! The writer thread and group commit.
+//!
+//! Appenders encode their frames on their own task, queue them and wait. One thread takes
+//! everything queued, writes it as groups (one `pwrite` per group) and, under
+//! [`FsyncPolicy::Always`], issues one fsync for all of it before answering every
+//! appender. Appends that arrive during the fsync queue up and form the next group, so
+//! the fsync never holds them up and N concurrent appends cost far fewer than N fsyncs.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{Semaphore, oneshot, watch};
+
+use crate::config::{FsyncPolicy, WalConfig};
+use crate::error::{Result, WalError};
+use crate::format::{GROUP_HEADER_LEN, GroupHeader, SEGMENT_HEADER_LEN};
+use crate::record::Position;
+use crate::recovery::ActiveSegment;
+use crate::segment::{SegmentFiles, create_segment, segment_path};
+use crate::vfs::{LockGuard, VfsFile};
+
+/// State shared by the [`crate::Wal`] handles, its readers and the writer thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: WalConfig,
+    queue: Mutex<Queue>,
+    work_ready: Condvar,
+    /// End of the readable log: readers never read at or past it. It moves forward when
+    /// data becomes durable (under [`FsyncPolicy::Os`], when it is written). The writer
+    /// owns the sender, so the channel closes when the writer stops.
+    pub visible: watch::Receiver<Position>,
+    /// The oldest segment still on disk.
+    pub first_segment: AtomicU64,
+    /// The segment appends go to.
+    pub active_segment: AtomicU64,
+    /// Room for queued bytes ([`WalConfig::max_pending_bytes`]).
+    pub room: Semaphore,
+    /// Open read handles of segments.
+    pub files: SegmentFiles,
+    /// Serialises `delete_segments_before` calls.
+    pub deleting: Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    requests: Vec<Request>,
+    closing: bool,
+}
+
+/// Work for the writer thread.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// Write these encoded frames contiguously, in one group, and answer with the
+    /// position of the first.
+    Append {
+        frames: Bytes,
+        count: u32,
+        reply: oneshot::Sender<Result<Position>>,
+    },
+    /// Make everything queued before this request durable.
+    Sync { reply: oneshot::Sender<Result<()>> },
+}
+
+impl Shared {
+    pub fn new(
+        config: WalConfig,
+        first_segment: u64,
+        visible: watch::Receiver<Position>,
+    ) -> Shared {
+        let room = Semaphore::new(config.max_pending_bytes.min(Semaphore::MAX_PERMITS));
+        let active = visible.borrow().segment_id;
+        Shared {
+            config,
+            queue: Mutex::new(Queue::default()),
+            work_ready: Condvar::new(),
+            visible,
+            first_segment: AtomicU64::new(first_segment),
+            active_segment: AtomicU64::new(active),
+            room,
+            files: SegmentFiles::default(),
+            deleting: Mutex::new(()),
+        }
+    }
+
+    /// Queues a request for the writer, or fails if the log is closing.
+    pub fn submit(&self, request: Request) -> Result<()> {
+        let mut queue = self.queue.lock().expect("queue poisoned");
+        if queue.closing {
+            return Err(WalError::Closed);
+        }
+        queue.requests.push(request);
+        drop(queue);
+        self.work_ready.notify_one();
+        Ok(())
+    }
+
+    /// Asks the writer to finish the queued work and stop.
+    pub fn close(&self) {
+        self.queue.lock().expect("queue poisoned").closing = true;
+        self.work_ready.notify_one();
+        self.room.close();
+    }
+
+    /// Permits for `bytes` of queue room (a request larger than the whole room takes all
+    /// of it).
+    pub fn permits_for(&self, bytes: usize) -> u32 {
+        let max = self.config.max_pending_bytes.min(Semaphore::MAX_PERMITS);
+        bytes.clamp(1, max).min(u32::MAX as usize) as u32
+    }
+}
+
+/// The thread that owns the active segment.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    segment: ActiveSegment,
+    path: PathBuf,
+    /// Bytes of the active segment a completed fsync covers.
+    synced: u64,
+    /// Largest `synced_offset` written into a group header of the active segment.
+    evidenced: u64,
+    /// When the oldest unsynced write happened (for [`FsyncPolicy::Batch`]).
+    unsynced_since: Option<Instant>,
+    /// Set after a failed fsync: the writer refuses all further work.
+    poisoned: Option<String>,
+    visible: watch::Sender<Position>,
+    buf: Vec<u8>,
+    _lock: LockGuard,
+}
+
+/// Answers owed for one group once its fsync completes.
+struct Owed {
+    reply: oneshot::Sender<Result<Position>>,
+    position: Position,
+}
+
+impl Writer {
+    pub fn new(
+        shared: Arc<Shared>,
+        segment: ActiveSegment,
+        visible: watch::Sender<Position>,
+        lock: LockGuard,
+    ) -> Writer {
+        let path = segment_path(&shared.config.dir, segment.id);
+        shared.files.insert(segment.id, segment.file.clone());
+        Writer {
+            synced: segment.end,
+            evidenced: segment.end,
+            shared,
+            path,
+            segment,
+            unsynced_since: None,
+            poisoned: None,
+            visible,
+            buf: Vec::new(),
+            _lock: lock,
+        }
+    }
+
+    /// Runs until the log is closed; returns the outcome of the final sync.
+    pub fn run(mut self) -> Result<()> {
+        let mut batch = Vec::new();
+        loop {
+            let closing = self.wait_for_work(&mut batch);
+            if !batch.is_empty() {
+                self.process(&mut batch);
+                continue;
+            }
+            if closing {
+                return self.shut_down();
+            }
+            // The Batch window elapsed with nothing new to write.
+            if let Err(err) = self.sync() {
+                tracing::error!(error = %err, "timed fsync failed");
+            }
+        }
+    }
+
+    fn policy(&self) -> FsyncPolicy {
+        self.shared.config.fsync_policy
+    }
+
+    /// Waits until there are requests (moved into `batch`), the log is closing, or the
+    /// Batch window of the oldest unsynced write has elapsed.
+    fn wait_for_work(&mut self, batch: &mut Vec<Request>) -> bool {
+        let mut queue = self.shared.queue.lock().expect("queue poisoned");
+        loop {
+            if !queue.requests.is_empty() {
+                std::mem::swap(&mut queue.requests, batch);
+                return queue.closing;
+            }
+            if queue.closing {
+                return true;
+            }
+            let deadline = match (self.policy(), self.unsynced_since) {
+                (FsyncPolicy::Batch(window), Some(since)) => Some(since + window),
+                _ => None,
+            };
+            match deadline {
+                None => {
+                    queue = self.shared.work_ready.wait(queue).expect("queue poisoned");
+                }
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    queue = self
+                        .shared
+                        .work_ready
+                        .wait_timeout(queue, deadline - now)
+                        .expect("queue poisoned")
+                        .0;
+                }
+            }
+        }
+    }
+
+    /// Writes every append of `batch` in groups, syncs as the policy says, and answers.
+    fn process(&mut self, batch: &mut Vec<Request>) {
+        let mut owed: Vec<Owed> = Vec::new();
+        let mut syncs = Vec::new();
+        let mut queued_bytes = 0usize;
+        let mut requests = batch.drain(..).peekable();
+        while requests.peek().is_some() {
+            let mut group = Vec::new();
+            let mut body = 0usize;
+            while let Some(request) = requests.peek() {
+                if let Request::Append { frames, .. } = request {
+                    if body > 0 && body + frames.len() > self.shared.config.max_group_size {
+                        break;
+                    }
+                    body += frames.len();
+                    queued_bytes += frames.len();
+                }
+                match requests.next().expect("peeked") {
+                    Request::Sync { reply } => syncs.push(reply),
+                    append => group.push(append),
+                }
+            }
+            if !group.is_empty() {
+                self.write_group(group, body, &mut owed);
+            }
+        }
+        drop(requests);
+
+        let synced = if self.policy() == FsyncPolicy::Always || !syncs.is_empty() {
+            self.sync()
+        } else {
+            self.after_unsynced_write();
+            Ok(())
+        };
+        for Owed { reply, position } in owed {
+            let _ = reply.send(match &synced {
+                Ok(()) => Ok(position),
+                Err(err) => Err(err.duplicate()),
+            });
+        }
+        for reply in syncs {
+            let _ = reply.send(synced.as_ref().map(|_| ()).map_err(WalError::duplicate));
+        }
+        let permits = self.shared.permits_for(queued_bytes);
+        self.shared.room.add_permits(permits as usize);
+    }
+
+    /// Writes one group; appenders are answered at once on failure, else put in `owed`
+    /// (under `Always`, answered after the fsync) or answered now.
+    fn write_group(&mut self, group: Vec<Request>, body: usize, owed: &mut Vec<Owed>) {
+        let outcome = self.try_write_group(&group, body);
+        let mut offset_in_body = 0u64;
+        for request in group {
+            let Request::Append {
+                frames,
+                reply,
+                count: _,
+            } = request
+            else {
+                unreachable!("groups hold appends only");
+            };
+            match &outcome {
+                Err(err) => {
+                    let _ = reply.send(Err(err.duplicate()));
+                }
+                Ok(group_start) => {
+                    let position = Position {
+                        segment_id: self.segment.id,
+                        offset: group_start + GROUP_HEADER_LEN as u64 + offset_in_body,
+                    };
+                    offset_in_body += frames.len() as u64;
+                    if self.policy() == FsyncPolicy::Always {
+                        owed.push(Owed { reply, position });
+                    } else {
+                        let _ = reply.send(Ok(position));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rotates if needed and writes the group; returns the group's start offset.
+    fn try_write_group(&mut self, group: &[Request], body: usize) -> Result<u64> {
+        if let Some(reason) = &self.poisoned {
+            return Err(WalError::Poisoned(reason.clone()));
+        }
+        let size = (GROUP_HEADER_LEN + body) as u64;
+        if self.segment.end + size > self.shared.config.max_segment_size
+            && self.segment.end > SEGMENT_HEADER_LEN
+        {
+            self.rotate()?;
+        }
+        let count = group
+            .iter()
+            .map(|request| match request {
+                Request::Append { count, .. } => *count,
+                Request::Sync { .. } => 0,
+            })
+            .sum();
+        let header = GroupHeader {
+            body_len: body as u32,
+            record_count: count,
+            synced_offset: self.synced,
+            segment_id: self.segment.id,
+        };
+        self.buf.clear();
+        self.buf.extend_from_slice(&header.encode());
+        for request in group {
+            if let Request::Append { frames, .. } = request {
+                self.buf.extend_from_slice(frames);
+            }
+        }
+        let start = self.segment.end;
+        self.segment
+            .file
+            .write_all_at(&self.buf, start)
+            .map_err(|e| WalError::io("writing", &self.path, e))?;
+        self.segment.end += size;
+        self.evidenced = self.evidenced.max(self.synced);
+        Ok(start)
+    }
+
+    /// After a write that is not synced now: publish it (`Os`) or start the Batch timer.
+    fn after_unsynced_write(&mut self) {
+        match self.policy() {
+            FsyncPolicy::Os => self.publish(),
+            FsyncPolicy::Batch(_) => {
+                if self.segment.end > self.synced && self.unsynced_since.is_none() {
+                    self.unsynced_since = Some(Instant::now());
+                }
+            }
+            FsyncPolicy::Always => {}
+        }
+    }
+
+    /// Makes everything written durable and visible.
+    fn sync(&mut self) -> Result<()> {
+        if let Some(reason) = &self.poisoned {
+            return Err(WalError::Poisoned(reason.clone()));
+        }
+        if self.segment.end > self.synced {
+            if let Err(err) = self.segment.file.sync_data() {
+                let reason = format!("fsync of {} failed: {err}", self.path.display());
+                tracing::error!("{reason}");
+                self.poisoned = Some(reason.clone());
+                return Err(WalError::Poisoned(reason));
+            }
+            self.synced = self.segment.end;
+        }
+        self.unsynced_since = None;
+        self.publish();
+        Ok(())
+    }
+
+    /// Lets readers see everything up to the end of the active segment.
+    fn publish(&self) {
+        let end = Position {
+            segment_id: self.segment.id,
+            offset: self.segment.end,
+        };
+        self.visible.send_if_modified(|visible| {
+            let moved = *visible < end;
+            if moved {
+                *visible = end;
+            }
+            moved
+        });
+    }
+
+    /// Seals the active segment (cut to its data, synced) and starts the next one.
+    fn rotate(&mut self) -> Result<()> {
+        let config = &self.shared.config;
+        let file = &self.segment.file;
+        let end = self.segment.end;
+        let seal = || -> std::io::Result<()> {
+            if file.len()? > end {
+                file.set_len(end)?;
+            }
+            file.sync_data()
+        };
+        if let Err(err) = seal() {
+            let reason = format!("sealing {} failed: {err}", self.path.display());
+            self.poisoned = Some(reason.clone());
+            return Err(WalError::Poisoned(reason));
+        }
+        self.synced = end;
+        let next = self.segment.id + 1;
+        let allocate = config.preallocate.then_some(config.max_segment_size);
+        let file: Arc<dyn VfsFile> =
+            create_segment(config.vfs.as_ref(), &config.dir, next, config.node_id, allocate)?;
+        self.shared.files.insert(next, file.clone());
+        self.segment = ActiveSegment {
+            id: next,
+            file,
+            end: SEGMENT_HEADER_LEN,
+        };
+        self.path = segment_path(&self.shared.config.dir, next);
+        self.synced = SEGMENT_HEADER_LEN;
+        self.evidenced = SEGMENT_HEADER_LEN;
+        self.unsynced_since = None;
+        self.shared.active_segment.store(next, Ordering::Release);
+        self.publish();
+        Ok(())
+    }
+
+    /// Final sync; then an empty group records that everything before it was durable, so
+    /// that recovery can tell later damage there from a torn tail.
+    fn shut_down(mut self) -> Result<()> {
+        self.sync()?;
+        if self.evidenced < self.synced {
+            let marker = GroupHeader {
+                body_len: 0,
+                record_count: 0,
+                synced_offset: self.synced,
+                segment_id: self.segment.id,
+            };
+            let start = self.segment.end;
+            self.segment
+                .file
+                .write_all_at(&marker.encode(), start)
+                .map_err(|e| WalError::io("writing", &self.path, e))?;
+            self.segment.end += GROUP_HEADER_LEN as u64;
+            self.sync()?;
+        }
+        Ok(())
+    }
+}
