@@ -91,9 +91,10 @@ impl WalConfig {
                 self.max_segment_size
             ));
         }
-        if self.max_group_size == 0 || self.max_pending_bytes == 0 || self.read_buffer_size == 0
-        {
-            return invalid("max_group_size, max_pending_bytes and read_buffer_size must be > 0".into());
+        if self.max_group_size == 0 || self.max_pending_bytes == 0 || self.read_buffer_size == 0 {
+            return invalid(
+                "max_group_size, max_pending_bytes and read_buffer_size must be > 0".into(),
+            );
         }
         if let FsyncPolicy::Batch(window) = self.fsync_policy
             && window.is_zero()

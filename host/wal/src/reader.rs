@@ -26,11 +26,16 @@ pub struct WalReader {
     /// Offset of the next frame in the current segment.
     offset: u64,
     cursor: Option<FileCursor>,
+    /// Whether the cursor's limit is its segment's final length (the segment was sealed
+    /// when the cursor was opened), rather than the durable end of the active segment.
+    sealed: bool,
 }
 
 impl WalReader {
     pub(crate) fn new(shared: Arc<Shared>, start: Position) -> Result<WalReader> {
-        let first = shared.first_segment.load(std::sync::atomic::Ordering::Acquire);
+        let first = shared
+            .first_segment
+            .load(std::sync::atomic::Ordering::Acquire);
         let (segment_id, offset) = if start.segment_id < first {
             if start != Position::START {
                 return Err(WalError::SegmentDeleted(start));
@@ -46,6 +51,7 @@ impl WalReader {
             segment_id,
             offset,
             cursor: None,
+            sealed: false,
         })
     }
 
@@ -71,6 +77,12 @@ impl WalReader {
             let cursor = self.cursor.as_mut().expect("opened above");
             if self.segment_id == end.segment_id {
                 cursor.set_limit(end.offset);
+            } else if !self.sealed {
+                // The cursor was opened while its segment was the active one, so its
+                // limit is the durable end of that time; the segment has been sealed
+                // since. Reopen it to read up to the segment's final length.
+                self.cursor = None;
+                continue;
             }
             if cursor.remaining() == 0 {
                 if self.segment_id < end.segment_id {
@@ -94,17 +106,16 @@ impl WalReader {
             if let Some(record) = self.next_record().await? {
                 return Ok(record);
             }
-            self.visible
-                .changed()
-                .await
-                .map_err(|_| WalError::Closed)?;
+            self.visible.changed().await.map_err(|_| WalError::Closed)?;
         }
     }
 
     async fn open_segment(&mut self, end: Position) -> Result<()> {
         let shared = self.shared.clone();
         let id = self.segment_id;
-        let first = shared.first_segment.load(std::sync::atomic::Ordering::Acquire);
+        let first = shared
+            .first_segment
+            .load(std::sync::atomic::Ordering::Acquire);
         if id < first {
             return Err(WalError::SegmentDeleted(self.position()));
         }
@@ -113,13 +124,15 @@ impl WalReader {
             shared.files.get(config.vfs.as_ref(), &config.dir, id)
         })
         .await?;
+        self.sealed = id != end.segment_id;
         let limit = if id == end.segment_id {
             end.offset
         } else {
             // A sealed segment: its length is final and its data ends where the file does.
             let probe = file.clone();
             let path = segment_path(&self.shared.config.dir, id);
-            run_blocking(move || probe.len().map_err(|e| WalError::io("reading", &path, e))).await?
+            run_blocking(move || probe.size().map_err(|e| WalError::io("reading", &path, e)))
+                .await?
         };
         self.cursor = Some(FileCursor::new(
             file,

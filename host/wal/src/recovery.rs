@@ -135,17 +135,27 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered> {
             let report = CorruptionReport {
                 file: segment_path(dir, missing),
                 offset: 0,
-                reason: format!("segment {missing} is missing between {} and {id}", missing - 1),
+                reason: format!(
+                    "segment {missing} is missing between {} and {id}",
+                    missing - 1
+                ),
             };
             let previous = active.take().expect("an earlier segment was kept");
-            return cut(config, &ids[index..], report, Some(previous), info, first_segment);
+            return cut(
+                config,
+                &ids[index..],
+                report,
+                Some(previous),
+                info,
+                first_segment,
+            );
         }
         let file = vfs
             .open(&path, OpenMode::ReadWrite)
             .map_err(|e| WalError::io("opening", &path, e))?;
-        let len = file.len().map_err(|e| WalError::io("reading", &path, e))?;
-        let scan = scan_segment(&file, id, len, config)
-            .map_err(|e| WalError::io("reading", &path, e))?;
+        let len = file.size().map_err(|e| WalError::io("reading", &path, e))?;
+        let scan =
+            scan_segment(&file, id, len, config).map_err(|e| WalError::io("reading", &path, e))?;
         info.segments_scanned += 1;
 
         let mut corruption = None;
@@ -262,7 +272,7 @@ fn cut(
     for &id in later {
         let path = segment_path(dir, id);
         if let Ok(file) = vfs.open(&path, OpenMode::Read) {
-            info.bytes_truncated += file.len().unwrap_or(0);
+            info.bytes_truncated += file.size().unwrap_or(0);
         }
         vfs.remove_file(&path)
             .map_err(|e| WalError::io("removing", &path, e))?;
@@ -391,7 +401,10 @@ fn scan_group(
         let frame_start = cursor.pos();
         let room = body_end - frame_start;
         if room < RECORD_HEADER_LEN as u64 || !cursor.fill(RECORD_HEADER_LEN)? {
-            return damage(frame_start, "group holds fewer records than its header says");
+            return damage(
+                frame_start,
+                "group holds fewer records than its header says",
+            );
         }
         let frame_len = RECORD_HEADER_LEN as u64 + u64::from(read_u32(&cursor.buffered(), 0));
         if frame_len > room {

@@ -58,7 +58,7 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
     /// Reserves space so the file is at least `len` bytes long, reading as zeros.
     fn allocate(&self, len: u64) -> io::Result<()>;
     /// The file's current length.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`, or fails with `UnexpectedEof`.
@@ -182,7 +182,7 @@ impl VfsFile for OsFile {
         }
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 }

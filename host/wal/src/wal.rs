@@ -185,12 +185,14 @@ impl Wal {
         let writer = inner.writer.lock().expect("writer handle poisoned").take();
         match writer {
             None => Ok(()),
-            Some(writer) => run_blocking(move || {
-                writer
-                    .join()
-                    .unwrap_or_else(|_| Err(WalError::Poisoned("the writer thread panicked".into())))
-            })
-            .await,
+            Some(writer) => {
+                run_blocking(move || {
+                    writer.join().unwrap_or_else(|_| {
+                        Err(WalError::Poisoned("the writer thread panicked".into()))
+                    })
+                })
+                .await
+            }
         }
     }
 

@@ -227,9 +227,12 @@ impl Writer {
         while requests.peek().is_some() {
             let mut group = Vec::new();
             let mut body = 0usize;
+            let mut limit = self.shared.config.max_group_size;
             while let Some(request) = requests.peek() {
                 if let Request::Append { frames, .. } = request {
-                    if body > 0 && body + frames.len() > self.shared.config.max_group_size {
+                    if body == 0 {
+                        limit = limit.min(self.group_room(frames.len()));
+                    } else if body + frames.len() > limit {
                         break;
                     }
                     body += frames.len();
@@ -265,10 +268,29 @@ impl Writer {
         self.shared.room.add_permits(permits as usize);
     }
 
+    /// Bytes of frames a group whose first append has `first` bytes can hold without
+    /// growing its segment past `max_segment_size`: the room left in the active segment,
+    /// or in a fresh one when that first append does not fit there (`try_write_group`
+    /// then rotates). The first append always fits a fresh segment (`WalConfig::validate`).
+    fn group_room(&self, first: usize) -> usize {
+        let max = self.shared.config.max_segment_size;
+        let header = GROUP_HEADER_LEN as u64;
+        let mut end = self.segment.end;
+        if end + header + first as u64 > max && end > SEGMENT_HEADER_LEN {
+            end = SEGMENT_HEADER_LEN;
+        }
+        usize::try_from(max.saturating_sub(end + header)).unwrap_or(usize::MAX)
+    }
+
     /// Writes one group; appenders are answered at once on failure, else put in `owed`
     /// (under `Always`, answered after the fsync) or answered now.
     fn write_group(&mut self, group: Vec<Request>, body: usize, owed: &mut Vec<Owed>) {
         let outcome = self.try_write_group(&group, body);
+        if outcome.is_ok() && self.policy() == FsyncPolicy::Os {
+            // Under `Os` written data is readable: publish it before answering, so that an
+            // appender can read its own record as soon as `append` returns.
+            self.publish();
+        }
         let mut offset_in_body = 0u64;
         for request in group {
             let Request::Append {
@@ -393,7 +415,7 @@ impl Writer {
         let file = &self.segment.file;
         let end = self.segment.end;
         let seal = || -> std::io::Result<()> {
-            if file.len()? > end {
+            if file.size()? > end {
                 file.set_len(end)?;
             }
             file.sync_data()
@@ -406,8 +428,13 @@ impl Writer {
         self.synced = end;
         let next = self.segment.id + 1;
         let allocate = config.preallocate.then_some(config.max_segment_size);
-        let file: Arc<dyn VfsFile> =
-            create_segment(config.vfs.as_ref(), &config.dir, next, config.node_id, allocate)?;
+        let file: Arc<dyn VfsFile> = create_segment(
+            config.vfs.as_ref(),
+            &config.dir,
+            next,
+            config.node_id,
+            allocate,
+        )?;
         self.shared.files.insert(next, file.clone());
         self.segment = ActiveSegment {
             id: next,

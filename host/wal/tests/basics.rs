@@ -17,7 +17,10 @@ async fn appended_records_read_back_in_order_across_segments_and_reopen() {
     for n in 0..500 {
         positions.push(wal.append(&numbered(n)).await.unwrap());
     }
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "positions increase");
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "positions increase"
+    );
     assert!(positions.last().unwrap().segment_id >= 3, "the log rotated");
     let all = read_all(&wal).await;
     assert_eq!(all.len(), 500);
@@ -112,12 +115,18 @@ async fn the_largest_record_round_trips_and_a_larger_one_is_refused() {
     let at = wal.append(&largest).await.unwrap();
     let too_large = Record::put(&b"k"[..], Bytes::from(vec![0xcd; max - 10]));
     let refused = wal.append(&too_large).await.unwrap_err();
-    assert!(matches!(refused, WalError::RecordTooLarge { .. }), "{refused}");
+    assert!(
+        matches!(refused, WalError::RecordTooLarge { .. }),
+        "{refused}"
+    );
     let refused = wal
         .append_batch(&[numbered(1), too_large.clone()])
         .await
         .unwrap_err();
-    assert!(matches!(refused, WalError::RecordTooLarge { .. }), "{refused}");
+    assert!(
+        matches!(refused, WalError::RecordTooLarge { .. }),
+        "{refused}"
+    );
     let all = read_all(&wal).await;
     assert_eq!(all.len(), 1, "nothing of the refused appends was written");
     assert_eq!(all[0].0, largest);
@@ -163,7 +172,9 @@ async fn many_concurrent_appenders_rotate_without_tiny_segments() {
     // group does not fit.
     let last = all.last().unwrap().1.segment_id;
     for id in 0..last {
-        let len = std::fs::metadata(tally_wal::segment_path(dir.path(), id)).unwrap().len();
+        let len = std::fs::metadata(tally_wal::segment_path(dir.path(), id))
+            .unwrap()
+            .len();
         assert!(len > 32 * 1024, "segment {id} is only {len} bytes");
     }
 }

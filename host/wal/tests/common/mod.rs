@@ -31,3 +31,28 @@ pub async fn read_all(wal: &Wal) -> Vec<(Record, Position)> {
     }
     out
 }
+
+/// Copies every file of `from` into the empty directory `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// Flips one bit of the file at `offset`.
+pub fn flip_bit(path: &Path, offset: u64, bit: u8) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize] ^= 1 << bit;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The records of a freshly opened log in `dir`.
+pub async fn reopen_and_read(
+    config: WalConfig,
+) -> (Vec<(Record, Position)>, tally_wal::RecoveryInfo) {
+    let (wal, info) = Wal::open(config).await.unwrap();
+    let all = read_all(&wal).await;
+    wal.close().await.unwrap();
+    (all, info)
+}

@@ -1,0 +1,243 @@
+//! Crash test: a child process appends from 16 tasks under `FsyncPolicy::Always`, printing
+//! every acknowledged position; the parent kills it with SIGKILL at a random moment, then
+//! reopens the log and checks that every acknowledged record is there and intact, that
+//! nothing appears that was never appended, and that appending continues.
+//!
+//! The test binary is its own child: with `TALLY_WAL_CRASH_CHILD` set it runs the
+//! appender. Rounds: `TALLY_WAL_CRASH_ROUNDS` (default 20); seed: `TALLY_WAL_CRASH_SEED`
+//! (default from the clock, printed so a failure can be replayed).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tally_wal::{FsyncPolicy, Position, Record, Wal, WalConfig};
+
+const CHILD_ENV: &str = "TALLY_WAL_CRASH_CHILD";
+const TASKS: u64 = 16;
+
+fn config(dir: &Path) -> WalConfig {
+    WalConfig {
+        // Small segments, so that kills also land in rotations.
+        max_segment_size: 256 * 1024,
+        max_record_size: 16 * 1024,
+        max_batch_size: 64 * 1024,
+        fsync_policy: FsyncPolicy::Always,
+        ..WalConfig::new(dir)
+    }
+}
+
+/// The record task `task` appends as its `seq`-th in round `round`: its content is a
+/// function of its key, so any record read back can be checked.
+fn record(round: u64, task: u64, seq: u64) -> Record {
+    let key = format!("{round}/{task}/{seq}");
+    let value = expected_value(&key);
+    Record::put(key.into_bytes(), value)
+}
+
+fn expected_value(key: &str) -> Vec<u8> {
+    let len = 50 + key.len() * 13 % 900;
+    key.bytes().cycle().take(len).collect()
+}
+
+fn main() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        return child(Path::new(&dir));
+    }
+    let rounds: u64 = env_number("TALLY_WAL_CRASH_ROUNDS", 20);
+    let seed = env_number(
+        "TALLY_WAL_CRASH_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    );
+    println!(
+        "crash test: {rounds} rounds, seed {seed} (TALLY_WAL_CRASH_SEED={seed} replays the kill timing)"
+    );
+    let result = std::panic::catch_unwind(|| parent(rounds, seed));
+    match result {
+        Ok(()) => println!("crash: 1 passed, 0 failed"),
+        Err(_) => {
+            println!("crash: 0 passed, 1 failed (seed {seed})");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} must be a number"))
+        })
+        .unwrap_or(default)
+}
+
+/// Appends until killed, printing `round task seq segment offset` per acknowledged append.
+fn child(dir: &Path) {
+    let round = env_number("TALLY_WAL_CRASH_ROUND", 0);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (wal, _) = Wal::open(config(dir)).await.unwrap();
+        let (acks, mut printed) = tokio::sync::mpsc::unbounded_channel::<String>();
+        for task in 0..TASKS {
+            let wal = wal.clone();
+            let acks = acks.clone();
+            tokio::spawn(async move {
+                for seq in 0.. {
+                    // Every fifth append is a batch of three.
+                    if seq % 5 == 4 {
+                        let batch: Vec<Record> =
+                            (0..3).map(|i| record(round, task, seq * 10 + i)).collect();
+                        let positions = wal.append_batch(&batch).await.unwrap();
+                        for (i, p) in positions.iter().enumerate() {
+                            let line = format!(
+                                "{round} {task} {} {} {}",
+                                seq * 10 + i as u64,
+                                p.segment_id,
+                                p.offset
+                            );
+                            acks.send(line).unwrap();
+                        }
+                    } else {
+                        let p = wal.append(&record(round, task, seq * 10)).await.unwrap();
+                        let line =
+                            format!("{round} {task} {} {} {}", seq * 10, p.segment_id, p.offset);
+                        acks.send(line).unwrap();
+                    }
+                }
+            });
+        }
+        drop(acks);
+        let mut stdout = std::io::stdout().lock();
+        while let Some(line) = printed.recv().await {
+            writeln!(stdout, "{line}").unwrap();
+            stdout.flush().unwrap();
+        }
+    });
+}
+
+struct Rng(u64);
+
+impl Rng {
+    /// splitmix64: enough to spread kill moments.
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+fn parent(rounds: u64, seed: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(seed);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // Every acknowledged record ever: key -> position.
+    let mut acknowledged: BTreeMap<String, Position> = BTreeMap::new();
+    for round in 0..rounds {
+        let kill_after = Duration::from_millis(rng.next() % 300);
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env(CHILD_ENV, dir.path())
+            .env("TALLY_WAL_CRASH_ROUND", round.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (first_ack, first_ack_seen) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stdout).lines() {
+                match line {
+                    Ok(line) => lines.push(line),
+                    Err(_) => break,
+                }
+                if lines.len() == 1 {
+                    let _ = first_ack.send(());
+                }
+            }
+            lines
+        });
+        // Kill at a random moment once the child is appending (it first recovers the log).
+        first_ack_seen
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the child acknowledged an append");
+        let started = Instant::now();
+        std::thread::sleep(kill_after);
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let lines = reader.join().unwrap();
+        let mut new_acks = 0;
+        for line in lines {
+            let fields: Vec<u64> = line.split(' ').map(|f| f.parse().unwrap()).collect();
+            // A line cut by the kill has fewer fields: that ack was never complete.
+            if let [round, task, seq, segment_id, offset] = fields[..] {
+                let key = format!("{round}/{task}/{seq}");
+                let position = Position { segment_id, offset };
+                assert!(
+                    acknowledged.insert(key, position).is_none(),
+                    "a key was acknowledged twice"
+                );
+                new_acks += 1;
+            }
+        }
+
+        let survivors = runtime.block_on(verify(dir.path(), &acknowledged));
+        println!(
+            "round {round}: killed {:?} after its first ack, {new_acks} new acknowledged appends, {survivors} records in the log",
+            started.elapsed()
+        );
+    }
+    assert!(
+        acknowledged.len() as u64 > rounds,
+        "the children acknowledged appends"
+    );
+}
+
+/// Reopens the log and checks it against the acknowledged appends; returns its size.
+async fn verify(dir: &Path, acknowledged: &BTreeMap<String, Position>) -> usize {
+    let (wal, info) = Wal::open(config(dir)).await.unwrap();
+    assert!(
+        !info.corruption_detected,
+        "a crash is not corruption: {info:?}"
+    );
+    let mut reader = wal.read_from(Position::START).await.unwrap();
+    let mut seen = HashSet::new();
+    let mut found = 0usize;
+    let mut last = None;
+    while let Some((record, position)) = reader.next_record().await.unwrap() {
+        let key = String::from_utf8(record.key.to_vec()).expect("keys are what the child wrote");
+        assert_eq!(
+            record.value,
+            expected_value(&key),
+            "record {key} at {position} is not what was appended"
+        );
+        assert!(seen.insert(key.clone()), "record {key} appears twice");
+        if let Some(at) = acknowledged.get(&key) {
+            assert_eq!(*at, position, "record {key} moved");
+            found += 1;
+        }
+        assert!(last < Some(position));
+        last = Some(position);
+    }
+    assert_eq!(
+        found,
+        acknowledged.len(),
+        "{} acknowledged records are missing",
+        acknowledged.len() - found
+    );
+    assert_eq!(info.valid_records as usize, seen.len());
+    // Appending continues after the crash.
+    let probe_key = format!("probe-{}", seen.len());
+    let probe = Record::put(probe_key.clone().into_bytes(), expected_value(&probe_key));
+    let at = wal.append(&probe).await.unwrap();
+    assert_eq!(wal.read_at(at).await.unwrap(), probe);
+    wal.close().await.unwrap();
+    seen.len()
+}
