@@ -58,6 +58,12 @@ pub fn create_segment(
 ) -> Result<Arc<dyn VfsFile>> {
     let temp = temp_path(dir, id);
     let path = segment_path(dir, id);
+    // A failed earlier attempt (say, on a full disk) may have left the temporary file.
+    match vfs.remove_file(&temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(WalError::io("removing", &temp, e)),
+    }
     let file = vfs
         .open(&temp, OpenMode::CreateNew)
         .map_err(|e| WalError::io("creating", &temp, e))?;
@@ -67,9 +73,12 @@ pub fn create_segment(
     };
     file.write_all_at(&header.encode(), 0)
         .map_err(|e| WalError::io("writing", &temp, e))?;
-    if let Some(len) = allocate {
-        file.allocate(len.max(SEGMENT_HEADER_LEN))
-            .map_err(|e| WalError::io("preallocating", &temp, e))?;
+    if let Some(len) = allocate
+        && let Err(e) = file.allocate(len.max(SEGMENT_HEADER_LEN))
+    {
+        // Give the space back rather than leave a half-made segment behind.
+        let _ = vfs.remove_file(&temp);
+        return Err(WalError::io("preallocating", &temp, e));
     }
     file.sync_data()
         .map_err(|e| WalError::io("syncing", &temp, e))?;

@@ -222,7 +222,7 @@ impl Writer {
     fn process(&mut self, batch: &mut Vec<Request>) {
         let mut owed: Vec<Owed> = Vec::new();
         let mut syncs = Vec::new();
-        let mut queued_bytes = 0usize;
+        let mut released_permits = 0usize;
         let mut requests = batch.drain(..).peekable();
         while requests.peek().is_some() {
             let mut group = Vec::new();
@@ -236,7 +236,7 @@ impl Writer {
                         break;
                     }
                     body += frames.len();
-                    queued_bytes += frames.len();
+                    released_permits += self.shared.permits_for(frames.len()) as usize;
                 }
                 match requests.next().expect("peeked") {
                     Request::Sync { reply } => syncs.push(reply),
@@ -264,8 +264,7 @@ impl Writer {
         for reply in syncs {
             let _ = reply.send(synced.as_ref().map(|_| ()).map_err(WalError::duplicate));
         }
-        let permits = self.shared.permits_for(queued_bytes);
-        self.shared.room.add_permits(permits as usize);
+        self.shared.room.add_permits(released_permits);
     }
 
     /// Bytes of frames a group whose first append has `first` bytes can hold without

@@ -56,3 +56,69 @@ pub async fn reopen_and_read(
     wal.close().await.unwrap();
     (all, info)
 }
+
+/// A file system that counts data syncs and otherwise is the real one.
+#[derive(Debug, Default)]
+pub struct CountingVfs {
+    pub syncs: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Debug)]
+struct CountingFile {
+    inner: std::sync::Arc<dyn tally_wal::vfs::VfsFile>,
+    syncs: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl tally_wal::vfs::Vfs for CountingVfs {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        tally_wal::vfs::OsVfs.create_dir_all(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        tally_wal::vfs::OsVfs.list_dir(dir)
+    }
+    fn open(
+        &self,
+        path: &Path,
+        mode: tally_wal::vfs::OpenMode,
+    ) -> std::io::Result<std::sync::Arc<dyn tally_wal::vfs::VfsFile>> {
+        let inner = tally_wal::vfs::OsVfs.open(path, mode)?;
+        Ok(std::sync::Arc::new(CountingFile {
+            inner,
+            syncs: self.syncs.clone(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        tally_wal::vfs::OsVfs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        tally_wal::vfs::OsVfs.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        tally_wal::vfs::OsVfs.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> std::io::Result<tally_wal::vfs::LockGuard> {
+        tally_wal::vfs::OsVfs.lock(path)
+    }
+}
+
+impl tally_wal::vfs::VfsFile for CountingFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.sync_data()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn allocate(&self, len: u64) -> std::io::Result<()> {
+        self.inner.allocate(len)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.inner.size()
+    }
+}
