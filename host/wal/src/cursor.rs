@@ -35,6 +35,11 @@ impl FileCursor {
         }
     }
 
+    /// The file the cursor reads.
+    pub fn file(&self) -> Arc<dyn VfsFile> {
+        self.file.clone()
+    }
+
     /// The file offset of the cursor.
     pub fn pos(&self) -> u64 {
         self.pos

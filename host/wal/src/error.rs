@@ -65,6 +65,15 @@ pub enum WalError {
     /// writes until it is reopened (and recovered).
     #[error("write-ahead log stopped after a failed fsync ({0}); reopen it to recover")]
     Poisoned(String),
+    /// An earlier write failed (for example, the disk was full); appends are refused until
+    /// [`crate::Wal::resume`] is called. Nothing of this append was written.
+    #[error("write-ahead log refuses appends after a failed write ({message}); resume it to retry")]
+    Stalled {
+        /// The kind of the I/O error that stalled the log.
+        kind: io::ErrorKind,
+        /// What failed.
+        message: String,
+    },
     /// The position lies in a segment removed by `delete_segments_before`.
     #[error("position {0} lies in a deleted segment")]
     SegmentDeleted(Position),
@@ -77,7 +86,11 @@ impl WalError {
     /// Whether the error is the disk running out of space (the operation can be retried
     /// once space is freed; nothing was acknowledged).
     pub fn is_storage_full(&self) -> bool {
-        matches!(self, WalError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+        match self {
+            WalError::Io { source, .. } => source.kind() == io::ErrorKind::StorageFull,
+            WalError::Stalled { kind, .. } => *kind == io::ErrorKind::StorageFull,
+            _ => false,
+        }
     }
 
     pub(crate) fn io(operation: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
@@ -102,6 +115,10 @@ impl WalError {
             },
             WalError::Poisoned(message) => WalError::Poisoned(message.clone()),
             WalError::Closed => WalError::Closed,
+            WalError::Stalled { kind, message } => WalError::Stalled {
+                kind: *kind,
+                message: message.clone(),
+            },
             other => WalError::Poisoned(other.to_string()),
         }
     }

@@ -216,7 +216,8 @@ pub fn varint_len(mut value: u64) -> usize {
     len
 }
 
-fn put_varint(out: &mut BytesMut, mut value: u64) {
+/// Appends the LEB128 varint of `value` to `out`.
+pub fn put_varint(out: &mut BytesMut, mut value: u64) {
     while value >= 0x80 {
         out.put_u8((value as u8) | 0x80);
         value >>= 7;
@@ -225,7 +226,7 @@ fn put_varint(out: &mut BytesMut, mut value: u64) {
 }
 
 /// Decodes a LEB128 varint of at most 10 bytes, returning it and its size.
-fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+pub fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
     let mut value = 0u64;
     for (i, byte) in bytes.iter().take(10).enumerate() {
         value |= u64::from(byte & 0x7f) << (7 * i);

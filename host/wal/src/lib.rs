@@ -50,4 +50,4 @@ pub use reader::WalReader;
 pub use record::{Position, Record};
 pub use recovery::{CorruptionReport, RecoveryInfo};
 pub use segment::segment_path;
-pub use wal::Wal;
+pub use wal::{AppendTicket, Reservation, Wal};

@@ -80,9 +80,16 @@ impl WalReader {
             } else if !self.sealed {
                 // The cursor was opened while its segment was the active one, so its
                 // limit is the durable end of that time; the segment has been sealed
-                // since. Reopen it to read up to the segment's final length.
-                self.cursor = None;
-                continue;
+                // since: read up to its final length. The open handle is asked, not the
+                // path, so this works even if the segment has been deleted meanwhile.
+                let file = cursor.file();
+                let path = segment_path(&self.shared.config.dir, self.segment_id);
+                let len = run_blocking(move || {
+                    file.size().map_err(|e| WalError::io("reading", &path, e))
+                })
+                .await?;
+                cursor.set_limit(len);
+                self.sealed = true;
             }
             if cursor.remaining() == 0 {
                 if self.segment_id < end.segment_id {

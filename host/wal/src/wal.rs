@@ -4,18 +4,57 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::{oneshot, watch};
 
 use crate::config::WalConfig;
 use crate::error::{Result, WalError};
-use crate::format::{RECORD_HEADER_LEN, decode_frame, encode_frame, frame_len, read_u32};
+use crate::format::{
+    MAX_FRAME_BODY, RECORD_HEADER_LEN, decode_frame, encode_frame, frame_len, read_u32,
+};
 use crate::reader::{WalReader, run_blocking};
 use crate::record::{Position, Record};
 use crate::recovery::{RecoveryInfo, recover};
 use crate::segment::{LOCK_FILE, segment_path};
-use crate::vfs::read_exact_at;
+use crate::vfs::{read_exact_at, read_up_to};
 use crate::writer::{Request, Shared, Writer};
+
+/// Room reserved in the writer's queue by [`Wal::reserve`]; given back if dropped unused.
+#[derive(Debug)]
+pub struct Reservation {
+    shared: Arc<Shared>,
+    permits: u32,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if self.permits > 0 {
+            self.shared.room.add_permits(self.permits as usize);
+        }
+    }
+}
+
+/// A queued batch (see [`Wal::enqueue_batch`]).
+#[derive(Debug)]
+pub struct AppendTicket {
+    answer: oneshot::Receiver<Result<Position>>,
+    offsets: Vec<u64>,
+}
+
+impl AppendTicket {
+    /// Waits until the batch is written (durable under `Always`); returns its positions.
+    pub async fn wait(self) -> Result<Vec<Position>> {
+        let first = self.answer.await.map_err(|_| WalError::Closed)??;
+        Ok(self
+            .offsets
+            .into_iter()
+            .map(|offset| Position {
+                segment_id: first.segment_id,
+                offset: first.offset + offset,
+            })
+            .collect())
+    }
+}
 
 /// A write-ahead log. Cheap to clone: clones share the log; it is `Send + Sync`.
 ///
@@ -97,19 +136,20 @@ impl Wal {
     /// Appends one record and returns its position. Under [`crate::FsyncPolicy::Always`]
     /// it returns once the record is durable.
     pub async fn append(&self, record: &Record) -> Result<Position> {
-        let size = frame_len(record);
-        let max = self.config().max_record_size;
-        if size > max {
-            return Err(WalError::RecordTooLarge { size, max });
-        }
-        let mut frames = BytesMut::with_capacity(size);
-        encode_frame(record, &mut frames);
-        self.submit(frames, 1).await
+        let positions = self.append_batch(std::slice::from_ref(record)).await?;
+        Ok(positions[0])
     }
 
     /// Appends records as one unit: after a crash they are all present or all absent.
     /// Returns their positions, which are consecutive.
     pub async fn append_batch(&self, records: &[Record]) -> Result<Vec<Position>> {
+        let size = self.checked_len(records)?;
+        let reservation = self.reserve(size).await?;
+        self.enqueue_batch(records, reservation)?.wait().await
+    }
+
+    /// Bytes `records` take on disk (their frames), checked against the limits.
+    pub fn checked_len(&self, records: &[Record]) -> Result<usize> {
         if records.is_empty() {
             return Err(WalError::EmptyBatch);
         }
@@ -125,48 +165,81 @@ impl Wal {
             }
             size += len;
         }
-        if size > config.max_batch_size {
+        if size > config.max_batch_size || u32::try_from(records.len()).is_err() {
             return Err(WalError::BatchTooLarge {
                 size,
                 max: config.max_batch_size,
             });
         }
-        let count = u32::try_from(records.len()).map_err(|_| WalError::BatchTooLarge {
-            size,
-            max: config.max_batch_size,
-        })?;
-        let mut frames = BytesMut::with_capacity(size);
-        let mut offsets = Vec::with_capacity(records.len());
-        for record in records {
-            offsets.push(frames.len() as u64);
-            encode_frame(record, &mut frames);
-        }
-        let first = self.submit(frames, count).await?;
-        Ok(offsets
-            .into_iter()
-            .map(|offset| Position {
-                segment_id: first.segment_id,
-                offset: first.offset + offset,
-            })
-            .collect())
+        Ok(size)
     }
 
-    async fn submit(&self, frames: BytesMut, count: u32) -> Result<Position> {
+    /// Waits for room for `bytes` (see [`Wal::checked_len`]) in the writer's queue
+    /// ([`WalConfig::max_pending_bytes`]). Together with [`Wal::enqueue_batch`] this lets a
+    /// caller wait for room first and then queue appends in an order it controls.
+    pub async fn reserve(&self, bytes: usize) -> Result<Reservation> {
         let shared = &self.inner.shared;
-        let permits = shared.permits_for(frames.len());
+        let permits = shared.permits_for(bytes);
         shared
             .room
             .acquire_many(permits)
             .await
             .map_err(|_| WalError::Closed)?
             .forget();
+        Ok(Reservation {
+            shared: shared.clone(),
+            permits,
+        })
+    }
+
+    /// Queues `records` as one atomic batch without waiting. Batches appear in the log in
+    /// the order of `enqueue_batch` calls; if one fails, every batch queued after it fails
+    /// too (the log is stalled until [`Wal::resume`]), so the log is always a prefix of
+    /// what was queued. The returned ticket tells when the batch is written (and durable
+    /// under `Always`).
+    pub fn enqueue_batch(
+        &self,
+        records: &[Record],
+        reservation: Reservation,
+    ) -> Result<AppendTicket> {
+        let size = self.checked_len(records)?;
+        let shared = &self.inner.shared;
+        let needed = shared.permits_for(size);
+        let mut reservation = reservation;
+        if reservation.permits < needed {
+            return Err(WalError::InvalidConfig(format!(
+                "a reservation of {} bytes cannot hold a batch of {size} bytes",
+                reservation.permits
+            )));
+        }
+        // The writer gives back exactly what the batch needs; the rest goes back now.
+        shared
+            .room
+            .add_permits((reservation.permits - needed) as usize);
+        reservation.permits = 0;
+        let mut frames = BytesMut::with_capacity(size);
+        let mut offsets = Vec::with_capacity(records.len());
+        for record in records {
+            offsets.push(frames.len() as u64);
+            encode_frame(record, &mut frames);
+        }
         let (reply, answer) = oneshot::channel();
-        shared.submit(Request::Append {
+        let submitted = shared.submit(Request::Append {
             frames: frames.freeze(),
-            count,
+            count: records.len() as u32,
             reply,
-        })?;
-        answer.await.map_err(|_| WalError::Closed)?
+        });
+        if let Err(err) = submitted {
+            shared.room.add_permits(needed as usize);
+            return Err(err);
+        }
+        Ok(AppendTicket { answer, offsets })
+    }
+
+    /// Accepts appends again after a failed write stalled the log ([`WalError::Stalled`]).
+    /// Call it once the appends queued before have all been answered.
+    pub fn resume(&self) {
+        *self.inner.shared.stalled.lock().expect("stall poisoned") = None;
     }
 
     /// Makes every record appended before this call durable.
@@ -203,34 +276,30 @@ impl Wal {
 
     /// Reads the durable record that starts at `position`.
     pub async fn read_at(&self, position: Position) -> Result<Record> {
+        let mut records = self.read_many(vec![position]).await?;
+        Ok(records.pop().expect("one position, one record"))
+    }
+
+    /// Reads the durable records that start at `positions`, in that order, on one blocking
+    /// thread (cheaper than one `read_at` each).
+    pub async fn read_many(&self, positions: Vec<Position>) -> Result<Vec<Record>> {
         let shared = self.inner.shared.clone();
         let end = *shared.visible.borrow();
         let first = shared.first_segment.load(Ordering::Acquire);
-        if position.segment_id < first {
-            return Err(WalError::SegmentDeleted(position));
-        }
-        if position >= end {
-            return Err(WalError::NoRecord(position));
-        }
-        run_blocking(move || {
-            let config = &shared.config;
-            let file = shared
-                .files
-                .get(config.vfs.as_ref(), &config.dir, position.segment_id)?;
-            let path = segment_path(&config.dir, position.segment_id);
-            let mut header = [0u8; RECORD_HEADER_LEN];
-            read_exact_at(file.as_ref(), &mut header, position.offset)
-                .map_err(|_| WalError::NoRecord(position))?;
-            let body = read_u32(&header, 0) as usize;
-            if body == 0 || body > config.max_record_size.max(config.max_batch_size) {
+        for &position in &positions {
+            if position.segment_id < first {
+                return Err(WalError::SegmentDeleted(position));
+            }
+            if position >= end {
                 return Err(WalError::NoRecord(position));
             }
-            let mut frame = vec![0u8; RECORD_HEADER_LEN + body];
-            read_exact_at(file.as_ref(), &mut frame, position.offset)
-                .map_err(|e| WalError::io("reading", &path, e))?;
-            decode_frame(&frame.into(), crate::format::MAX_FRAME_BODY)
-                .map(|(record, _)| record)
-                .map_err(|_| WalError::NoRecord(position))
+        }
+        run_blocking(move || {
+            let mut buf = Vec::new();
+            positions
+                .into_iter()
+                .map(|position| read_record(&shared, position, &mut buf))
+                .collect()
         })
         .await
     }
@@ -277,4 +346,40 @@ impl Wal {
     pub fn first_segment(&self) -> u64 {
         self.inner.shared.first_segment.load(Ordering::Acquire)
     }
+}
+
+/// Bytes read at once when reading a record at a position (most records fit).
+const READ_AHEAD: usize = 4096;
+
+/// Reads the record at `position` with one `pread` when it fits in [`READ_AHEAD`] bytes.
+fn read_record(shared: &Shared, position: Position, buf: &mut Vec<u8>) -> Result<Record> {
+    let config = &shared.config;
+    let file = shared
+        .files
+        .get(config.vfs.as_ref(), &config.dir, position.segment_id)?;
+    let path = || segment_path(&config.dir, position.segment_id);
+    buf.resize(READ_AHEAD, 0);
+    let read = read_up_to(file.as_ref(), buf, position.offset)
+        .map_err(|e| WalError::io("reading", path(), e))?;
+    if read < RECORD_HEADER_LEN {
+        return Err(WalError::NoRecord(position));
+    }
+    let body = read_u32(buf, 0) as usize;
+    if body == 0 || body as u64 > MAX_FRAME_BODY {
+        return Err(WalError::NoRecord(position));
+    }
+    let frame_len = RECORD_HEADER_LEN + body;
+    if frame_len > read {
+        buf.resize(frame_len, 0);
+        read_exact_at(
+            file.as_ref(),
+            &mut buf[read..],
+            position.offset + read as u64,
+        )
+        .map_err(|e| WalError::io("reading", path(), e))?;
+    }
+    let frame = Bytes::copy_from_slice(&buf[..frame_len]);
+    decode_frame(&frame, MAX_FRAME_BODY)
+        .map(|(record, _)| record)
+        .map_err(|_| WalError::NoRecord(position))
 }

@@ -42,6 +42,16 @@ pub(crate) struct Shared {
     pub files: SegmentFiles,
     /// Serialises `delete_segments_before` calls.
     pub deleting: Mutex<()>,
+    /// Set when a write (or segment rotation) failed: appends are refused until
+    /// [`crate::Wal::resume`], so the log stays a prefix of the order of submission.
+    pub stalled: Mutex<Option<Stall>>,
+}
+
+/// Why appends are refused after a failed write.
+#[derive(Debug, Clone)]
+pub(crate) struct Stall {
+    pub kind: std::io::ErrorKind,
+    pub message: String,
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +92,7 @@ impl Shared {
             room,
             files: SegmentFiles::default(),
             deleting: Mutex::new(()),
+            stalled: Mutex::new(None),
         }
     }
 
@@ -325,6 +336,27 @@ impl Writer {
         if let Some(reason) = &self.poisoned {
             return Err(WalError::Poisoned(reason.clone()));
         }
+        if let Some(stall) = self.shared.stalled.lock().expect("stall poisoned").clone() {
+            return Err(WalError::Stalled {
+                kind: stall.kind,
+                message: stall.message,
+            });
+        }
+        let result = self.rotate_and_write(group, body);
+        if let Err(err) = &result {
+            let kind = match err {
+                WalError::Io { source, .. } => source.kind(),
+                _ => std::io::ErrorKind::Other,
+            };
+            *self.shared.stalled.lock().expect("stall poisoned") = Some(Stall {
+                kind,
+                message: err.to_string(),
+            });
+        }
+        result
+    }
+
+    fn rotate_and_write(&mut self, group: &[Request], body: usize) -> Result<u64> {
         let size = (GROUP_HEADER_LEN + body) as u64;
         if self.segment.end + size > self.shared.config.max_segment_size
             && self.segment.end > SEGMENT_HEADER_LEN

@@ -57,16 +57,28 @@ pub async fn reopen_and_read(
     (all, info)
 }
 
-/// A file system that counts data syncs and otherwise is the real one.
+/// The real file system, counting data syncs, and able to act as a full disk.
 #[derive(Debug, Default)]
 pub struct CountingVfs {
     pub syncs: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// While set, writes and preallocations fail with `StorageFull`.
+    pub full: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug)]
 struct CountingFile {
     inner: std::sync::Arc<dyn tally_wal::vfs::VfsFile>,
     syncs: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    full: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CountingFile {
+    fn check_space(&self) -> std::io::Result<()> {
+        if self.full.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::ErrorKind::StorageFull.into());
+        }
+        Ok(())
+    }
 }
 
 impl tally_wal::vfs::Vfs for CountingVfs {
@@ -85,6 +97,7 @@ impl tally_wal::vfs::Vfs for CountingVfs {
         Ok(std::sync::Arc::new(CountingFile {
             inner,
             syncs: self.syncs.clone(),
+            full: self.full.clone(),
         }))
     }
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
@@ -106,16 +119,19 @@ impl tally_wal::vfs::VfsFile for CountingFile {
         self.inner.read_at(buf, offset)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.check_space()?;
         self.inner.write_all_at(buf, offset)
     }
     fn sync_data(&self) -> std::io::Result<()> {
-        self.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.syncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.sync_data()
     }
     fn set_len(&self, len: u64) -> std::io::Result<()> {
         self.inner.set_len(len)
     }
     fn allocate(&self, len: u64) -> std::io::Result<()> {
+        self.check_space()?;
         self.inner.allocate(len)
     }
     fn size(&self) -> std::io::Result<u64> {
