@@ -123,11 +123,16 @@ pub fn read_u32(bytes: &[u8], at: usize) -> u32 {
 
 /// Size of a record's frame on disk.
 pub fn frame_len(record: &Record) -> usize {
-    RECORD_HEADER_LEN + body_len(record)
+    frame_len_of(record.key.len(), record.value.len())
+}
+
+/// Size on disk of the frame of a record with a key and value of these lengths.
+pub fn frame_len_of(key_len: usize, value_len: usize) -> usize {
+    RECORD_HEADER_LEN + 1 + varint_len(key_len as u64) + key_len + value_len
 }
 
 fn body_len(record: &Record) -> usize {
-    1 + varint_len(record.key.len() as u64) + record.key.len() + record.value.len()
+    frame_len(record) - RECORD_HEADER_LEN
 }
 
 /// Appends the frame of `record` to `out`.

@@ -1,0 +1,194 @@
+//! The binary envelope of an event in a WAL record (layout in `host/store/FORMAT.md`).
+//!
+//! Strings and byte fields are LEB128-length-prefixed; only the payload is JSON.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tally_wal::format::{get_varint, put_varint, varint_len};
+
+use crate::event::{RecordedEvent, StreamId};
+
+/// The envelope format version this crate writes.
+pub const ENVELOPE_VERSION: u8 = 1;
+
+/// The fields of one event's envelope, borrowed for encoding.
+#[derive(Debug)]
+pub struct EnvelopeRef<'a> {
+    pub position: u64,
+    pub version: u64,
+    pub timestamp_ms: u64,
+    pub schema_version: u32,
+    /// Index of the event within its append.
+    pub index_in_append: u32,
+    /// Number of events in its append.
+    pub append_len: u32,
+    pub stream: &'a StreamId,
+    pub name: &'a str,
+    pub command_id: &'a str,
+    pub correlation_id: &'a str,
+    pub causation_id: &'a str,
+    pub metadata: &'a [u8],
+    pub data: &'a [u8],
+}
+
+/// A decoded envelope: the event plus where it sits in its append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub event: RecordedEvent,
+    pub index_in_append: u32,
+    pub append_len: u32,
+}
+
+fn str_len(s: &[u8]) -> usize {
+    varint_len(s.len() as u64) + s.len()
+}
+
+impl EnvelopeRef<'_> {
+    /// The encoded size.
+    pub fn encoded_len(&self) -> usize {
+        1 + 8 * 3
+            + 4 * 3
+            + str_len(self.stream.aggregate_type.as_bytes())
+            + str_len(self.stream.aggregate_id.as_bytes())
+            + str_len(self.name.as_bytes())
+            + str_len(self.command_id.as_bytes())
+            + str_len(self.correlation_id.as_bytes())
+            + str_len(self.causation_id.as_bytes())
+            + str_len(self.metadata)
+            + self.data.len()
+    }
+
+    /// Encodes the envelope.
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.encoded_len());
+        out.put_u8(ENVELOPE_VERSION);
+        out.put_u64_le(self.position);
+        out.put_u64_le(self.version);
+        out.put_u64_le(self.timestamp_ms);
+        out.put_u32_le(self.schema_version);
+        out.put_u32_le(self.index_in_append);
+        out.put_u32_le(self.append_len);
+        for field in [
+            self.stream.aggregate_type.as_bytes(),
+            self.stream.aggregate_id.as_bytes(),
+            self.name.as_bytes(),
+            self.command_id.as_bytes(),
+            self.correlation_id.as_bytes(),
+            self.causation_id.as_bytes(),
+            self.metadata,
+        ] {
+            put_varint(&mut out, field.len() as u64);
+            out.put_slice(field);
+        }
+        out.put_slice(self.data);
+        out.freeze()
+    }
+}
+
+/// Why an envelope could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("undecodable event envelope: {0}")]
+pub struct DecodeError(pub &'static str);
+
+/// Decodes an envelope; `data` and `metadata` are zero-copy slices of `bytes`.
+pub fn decode(bytes: &Bytes) -> Result<Decoded, DecodeError> {
+    let mut cursor = bytes.clone();
+    if cursor.remaining() < 1 + 8 * 3 + 4 * 3 {
+        return Err(DecodeError("envelope is too short"));
+    }
+    if cursor.get_u8() != ENVELOPE_VERSION {
+        return Err(DecodeError("unknown envelope version"));
+    }
+    let position = cursor.get_u64_le();
+    let version = cursor.get_u64_le();
+    let timestamp_ms = cursor.get_u64_le();
+    let schema_version = cursor.get_u32_le();
+    let index_in_append = cursor.get_u32_le();
+    let append_len = cursor.get_u32_le();
+    let aggregate_type = take_string(&mut cursor)?;
+    let aggregate_id = take_string(&mut cursor)?;
+    let name = take_string(&mut cursor)?;
+    let command_id = take_string(&mut cursor)?;
+    let correlation_id = take_string(&mut cursor)?;
+    let causation_id = take_string(&mut cursor)?;
+    let metadata = take_bytes(&mut cursor)?;
+    let non_empty = |s: String| (!s.is_empty()).then_some(s);
+    Ok(Decoded {
+        event: RecordedEvent {
+            position,
+            stream: StreamId {
+                aggregate_type,
+                aggregate_id,
+            },
+            version,
+            name,
+            schema_version,
+            timestamp_ms,
+            command_id: non_empty(command_id),
+            correlation_id: non_empty(correlation_id),
+            causation_id: non_empty(causation_id),
+            metadata,
+            data: cursor,
+        },
+        index_in_append,
+        append_len,
+    })
+}
+
+fn take_bytes(cursor: &mut Bytes) -> Result<Bytes, DecodeError> {
+    let (len, size) = get_varint(cursor).ok_or(DecodeError("bad length varint"))?;
+    cursor.advance(size);
+    let len = usize::try_from(len).map_err(|_| DecodeError("field length overflows"))?;
+    if len > cursor.len() {
+        return Err(DecodeError("field runs past the envelope"));
+    }
+    Ok(cursor.split_to(len))
+}
+
+fn take_string(cursor: &mut Bytes) -> Result<String, DecodeError> {
+    let bytes = take_bytes(cursor)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError("field is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip() {
+        let stream = StreamId::new("bank-account", "acc-1");
+        let envelope = EnvelopeRef {
+            position: 42,
+            version: 7,
+            timestamp_ms: 1_700_000_000_000,
+            schema_version: 2,
+            index_in_append: 1,
+            append_len: 3,
+            stream: &stream,
+            name: "MoneyDeposited",
+            command_id: "cmd-9",
+            correlation_id: "",
+            causation_id: "cause",
+            metadata: br#"{"user":"ann"}"#,
+            data: br#"{"amount":500}"#,
+        };
+        let bytes = envelope.encode();
+        assert_eq!(bytes.len(), envelope.encoded_len());
+        let decoded = decode(&bytes).unwrap();
+        assert_eq!(decoded.index_in_append, 1);
+        assert_eq!(decoded.append_len, 3);
+        let event = decoded.event;
+        assert_eq!(event.position, 42);
+        assert_eq!(event.version, 7);
+        assert_eq!(event.stream, stream);
+        assert_eq!(event.name, "MoneyDeposited");
+        assert_eq!(event.schema_version, 2);
+        assert_eq!(event.command_id.as_deref(), Some("cmd-9"));
+        assert_eq!(event.correlation_id, None);
+        assert_eq!(event.causation_id.as_deref(), Some("cause"));
+        assert_eq!(&event.metadata[..], br#"{"user":"ann"}"#);
+        assert_eq!(&event.data[..], br#"{"amount":500}"#);
+        for cut in 0..bytes.len() - envelope.data.len() {
+            assert!(decode(&bytes.slice(..cut)).is_err(), "cut at {cut}");
+        }
+    }
+}

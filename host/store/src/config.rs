@@ -1,0 +1,53 @@
+//! How a store is configured.
+
+use std::path::PathBuf;
+
+use tally_wal::WalConfig;
+
+use crate::index::CommandRetention;
+
+/// Configuration of an [`crate::EventStore`].
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Directory of the store: the event log is in `events/`, snapshots in `snapshots/`.
+    pub dir: PathBuf,
+    /// Settings of the event log (its `dir` is replaced by `<dir>/events`). Default:
+    /// [`WalConfig::default`], that is `FsyncPolicy::Always`.
+    pub wal: WalConfig,
+    /// Settings of the snapshot log (its `dir` is replaced by `<dir>/snapshots`).
+    pub snapshot_wal: WalConfig,
+    /// How long command ids are remembered for idempotency. Default: the last 1,000,000
+    /// command ids, and none older than 7 days. Each costs about 150 bytes plus its length.
+    pub command_retention: CommandRetention,
+    /// Most events in one append. Default 1,000.
+    pub max_events_per_append: usize,
+    /// Largest event (data plus metadata) in bytes. Default 1 MiB.
+    pub max_event_size: usize,
+    /// Longest aggregate type, aggregate id, event name or command id, in bytes. Default 256.
+    pub max_name_len: usize,
+    /// Most events one read returns. Default 10,000.
+    pub max_read_count: usize,
+    /// Snapshot log compaction starts once dead snapshot bytes exceed this and the live
+    /// ones. Default 64 MiB.
+    pub snapshot_compaction_bytes: u64,
+}
+
+impl StoreConfig {
+    /// The default configuration for a store in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            dir: dir.into(),
+            wal: WalConfig::default(),
+            snapshot_wal: WalConfig::default(),
+            command_retention: CommandRetention {
+                max_count: 1_000_000,
+                max_age_ms: 7 * 24 * 60 * 60 * 1000,
+            },
+            max_events_per_append: 1_000,
+            max_event_size: 1024 * 1024,
+            max_name_len: 256,
+            max_read_count: 10_000,
+            snapshot_compaction_bytes: 64 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The event model: streams, events to append, recorded events, expected versions.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+/// A stream: the events of one aggregate, named by its type and id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId {
+    /// The aggregate type, e.g. `bank-account`.
+    pub aggregate_type: String,
+    /// The aggregate's id within its type.
+    pub aggregate_id: String,
+}
+
+impl StreamId {
+    /// The stream of aggregate `aggregate_id` of type `aggregate_type`.
+    pub fn new(aggregate_type: impl Into<String>, aggregate_id: impl Into<String>) -> StreamId {
+        StreamId {
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+        }
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.aggregate_type, self.aggregate_id)
+    }
+}
+
+/// What the stream's version must be for an append to go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream must have no events.
+    NoStream,
+    /// The stream's last event must have this version (versions count from 0).
+    Exact(u64),
+}
+
+/// An event to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The event's name, e.g. `MoneyDeposited`.
+    pub name: String,
+    /// The schema version of `data`.
+    pub schema_version: u32,
+    /// The event's payload: JSON (UTF-8).
+    pub data: Bytes,
+    /// Free-form metadata: a JSON object, or empty for none.
+    pub metadata: Bytes,
+}
+
+impl NewEvent {
+    /// An event with `name`, schema version 1, JSON `data` and no metadata.
+    pub fn new(name: impl Into<String>, data: impl Into<Bytes>) -> NewEvent {
+        NewEvent {
+            name: name.into(),
+            schema_version: 1,
+            data: data.into(),
+            metadata: Bytes::new(),
+        }
+    }
+
+    /// The same event with another schema version.
+    pub fn with_schema_version(mut self, schema_version: u32) -> NewEvent {
+        self.schema_version = schema_version;
+        self
+    }
+
+    /// The same event with metadata (a JSON object).
+    pub fn with_metadata(mut self, metadata: impl Into<Bytes>) -> NewEvent {
+        self.metadata = metadata.into();
+        self
+    }
+}
+
+/// Options of one append.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendOptions {
+    /// Makes the append idempotent: appending again with the same command id returns the
+    /// first append's result and appends nothing.
+    pub command_id: Option<String>,
+    /// Correlation id recorded on every event of the append.
+    pub correlation_id: Option<String>,
+    /// Causation id recorded on every event of the append.
+    pub causation_id: Option<String>,
+}
+
+impl AppendOptions {
+    /// Options with a command id.
+    pub fn command(command_id: impl Into<String>) -> AppendOptions {
+        AppendOptions {
+            command_id: Some(command_id.into()),
+            ..AppendOptions::default()
+        }
+    }
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// Global position: dense from 0 across the whole store, in append order.
+    pub position: u64,
+    /// The stream the event belongs to.
+    pub stream: StreamId,
+    /// Version within the stream: dense from 0.
+    pub version: u64,
+    /// The event's name.
+    pub name: String,
+    /// The schema version of `data`.
+    pub schema_version: u32,
+    /// When it was appended: milliseconds since the Unix epoch (never decreasing along the log).
+    pub timestamp_ms: u64,
+    /// The command id of the append, if one was given.
+    pub command_id: Option<String>,
+    /// The correlation id, if one was given.
+    pub correlation_id: Option<String>,
+    /// The causation id, if one was given.
+    pub causation_id: Option<String>,
+    /// Free-form metadata (a JSON object), or empty.
+    pub metadata: Bytes,
+    /// The payload (JSON).
+    pub data: Bytes,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Position of the first appended event.
+    pub first_position: u64,
+    /// Version of the first appended event.
+    pub first_version: u64,
+    /// Number of events appended.
+    pub count: u64,
+    /// When they were appended (milliseconds since the Unix epoch).
+    pub timestamp_ms: u64,
+    /// Whether this is the result of an earlier append with the same command id (nothing
+    /// was appended this time).
+    pub duplicate: bool,
+}
+
+impl AppendResult {
+    /// The stream's version after the append (the version of its last event).
+    pub fn last_version(&self) -> u64 {
+        self.first_version + self.count - 1
+    }
+
+    /// The position of the last appended event.
+    pub fn last_position(&self) -> u64 {
+        self.first_position + self.count - 1
+    }
+}

@@ -1,0 +1,328 @@
+//! The in-memory index of durable events: where each event is in the WAL, each stream's
+//! events by version, the streams of each aggregate type, and retained command ids.
+//!
+//! It is rebuilt from the WAL on open. Memory: 8 bytes per event for its WAL position, 8
+//! bytes per event in its stream's version list, plus per stream its id (twice the string
+//! lengths plus about 100 bytes) and per retained command id about 150 bytes plus its length.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use tally_wal::Position;
+
+use crate::event::{AppendResult, StreamId};
+
+/// Packs a WAL position into 8 bytes: 24 bits of segment id, 40 bits of offset.
+pub fn pack(position: Position) -> u64 {
+    debug_assert!(position.segment_id < 1 << 24 && position.offset < 1 << 40);
+    (position.segment_id << 40) | position.offset
+}
+
+/// Unpacks a WAL position packed by [`pack`].
+pub fn unpack(packed: u64) -> Position {
+    Position {
+        segment_id: packed >> 40,
+        offset: packed & ((1 << 40) - 1),
+    }
+}
+
+/// One stream's events: `positions[v]` is the global position of version `v`.
+#[derive(Debug, Default)]
+pub struct StreamEntry {
+    pub positions: Vec<u64>,
+}
+
+impl StreamEntry {
+    /// The version of the stream's last event.
+    pub fn version(&self) -> Option<u64> {
+        (self.positions.len() as u64).checked_sub(1)
+    }
+}
+
+/// A retained command id and what its append did.
+#[derive(Debug, Clone)]
+pub struct CommandEntry {
+    pub stream: Arc<StreamId>,
+    pub result: AppendResult,
+}
+
+/// How long command ids are remembered for idempotency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandRetention {
+    /// At most this many command ids (the oldest are forgotten first).
+    pub max_count: usize,
+    /// Command ids older than this many milliseconds are forgotten.
+    pub max_age_ms: u64,
+}
+
+/// Retained command ids in append order.
+#[derive(Debug)]
+struct CommandIndex {
+    retention: CommandRetention,
+    by_id: HashMap<Arc<str>, CommandEntry>,
+    order: VecDeque<Arc<str>>,
+}
+
+impl CommandIndex {
+    fn insert(&mut self, id: Arc<str>, entry: CommandEntry) {
+        let timestamp = entry.result.timestamp_ms;
+        if self.by_id.insert(id.clone(), entry).is_none() {
+            self.order.push_back(id);
+        }
+        self.prune(timestamp);
+    }
+
+    /// Forgets ids beyond the count bound or older than the age bound at `now_ms`.
+    fn prune(&mut self, now_ms: u64) {
+        let oldest_kept = now_ms.saturating_sub(self.retention.max_age_ms);
+        while let Some(front) = self.order.front() {
+            let too_many = self.order.len() > self.retention.max_count;
+            let too_old = self.by_id[front].result.timestamp_ms < oldest_kept;
+            if !too_many && !too_old {
+                break;
+            }
+            let id = self.order.pop_front().expect("front exists");
+            self.by_id.remove(&id);
+        }
+    }
+}
+
+/// The index of durable events.
+#[derive(Debug)]
+pub struct Index {
+    /// WAL position (packed) of each event, by global position.
+    events: Vec<u64>,
+    streams: HashMap<Arc<StreamId>, StreamEntry>,
+    /// Streams of each aggregate type, in creation order.
+    types: HashMap<String, Vec<Arc<StreamId>>>,
+    commands: CommandIndex,
+    last_timestamp_ms: u64,
+}
+
+/// One event of an append, as the index needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexedEvent {
+    pub position: u64,
+    pub version: u64,
+    pub wal_position: Position,
+}
+
+impl Index {
+    /// An empty index.
+    pub fn new(retention: CommandRetention) -> Index {
+        Index {
+            events: Vec::new(),
+            streams: HashMap::new(),
+            types: HashMap::new(),
+            commands: CommandIndex {
+                retention,
+                by_id: HashMap::new(),
+                order: VecDeque::new(),
+            },
+            last_timestamp_ms: 0,
+        }
+    }
+
+    /// The position the next event will get.
+    pub fn end(&self) -> u64 {
+        self.events.len() as u64
+    }
+
+    /// Timestamp of the last event (0 when empty).
+    pub fn last_timestamp_ms(&self) -> u64 {
+        self.last_timestamp_ms
+    }
+
+    /// Adds one durable append. Positions and versions must continue densely.
+    pub fn add_append(
+        &mut self,
+        stream: &StreamId,
+        events: &[IndexedEvent],
+        command_id: Option<&str>,
+        timestamp_ms: u64,
+    ) -> Result<(), &'static str> {
+        let first = events.first().ok_or("an append has at least one event")?;
+        let current_len = self
+            .streams
+            .get(stream)
+            .map_or(0, |e| e.positions.len() as u64);
+        let dense = events.iter().enumerate().all(|(i, event)| {
+            event.position == self.end() + i as u64 && event.version == current_len + i as u64
+        });
+        if !dense {
+            return Err("global positions or stream versions are not dense");
+        }
+        let key = match self.streams.get_key_value(stream) {
+            Some((key, _)) => key.clone(),
+            None => {
+                let key = Arc::new(stream.clone());
+                self.types
+                    .entry(stream.aggregate_type.clone())
+                    .or_default()
+                    .push(key.clone());
+                key
+            }
+        };
+        let entry = self.streams.entry(key.clone()).or_default();
+        for event in events {
+            entry.positions.push(event.position);
+            self.events.push(pack(event.wal_position));
+        }
+        self.last_timestamp_ms = self.last_timestamp_ms.max(timestamp_ms);
+        if let Some(command_id) = command_id {
+            let result = AppendResult {
+                first_position: first.position,
+                first_version: first.version,
+                count: events.len() as u64,
+                timestamp_ms,
+                duplicate: false,
+            };
+            self.commands.insert(
+                Arc::from(command_id),
+                CommandEntry {
+                    stream: key,
+                    result,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Forgets command ids older than the age bound at `now_ms`.
+    pub fn prune_commands(&mut self, now_ms: u64) {
+        self.commands.prune(now_ms);
+    }
+
+    /// The retained append of `command_id`.
+    pub fn command(&self, command_id: &str) -> Option<&CommandEntry> {
+        self.commands.by_id.get(command_id)
+    }
+
+    /// Number of retained command ids.
+    pub fn retained_commands(&self) -> usize {
+        self.commands.by_id.len()
+    }
+
+    /// The stream's entry.
+    pub fn stream(&self, stream: &StreamId) -> Option<&StreamEntry> {
+        self.streams.get(stream)
+    }
+
+    /// The WAL position of the event at global `position`.
+    pub fn wal_position(&self, position: u64) -> Option<Position> {
+        self.events
+            .get(position as usize)
+            .map(|packed| unpack(*packed))
+    }
+
+    /// Streams of an aggregate type in creation order, from index `from`, at most `max`.
+    pub fn streams_of_type(
+        &self,
+        aggregate_type: &str,
+        from: usize,
+        max: usize,
+    ) -> Vec<(StreamId, u64)> {
+        let Some(streams) = self.types.get(aggregate_type) else {
+            return Vec::new();
+        };
+        streams
+            .iter()
+            .skip(from)
+            .take(max)
+            .map(|stream| {
+                let version = self.streams[stream].version().expect("a stream has events");
+                ((**stream).clone(), version)
+            })
+            .collect()
+    }
+
+    /// Number of streams of an aggregate type.
+    pub fn stream_count(&self, aggregate_type: &str) -> usize {
+        self.types.get(aggregate_type).map_or(0, Vec::len)
+    }
+
+    /// Every aggregate type with at least one stream.
+    pub fn aggregate_types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self.types.keys().cloned().collect();
+        types.sort();
+        types
+    }
+
+    /// Number of streams.
+    pub fn streams_len(&self) -> usize {
+        self.streams.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_positions_round_trip() {
+        for position in [
+            Position::START,
+            Position {
+                segment_id: 3,
+                offset: 128 * 1024 * 1024,
+            },
+            Position {
+                segment_id: (1 << 24) - 1,
+                offset: (1 << 40) - 1,
+            },
+        ] {
+            assert_eq!(unpack(pack(position)), position);
+        }
+    }
+
+    #[test]
+    fn command_ids_are_forgotten_by_count_and_by_age() {
+        let retention = CommandRetention {
+            max_count: 3,
+            max_age_ms: 1_000,
+        };
+        let mut index = Index::new(retention);
+        let stream = StreamId::new("t", "a");
+        for n in 0..5u64 {
+            let event = IndexedEvent {
+                position: n,
+                version: n,
+                wal_position: Position {
+                    segment_id: 0,
+                    offset: 32 + n * 100,
+                },
+            };
+            index
+                .add_append(&stream, &[event], Some(&format!("c{n}")), 10_000 + n * 100)
+                .unwrap();
+        }
+        assert_eq!(index.retained_commands(), 3);
+        assert!(index.command("c1").is_none());
+        assert_eq!(index.command("c4").unwrap().result.first_position, 4);
+        // Forgets ids appended before now - max_age: c2 (10_200) but not c3 (10_300).
+        index.prune_commands(11_250);
+        assert!(index.command("c2").is_none());
+        assert!(index.command("c3").is_some());
+    }
+
+    #[test]
+    fn gaps_in_positions_or_versions_are_refused() {
+        let mut index = Index::new(CommandRetention {
+            max_count: 10,
+            max_age_ms: 10,
+        });
+        let stream = StreamId::new("t", "a");
+        let at = |position, version| IndexedEvent {
+            position,
+            version,
+            wal_position: Position::START,
+        };
+        index.add_append(&stream, &[at(0, 0)], None, 1).unwrap();
+        assert!(index.add_append(&stream, &[at(2, 1)], None, 1).is_err());
+        assert!(index.add_append(&stream, &[at(1, 2)], None, 1).is_err());
+        index
+            .add_append(&stream, &[at(1, 1), at(2, 2)], None, 1)
+            .unwrap();
+        assert_eq!(index.stream(&stream).unwrap().version(), Some(2));
+    }
+}

@@ -1,0 +1,42 @@
+//! `tally-store`: Tally's event store on [`tally_wal`].
+//!
+//! Every aggregate has a stream with a dense version (from 0); every event has a dense
+//! global position (from 0). Appends are atomic, checked against an expected version,
+//! idempotent by command id (also across restarts), and group-committed through the WAL.
+//! Reads of a stream cost in proportion to that stream; subscriptions catch up and then
+//! follow live, delivering only durable events; snapshots are tagged by state encoding.
+//!
+//! ```no_run
+//! # async fn demo() -> tally_store::Result<()> {
+//! use tally_store::{AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId};
+//!
+//! let (store, _report) = EventStore::open(StoreConfig::new("data/store")).await?;
+//! let account = StreamId::new("bank-account", "acc-1");
+//! let opened = NewEvent::new("AccountOpened", r#"{"initial_balance":100}"#);
+//! let result = store
+//!     .append(&account, ExpectedVersion::NoStream, vec![opened], AppendOptions::command("c-1"))
+//!     .await?;
+//! assert_eq!(result.last_version(), 0);
+//! store.close().await
+//! # }
+//! ```
+//!
+//! The envelope format is in `FORMAT.md`.
+
+mod append;
+mod codec;
+mod config;
+mod error;
+mod event;
+mod index;
+mod snapshot;
+mod store;
+mod subscription;
+
+pub use config::StoreConfig;
+pub use error::{Result, StoreError};
+pub use event::{AppendOptions, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+pub use index::CommandRetention;
+pub use snapshot::Snapshot;
+pub use store::{EventStore, OpenReport, StreamRead};
+pub use subscription::{Subscription, SubscriptionFilter};

@@ -1,0 +1,506 @@
+//! The [`EventStore`] handle: open, append, read, subscribe, snapshots, close.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tally_wal::{Position, RecoveryInfo, Wal, WalConfig};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::append::{Core, Decision, Limits, Sequencer, now_ms, validate};
+use crate::codec::{self, Decoded};
+use crate::config::StoreConfig;
+use crate::error::{Result, StoreError};
+use crate::event::{
+    AppendOptions, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
+};
+use crate::index::{Index, IndexedEvent};
+use crate::snapshot::{Snapshot, SnapshotStore};
+use crate::subscription::{Subscription, SubscriptionFilter};
+
+/// What opening the store found.
+#[derive(Debug, Clone)]
+pub struct OpenReport {
+    /// What the event log's recovery did.
+    pub events_recovery: RecoveryInfo,
+    /// What the snapshot log's recovery did.
+    pub snapshots_recovery: RecoveryInfo,
+    /// Events in the store.
+    pub events: u64,
+    /// Streams in the store.
+    pub streams: usize,
+    /// Command ids retained for idempotency.
+    pub retained_commands: usize,
+    /// Snapshots kept (the latest per stream and tag).
+    pub snapshots: usize,
+    /// How long opening took, in milliseconds.
+    pub open_ms: u64,
+}
+
+/// Which events of a stream to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamRead {
+    /// Read towards higher versions (`false`: towards lower ones).
+    pub forward: bool,
+    /// First version to read; `None` means the first (forward) or the last (backward).
+    pub from_version: Option<u64>,
+    /// Most events to return (capped by the store's `max_read_count`).
+    pub max_count: usize,
+    /// Only events at or before this global position (time travel).
+    pub up_to_position: Option<u64>,
+}
+
+impl StreamRead {
+    /// Forward from `version`, at most `max_count` events.
+    pub fn forward(version: u64, max_count: usize) -> StreamRead {
+        StreamRead {
+            forward: true,
+            from_version: Some(version),
+            max_count,
+            up_to_position: None,
+        }
+    }
+
+    /// Backward from the last event, at most `max_count` events.
+    pub fn backward(max_count: usize) -> StreamRead {
+        StreamRead {
+            forward: false,
+            from_version: None,
+            max_count,
+            up_to_position: None,
+        }
+    }
+
+    /// The same read, limited to events at or before global `position`.
+    pub fn up_to(mut self, position: u64) -> StreamRead {
+        self.up_to_position = Some(position);
+        self
+    }
+}
+
+/// An event store. Cheap to clone; clones share the store.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: StoreConfig,
+    core: Arc<Core>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+    snapshots: SnapshotStore,
+}
+
+impl EventStore {
+    /// Opens (creating if needed) the store in `config.dir`, rebuilding its index from the
+    /// event log. Fails with a clear error if another process has it open.
+    pub async fn open(config: StoreConfig) -> Result<(EventStore, OpenReport)> {
+        let started = Instant::now();
+        let wal_config = WalConfig {
+            dir: config.dir.join("events"),
+            ..config.wal.clone()
+        };
+        let (wal, events_recovery) = Wal::open(wal_config).await?;
+        let index = rebuild_index(&wal, &config).await?;
+        let snapshot_config = WalConfig {
+            dir: config.dir.join("snapshots"),
+            ..config.snapshot_wal.clone()
+        };
+        let (snapshots, snapshots_recovery) =
+            SnapshotStore::open(snapshot_config, config.snapshot_compaction_bytes).await?;
+
+        let report = OpenReport {
+            events_recovery,
+            snapshots_recovery,
+            events: index.end(),
+            streams: index.streams_len(),
+            retained_commands: index.retained_commands(),
+            snapshots: snapshots.len(),
+            open_ms: started.elapsed().as_millis() as u64,
+        };
+        let (queue, queued) = mpsc::unbounded_channel();
+        let sequencer = Sequencer::new(index.end(), index.last_timestamp_ms(), queue);
+        let core = Arc::new(Core {
+            wal,
+            committed: watch::Sender::new(index.end()),
+            closed: AtomicBool::new(false),
+            index: RwLock::new(index),
+            sequencer: Mutex::new(sequencer),
+        });
+        let committer = tokio::spawn(core.clone().run_committer(queued));
+        let store = EventStore {
+            inner: Arc::new(Inner {
+                config,
+                core,
+                committer: Mutex::new(Some(committer)),
+                snapshots,
+            }),
+        };
+        Ok((store, report))
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Appends `events` to `stream` atomically, if the stream's version is `expected`.
+    /// Returns once the events are durable (under the default `FsyncPolicy::Always`).
+    /// With a command id that was appended before, returns that append's result and
+    /// appends nothing.
+    pub async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        options: AppendOptions,
+    ) -> Result<AppendResult> {
+        let config = &self.inner.config;
+        let limits = Limits {
+            max_events: config.max_events_per_append,
+            max_event_size: config.max_event_size,
+            max_name_len: config.max_name_len,
+        };
+        validate(stream, &events, &options, limits)?;
+        let core = &self.inner.core;
+        // The encoded size does not depend on positions or versions (fixed width), so room
+        // can be reserved before the sequencer assigns them.
+        let size = encoded_size(core.wal.config(), stream, &events, &options)?;
+        loop {
+            let reservation = core.wal.reserve(size).await?;
+            let decision = core.sequence(stream, expected, &events, &options, reservation)?;
+            match decision {
+                Decision::Duplicate(result) => return Ok(result),
+                Decision::Queued(answer) => {
+                    return answer.await.map_err(|_| StoreError::Closed)?;
+                }
+                Decision::WaitFor(mut first) => {
+                    // The same command id is in flight: its outcome decides.
+                    let _ = first.wait_for(Option::is_some).await;
+                }
+            }
+        }
+    }
+
+    /// The version of the stream's last event; `None` when it has none. O(1).
+    pub fn stream_version(&self, stream: &StreamId) -> Option<u64> {
+        self.index()
+            .stream(stream)
+            .and_then(|entry| entry.version())
+    }
+
+    /// The first version of `stream` whose event is at or after global `position`
+    /// (the stream's length when there is none).
+    pub(crate) fn first_version_at_or_after(&self, stream: &StreamId, position: u64) -> u64 {
+        let index = self.index();
+        index.stream(stream).map_or(0, |entry| {
+            entry.positions.partition_point(|p| *p < position) as u64
+        })
+    }
+
+    /// The position the next appended event will get (the number of events stored).
+    pub fn end_position(&self) -> u64 {
+        self.index().end()
+    }
+
+    /// Streams of an aggregate type in creation order with their versions: at most
+    /// `max_count` from the `skip`-th on.
+    pub fn list_streams(
+        &self,
+        aggregate_type: &str,
+        skip: usize,
+        max_count: usize,
+    ) -> Vec<(StreamId, u64)> {
+        self.index()
+            .streams_of_type(aggregate_type, skip, max_count)
+    }
+
+    /// Number of streams of an aggregate type.
+    pub fn count_streams(&self, aggregate_type: &str) -> usize {
+        self.index().stream_count(aggregate_type)
+    }
+
+    /// Aggregate types with at least one stream.
+    pub fn aggregate_types(&self) -> Vec<String> {
+        self.index().aggregate_types()
+    }
+
+    /// Reads events of one stream; the cost is proportional to the events read.
+    pub async fn read_stream(
+        &self,
+        stream: &StreamId,
+        read: StreamRead,
+    ) -> Result<Vec<RecordedEvent>> {
+        let max = read.max_count.min(self.inner.config.max_read_count);
+        let positions: Vec<u64> = {
+            let index = self.index();
+            let Some(entry) = index.stream(stream) else {
+                return Ok(Vec::new());
+            };
+            let all = &entry.positions;
+            let up_to = read.up_to_position.unwrap_or(u64::MAX);
+            if read.forward {
+                let from = read.from_version.unwrap_or(0).min(all.len() as u64) as usize;
+                all[from..]
+                    .iter()
+                    .copied()
+                    .take_while(|position| *position <= up_to)
+                    .take(max)
+                    .collect()
+            } else {
+                let until = match read.from_version {
+                    Some(version) => (version.saturating_add(1)).min(all.len() as u64) as usize,
+                    None => all.len(),
+                };
+                all[..until]
+                    .iter()
+                    .rev()
+                    .copied()
+                    .filter(|position| *position <= up_to)
+                    .take(max)
+                    .collect()
+            }
+        };
+        self.read_positions(&positions).await
+    }
+
+    /// Reads the global log forward from `from_position`, at most `max_count` events.
+    pub async fn read_all(
+        &self,
+        from_position: u64,
+        max_count: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let max = max_count.min(self.inner.config.max_read_count) as u64;
+        let end = self.end_position();
+        let positions: Vec<u64> =
+            (from_position..end.min(from_position.saturating_add(max))).collect();
+        self.read_positions(&positions).await
+    }
+
+    /// The last position whose event was appended at or before `timestamp_ms`, for
+    /// time-travel reads; `None` if every event is later. O(log n) reads.
+    pub async fn position_at_time(&self, timestamp_ms: u64) -> Result<Option<u64>> {
+        // Timestamps never decrease along the log: binary search for the first later one.
+        let (mut low, mut high) = (0u64, self.end_position());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let event = self
+                .read_positions(&[middle])
+                .await?
+                .pop()
+                .expect("one event");
+            if event.timestamp_ms <= timestamp_ms {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        Ok(low.checked_sub(1))
+    }
+
+    /// Reads events by global position, checking each against the index.
+    pub(crate) async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>> {
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wal_positions: Vec<Position> = {
+            let index = self.index();
+            positions
+                .iter()
+                .map(|position| {
+                    index.wal_position(*position).ok_or_else(|| {
+                        StoreError::InvalidInput(format!("no event at position {position}"))
+                    })
+                })
+                .collect::<Result<_>>()?
+        };
+        let records = self.inner.core.wal.read_many(wal_positions).await?;
+        records
+            .iter()
+            .zip(positions)
+            .map(|(record, position)| {
+                let decoded = codec::decode(&record.value)
+                    .map_err(|e| StoreError::Corrupt(format!("event {position}: {e}")))?;
+                if decoded.event.position != *position {
+                    return Err(StoreError::Corrupt(format!(
+                        "the index points event {position} at event {}",
+                        decoded.event.position
+                    )));
+                }
+                Ok(decoded.event)
+            })
+            .collect()
+    }
+
+    /// A subscription from `from_position`: the events already stored (catch-up), then
+    /// live ones as they become durable, with no gap or duplicate between the two.
+    pub fn subscribe(&self, from_position: u64, filter: SubscriptionFilter) -> Subscription {
+        Subscription::new(self.clone(), from_position, filter)
+    }
+
+    /// Saves a snapshot of `stream` at `version`, tagged with the encoding of `data`
+    /// (the host uses the plugin's identity). Only the latest per stream and tag is kept.
+    pub async fn save_snapshot(
+        &self,
+        stream: &StreamId,
+        version: u64,
+        tag: &str,
+        data: Bytes,
+    ) -> Result<()> {
+        match self.stream_version(stream) {
+            Some(current) if version <= current => {}
+            current => {
+                return Err(StoreError::InvalidInput(format!(
+                    "cannot snapshot {stream} at version {version}: its version is {current:?}"
+                )));
+            }
+        }
+        check_tag(tag, self.inner.config.max_name_len)?;
+        self.inner.snapshots.save(stream, version, tag, data).await
+    }
+
+    /// The latest snapshot of `stream` with exactly this `tag`.
+    pub async fn latest_snapshot(&self, stream: &StreamId, tag: &str) -> Result<Option<Snapshot>> {
+        self.inner.snapshots.latest(stream, tag).await
+    }
+
+    /// Waits for appends in flight, flushes both logs and closes them. Other handles and
+    /// subscriptions fail with [`StoreError::Closed`] from then on.
+    pub async fn close(self) -> Result<()> {
+        let core = &self.inner.core;
+        core.stop_appends();
+        let committer = self
+            .inner
+            .committer
+            .lock()
+            .expect("committer poisoned")
+            .take();
+        if let Some(committer) = committer {
+            committer.await.map_err(|_| StoreError::Closed)?;
+        }
+        core.close_subscriptions();
+        self.inner.snapshots.close().await?;
+        core.wal.clone().close().await?;
+        Ok(())
+    }
+
+    fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.inner.core.index.read().expect("index poisoned")
+    }
+
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.inner.core
+    }
+}
+
+fn check_tag(tag: &str, max: usize) -> Result<()> {
+    if tag.is_empty() || tag.len() > max {
+        return Err(StoreError::InvalidInput(format!(
+            "a snapshot tag must be 1 to {max} bytes long"
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes the append's records take in the WAL, checked against the WAL's limits. The
+/// size does not depend on positions or versions (they are fixed-width).
+fn encoded_size(
+    wal: &tally_wal::WalConfig,
+    stream: &StreamId,
+    events: &[NewEvent],
+    options: &AppendOptions,
+) -> Result<usize> {
+    let mut total = 0usize;
+    for event in events {
+        let envelope = codec::EnvelopeRef {
+            position: 0,
+            version: 0,
+            timestamp_ms: 0,
+            schema_version: event.schema_version,
+            index_in_append: 0,
+            append_len: 0,
+            stream,
+            name: &event.name,
+            command_id: options.command_id.as_deref().unwrap_or(""),
+            correlation_id: options.correlation_id.as_deref().unwrap_or(""),
+            causation_id: options.causation_id.as_deref().unwrap_or(""),
+            metadata: &event.metadata,
+            data: &event.data,
+        };
+        let size = tally_wal::format::frame_len_of(0, envelope.encoded_len());
+        if size > wal.max_record_size {
+            return Err(StoreError::InvalidInput(format!(
+                "event {} takes {size} bytes; the log's max_record_size is {}",
+                event.name, wal.max_record_size
+            )));
+        }
+        total += size;
+    }
+    if total > wal.max_batch_size {
+        return Err(StoreError::InvalidInput(format!(
+            "the append takes {total} bytes; the log's max_batch_size is {}",
+            wal.max_batch_size
+        )));
+    }
+    Ok(total)
+}
+
+/// Rebuilds the index by reading the whole event log, checking that positions and
+/// versions are dense and that every append is complete.
+async fn rebuild_index(wal: &Wal, config: &StoreConfig) -> Result<Index> {
+    let mut index = Index::new(config.command_retention);
+    let mut reader = wal.read_from(Position::START).await?;
+    let mut append: Vec<(Decoded, Position)> = Vec::new();
+    while let Some((record, wal_position)) = reader.next_record().await? {
+        let decoded = codec::decode(&record.value)
+            .map_err(|e| StoreError::Corrupt(format!("record at {wal_position}: {e}")))?;
+        if decoded.index_in_append as usize != append.len() {
+            return Err(StoreError::Corrupt(format!(
+                "record at {wal_position}: event {} of an append where {} was expected",
+                decoded.index_in_append,
+                append.len()
+            )));
+        }
+        let complete = decoded.index_in_append + 1 == decoded.append_len;
+        append.push((decoded, wal_position));
+        if complete {
+            add_to_index(&mut index, &append)?;
+            append.clear();
+        }
+    }
+    if let Some((_, wal_position)) = append.first() {
+        return Err(StoreError::Corrupt(format!(
+            "the append starting at {wal_position} is incomplete"
+        )));
+    }
+    index.prune_commands(now_ms());
+    Ok(index)
+}
+
+fn add_to_index(index: &mut Index, append: &[(Decoded, Position)]) -> Result<()> {
+    let first = &append[0].0.event;
+    let events: Vec<IndexedEvent> = append
+        .iter()
+        .map(|(decoded, wal_position)| IndexedEvent {
+            position: decoded.event.position,
+            version: decoded.event.version,
+            wal_position: *wal_position,
+        })
+        .collect();
+    index
+        .add_append(
+            &first.stream,
+            &events,
+            first.command_id.as_deref(),
+            first.timestamp_ms,
+        )
+        .map_err(|reason| {
+            StoreError::Corrupt(format!(
+                "append at position {} of {}: {reason}",
+                first.position, first.stream
+            ))
+        })
+}

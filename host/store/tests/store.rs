@@ -1,0 +1,541 @@
+//! Appends, expected versions, idempotency, reads, time travel, snapshots and validation.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tally_store::{
+    AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StoreError, StreamId,
+    StreamRead,
+};
+
+fn deposit(amount: u64) -> NewEvent {
+    NewEvent::new("MoneyDeposited", format!(r#"{{"amount":{amount}}}"#))
+}
+
+async fn open(dir: &std::path::Path) -> EventStore {
+    EventStore::open(StoreConfig::new(dir)).await.unwrap().0
+}
+
+#[tokio::test]
+async fn appends_get_dense_versions_and_positions_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let a = StreamId::new("bank-account", "a");
+    let b = StreamId::new("bank-account", "b");
+    let first = store
+        .append(
+            &a,
+            ExpectedVersion::NoStream,
+            vec![deposit(1), deposit(2)],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.first_position, first.first_version, first.count),
+        (0, 0, 2)
+    );
+    assert_eq!(first.last_version(), 1);
+    let second = store
+        .append(
+            &b,
+            ExpectedVersion::Any,
+            vec![deposit(3)],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((second.first_position, second.first_version), (2, 0));
+    let third = store
+        .append(
+            &a,
+            ExpectedVersion::Exact(1),
+            vec![deposit(4)],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((third.first_position, third.first_version), (3, 2));
+    assert_eq!(store.stream_version(&a), Some(2));
+    assert_eq!(
+        store.stream_version(&StreamId::new("bank-account", "zzz")),
+        None
+    );
+    store.close().await.unwrap();
+
+    let (store, report) = EventStore::open(StoreConfig::new(dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(report.events, 4);
+    assert_eq!(report.streams, 2);
+    let events = store
+        .read_stream(&a, StreamRead::forward(0, 100))
+        .await
+        .unwrap();
+    let summary: Vec<(u64, u64)> = events.iter().map(|e| (e.position, e.version)).collect();
+    assert_eq!(summary, vec![(0, 0), (1, 1), (3, 2)]);
+    assert_eq!(&events[2].data[..], br#"{"amount":4}"#);
+    assert_eq!(events[2].stream, a);
+    assert_eq!(events[2].name, "MoneyDeposited");
+    let all = store.read_all(0, 100).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms)
+    );
+    assert_eq!(
+        store.list_streams("bank-account", 0, 10),
+        vec![(a.clone(), 2), (b.clone(), 0)]
+    );
+    assert_eq!(store.list_streams("bank-account", 1, 10), vec![(b, 0)]);
+    assert!(store.list_streams("other", 0, 10).is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_expected_version_fails_with_the_actual_one_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let a = StreamId::new("t", "a");
+    store
+        .append(
+            &a,
+            ExpectedVersion::NoStream,
+            vec![deposit(1)],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(5)] {
+        let err = store
+            .append(&a, expected, vec![deposit(2)], AppendOptions::default())
+            .await
+            .unwrap_err();
+        match err {
+            StoreError::WrongExpectedVersion { actual, .. } => assert_eq!(actual, Some(0)),
+            other => panic!("expected a version conflict, got {other}"),
+        }
+    }
+    let err = store
+        .append(
+            &StreamId::new("t", "new"),
+            ExpectedVersion::Exact(0),
+            vec![deposit(2)],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::WrongExpectedVersion { actual: None, .. }),
+        "{err}"
+    );
+    assert_eq!(store.end_position(), 1);
+}
+
+#[tokio::test]
+async fn the_same_command_id_appends_once_also_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let a = StreamId::new("t", "a");
+    let once = store
+        .append(
+            &a,
+            ExpectedVersion::Any,
+            vec![deposit(1), deposit(2)],
+            AppendOptions::command("cmd-1"),
+        )
+        .await
+        .unwrap();
+    assert!(!once.duplicate);
+    let again = store
+        .append(
+            &a,
+            ExpectedVersion::Any,
+            vec![deposit(1), deposit(2)],
+            AppendOptions::command("cmd-1"),
+        )
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(AppendResultKey::of(&again), AppendResultKey::of(&once));
+    // Reusing the id on another stream is refused.
+    let err = store
+        .append(
+            &StreamId::new("t", "b"),
+            ExpectedVersion::Any,
+            vec![deposit(1)],
+            AppendOptions::command("cmd-1"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::CommandIdReused { .. }), "{err}");
+    store.close().await.unwrap();
+
+    let store = open(dir.path()).await;
+    let after = store
+        .append(
+            &a,
+            ExpectedVersion::Exact(99),
+            vec![deposit(1), deposit(2)],
+            AppendOptions::command("cmd-1"),
+        )
+        .await
+        .unwrap();
+    assert!(after.duplicate);
+    assert_eq!(AppendResultKey::of(&after), AppendResultKey::of(&once));
+    assert_eq!(store.end_position(), 2);
+    let events = store
+        .read_stream(&a, StreamRead::forward(0, 10))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].command_id.as_deref(), Some("cmd-1"));
+}
+
+#[tokio::test]
+async fn concurrent_appends_with_one_command_id_append_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let a = StreamId::new("t", "a");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        let a = a.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(
+                    &a,
+                    ExpectedVersion::Any,
+                    vec![deposit(7)],
+                    AppendOptions::command("same"),
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut originals = 0;
+    for task in tasks {
+        let result = task.await.unwrap();
+        assert_eq!(result.first_position, 0);
+        originals += usize::from(!result.duplicate);
+    }
+    assert_eq!(originals, 1);
+    assert_eq!(store.end_position(), 1);
+}
+
+/// The parts of an append result that must be equal for a duplicate.
+#[derive(Debug, PartialEq, Eq)]
+struct AppendResultKey(u64, u64, u64, u64);
+
+impl AppendResultKey {
+    fn of(result: &tally_store::AppendResult) -> Self {
+        AppendResultKey(
+            result.first_position,
+            result.first_version,
+            result.count,
+            result.timestamp_ms,
+        )
+    }
+}
+
+#[tokio::test]
+async fn streams_read_forward_backward_paged_and_up_to_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let a = StreamId::new("t", "a");
+    let other = StreamId::new("t", "other");
+    for n in 0..20 {
+        store
+            .append(
+                &a,
+                ExpectedVersion::Any,
+                vec![deposit(n)],
+                AppendOptions::default(),
+            )
+            .await
+            .unwrap();
+        store
+            .append(
+                &other,
+                ExpectedVersion::Any,
+                vec![deposit(n)],
+                AppendOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let versions = |events: Vec<tally_store::RecordedEvent>| {
+        events.iter().map(|e| e.version).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        versions(
+            store
+                .read_stream(&a, StreamRead::forward(5, 3))
+                .await
+                .unwrap()
+        ),
+        vec![5, 6, 7]
+    );
+    assert_eq!(
+        versions(
+            store
+                .read_stream(&a, StreamRead::backward(3))
+                .await
+                .unwrap()
+        ),
+        vec![19, 18, 17]
+    );
+    let mut from_version = StreamRead::backward(2);
+    from_version.from_version = Some(4);
+    assert_eq!(
+        versions(store.read_stream(&a, from_version).await.unwrap()),
+        vec![4, 3]
+    );
+    // Position of version 9 of `a` is 18: reading up to it stops there.
+    let upto = store
+        .read_stream(&a, StreamRead::forward(0, 100).up_to(18))
+        .await
+        .unwrap();
+    assert_eq!(upto.last().unwrap().version, 9);
+    assert_eq!(
+        versions(
+            store
+                .read_stream(&a, StreamRead::forward(30, 3))
+                .await
+                .unwrap()
+        ),
+        Vec::<u64>::new()
+    );
+    let page = store.read_all(10, 5).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![10, 11, 12, 13, 14]
+    );
+}
+
+#[tokio::test]
+async fn time_travel_finds_the_last_position_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let a = StreamId::new("t", "a");
+    let first = store
+        .append(
+            &a,
+            ExpectedVersion::Any,
+            vec![deposit(1)],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = store
+        .append(
+            &a,
+            ExpectedVersion::Any,
+            vec![deposit(2)],
+            AppendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(second.timestamp_ms > first.timestamp_ms);
+    assert_eq!(
+        store.position_at_time(first.timestamp_ms).await.unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        store.position_at_time(second.timestamp_ms).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store
+            .position_at_time(first.timestamp_ms - 1)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_clear_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let a = StreamId::new("t", "a");
+    let cases: Vec<(StreamId, Vec<NewEvent>, &str)> = vec![
+        (a.clone(), vec![], "at least one event"),
+        (a.clone(), vec![NewEvent::new("E", "not json")], "not JSON"),
+        (
+            a.clone(),
+            vec![NewEvent::new("", "{}")],
+            "event name is empty",
+        ),
+        (
+            a.clone(),
+            vec![NewEvent::new("E", "{}").with_metadata("[1]")],
+            "not a JSON object",
+        ),
+        (
+            StreamId::new("", "x"),
+            vec![NewEvent::new("E", "{}")],
+            "aggregate type is empty",
+        ),
+        (
+            StreamId::new("t", "x".repeat(300)),
+            vec![NewEvent::new("E", "{}")],
+            "limit is 256",
+        ),
+        (
+            a.clone(),
+            vec![NewEvent::new("E", Bytes::from(vec![b' '; 2 * 1024 * 1024]))],
+            "exceeds the limit",
+        ),
+        (
+            a.clone(),
+            (0..1001).map(|_| NewEvent::new("E", "{}")).collect(),
+            "exceed the limit",
+        ),
+    ];
+    for (stream, events, message) in cases {
+        let err = store
+            .append(
+                &stream,
+                ExpectedVersion::Any,
+                events,
+                AppendOptions::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
+        assert!(
+            err.to_string().contains(message),
+            "{err} should mention {message}"
+        );
+    }
+    assert_eq!(store.end_position(), 0);
+}
+
+#[tokio::test]
+async fn snapshots_return_the_latest_of_their_tag_only_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let a = StreamId::new("t", "a");
+    for n in 0..5 {
+        store
+            .append(
+                &a,
+                ExpectedVersion::Any,
+                vec![deposit(n)],
+                AppendOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .save_snapshot(&a, 2, "plugin@1", Bytes::from_static(b"v1-at-2"))
+        .await
+        .unwrap();
+    store
+        .save_snapshot(&a, 4, "plugin@1", Bytes::from_static(b"v1-at-4"))
+        .await
+        .unwrap();
+    store
+        .save_snapshot(&a, 3, "plugin@2", Bytes::from_static(b"v2-at-3"))
+        .await
+        .unwrap();
+    let err = store
+        .save_snapshot(&a, 9, "plugin@1", Bytes::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
+    let latest = store
+        .latest_snapshot(&a, "plugin@1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((latest.version, &latest.data[..]), (4, &b"v1-at-4"[..]));
+    assert!(
+        store
+            .latest_snapshot(&a, "plugin@3")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.close().await.unwrap();
+
+    let (store, report) = EventStore::open(StoreConfig::new(dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(report.snapshots, 2);
+    let latest = store
+        .latest_snapshot(&a, "plugin@2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((latest.version, &latest.data[..]), (3, &b"v2-at-3"[..]));
+}
+
+#[tokio::test]
+async fn old_snapshots_are_compacted_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.snapshot_wal.max_segment_size = 128 * 1024 + 64 * 1024;
+    config.snapshot_wal.max_record_size = 64 * 1024;
+    config.snapshot_wal.max_batch_size = 64 * 1024;
+    config.snapshot_compaction_bytes = 256 * 1024;
+    let (store, _) = EventStore::open(config.clone()).await.unwrap();
+    let streams: Vec<StreamId> = (0..4)
+        .map(|n| StreamId::new("t", format!("s{n}")))
+        .collect();
+    for stream in &streams {
+        store
+            .append(
+                stream,
+                ExpectedVersion::Any,
+                vec![deposit(1)],
+                AppendOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let state = Bytes::from(vec![7u8; 8 * 1024]);
+    for round in 0..200u64 {
+        for stream in &streams {
+            store
+                .save_snapshot(stream, 0, &format!("tag{}", round % 2), state.clone())
+                .await
+                .unwrap();
+        }
+    }
+    let files = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .count();
+    // 200 rounds x 4 streams x 8 KiB = 6.4 MiB written; compaction keeps a few segments.
+    assert!(files < 10, "{files} files in the snapshot log");
+    for stream in &streams {
+        for tag in ["tag0", "tag1"] {
+            let snapshot = store.latest_snapshot(stream, tag).await.unwrap().unwrap();
+            assert_eq!(snapshot.data, state);
+        }
+    }
+    store.close().await.unwrap();
+    let (store, report) = EventStore::open(config).await.unwrap();
+    assert_eq!(report.snapshots, 8);
+    assert!(
+        store
+            .latest_snapshot(&streams[0], "tag1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_second_open_of_the_same_directory_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = open(dir.path()).await;
+    let err = EventStore::open(StoreConfig::new(dir.path()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already open"), "{err}");
+}
