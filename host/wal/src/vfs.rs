@@ -11,6 +11,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// How to open a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,5 +185,112 @@ impl VfsFile for OsFile {
 
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+}
+
+/// A file system that wraps another (by default the real one) to count data syncs and to
+/// act as a full disk on demand: for tests of group commit and of running out of space.
+#[derive(Debug)]
+pub struct FaultyVfs {
+    inner: Arc<dyn Vfs>,
+    /// Number of `sync_data` calls on files opened through it.
+    pub syncs: Arc<AtomicU64>,
+    /// While set, writes and preallocations fail with [`io::ErrorKind::StorageFull`].
+    pub full: Arc<AtomicBool>,
+}
+
+impl Default for FaultyVfs {
+    fn default() -> FaultyVfs {
+        FaultyVfs::new(Arc::new(OsVfs))
+    }
+}
+
+impl FaultyVfs {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Vfs>) -> FaultyVfs {
+        FaultyVfs {
+            inner,
+            syncs: Arc::default(),
+            full: Arc::default(),
+        }
+    }
+}
+
+impl Vfs for FaultyVfs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list_dir(dir)
+    }
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VfsFile>> {
+        Ok(Arc::new(FaultyFile {
+            inner: self.inner.open(path, mode)?,
+            syncs: self.syncs.clone(),
+            full: self.full.clone(),
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<LockGuard> {
+        self.inner.lock(path)
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    inner: Arc<dyn VfsFile>,
+    syncs: Arc<AtomicU64>,
+    full: Arc<AtomicBool>,
+}
+
+impl FaultyFile {
+    fn check_space(&self) -> io::Result<()> {
+        if self.full.load(Ordering::Relaxed) {
+            return Err(io::ErrorKind::StorageFull.into());
+        }
+        Ok(())
+    }
+}
+
+impl VfsFile for FaultyFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.check_space()?;
+        self.inner.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.inner.sync_data()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.check_space()?;
+        self.inner.allocate(len)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        self.inner.size()
     }
 }

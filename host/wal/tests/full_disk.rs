@@ -7,13 +7,14 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use common::{CountingVfs, numbered, read_all, small_config};
+use common::{numbered, read_all, small_config};
+use tally_wal::vfs::FaultyVfs;
 use tally_wal::{Wal, WalConfig, WalError};
 
 #[tokio::test]
 async fn a_full_disk_fails_appends_cleanly_until_space_returns_and_the_log_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let vfs = CountingVfs::default();
+    let vfs = FaultyVfs::default();
     let full = vfs.full.clone();
     let vfs = Arc::new(vfs);
     let config = || WalConfig {
@@ -50,7 +51,7 @@ async fn a_full_disk_fails_appends_cleanly_until_space_returns_and_the_log_resum
 #[tokio::test]
 async fn only_acknowledged_appends_remain_after_a_full_disk_across_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let vfs = CountingVfs::default();
+    let vfs = FaultyVfs::default();
     let full = vfs.full.clone();
     let config = WalConfig {
         vfs: Arc::new(vfs),

@@ -6,7 +6,8 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use common::{CountingVfs, numbered, read_all};
+use common::{numbered, read_all};
+use tally_wal::vfs::FaultyVfs;
 use tally_wal::{FsyncPolicy, Wal, WalConfig};
 
 #[test]
@@ -18,7 +19,7 @@ fn the_handle_is_send_sync_and_cheap_to_clone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_cost_far_fewer_fsyncs_than_appends() {
     let dir = tempfile::tempdir().unwrap();
-    let vfs = CountingVfs::default();
+    let vfs = FaultyVfs::default();
     let syncs = vfs.syncs.clone();
     let config = WalConfig {
         fsync_policy: FsyncPolicy::Always,
