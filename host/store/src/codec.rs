@@ -134,6 +134,62 @@ pub fn decode(bytes: &Bytes) -> Result<Decoded, DecodeError> {
     })
 }
 
+/// The fields of an envelope the index needs, borrowed from the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexFields<'a> {
+    pub position: u64,
+    pub version: u64,
+    pub timestamp_ms: u64,
+    pub index_in_append: u32,
+    pub append_len: u32,
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    pub command_id: &'a str,
+}
+
+/// Decodes only what the index needs, without copying (for rebuilding the index on open).
+pub fn decode_index_fields(bytes: &[u8]) -> Result<IndexFields<'_>, DecodeError> {
+    let mut cursor = bytes;
+    if cursor.len() < 1 + 8 * 3 + 4 * 3 {
+        return Err(DecodeError("envelope is too short"));
+    }
+    if cursor.get_u8() != ENVELOPE_VERSION {
+        return Err(DecodeError("unknown envelope version"));
+    }
+    let position = cursor.get_u64_le();
+    let version = cursor.get_u64_le();
+    let timestamp_ms = cursor.get_u64_le();
+    let _schema_version = cursor.get_u32_le();
+    let index_in_append = cursor.get_u32_le();
+    let append_len = cursor.get_u32_le();
+    let aggregate_type = take_str(&mut cursor)?;
+    let aggregate_id = take_str(&mut cursor)?;
+    let _name = take_str(&mut cursor)?;
+    let command_id = take_str(&mut cursor)?;
+    Ok(IndexFields {
+        position,
+        version,
+        timestamp_ms,
+        index_in_append,
+        append_len,
+        aggregate_type,
+        aggregate_id,
+        command_id,
+    })
+}
+
+fn take_str<'a>(cursor: &mut &'a [u8]) -> Result<&'a str, DecodeError> {
+    let (len, size) = get_varint(cursor).ok_or(DecodeError("bad length varint"))?;
+    let len = usize::try_from(len).map_err(|_| DecodeError("field length overflows"))?;
+    let rest = &cursor[size..];
+    if len > rest.len() {
+        return Err(DecodeError("field runs past the envelope"));
+    }
+    let (field, rest) = rest.split_at(len);
+    *cursor = rest;
+    std::str::from_utf8(field).map_err(|_| DecodeError("field is not UTF-8"))
+}
+
 fn take_bytes(cursor: &mut Bytes) -> Result<Bytes, DecodeError> {
     let (len, size) = get_varint(cursor).ok_or(DecodeError("bad length varint"))?;
     cursor.advance(size);
@@ -173,6 +229,21 @@ mod tests {
         };
         let bytes = envelope.encode();
         assert_eq!(bytes.len(), envelope.encoded_len());
+        let fields = decode_index_fields(&bytes).unwrap();
+        assert_eq!(
+            (
+                fields.position,
+                fields.version,
+                fields.index_in_append,
+                fields.append_len
+            ),
+            (42, 7, 1, 3)
+        );
+        assert_eq!(
+            (fields.aggregate_type, fields.aggregate_id),
+            ("bank-account", "acc-1")
+        );
+        assert_eq!(fields.command_id, "cmd-9");
         let decoded = decode(&bytes).unwrap();
         assert_eq!(decoded.index_in_append, 1);
         assert_eq!(decoded.append_len, 3);

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::append::{Core, Decision, Limits, Sequencer, now_ms, validate};
-use crate::codec::{self, Decoded};
+use crate::codec;
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::event::{
@@ -453,54 +453,72 @@ fn encoded_size(
 async fn rebuild_index(wal: &Wal, config: &StoreConfig) -> Result<Index> {
     let mut index = Index::new(config.command_retention);
     let mut reader = wal.read_from(Position::START).await?;
-    let mut append: Vec<(Decoded, Position)> = Vec::new();
+    let mut append = PendingAppend::default();
     while let Some((record, wal_position)) = reader.next_record().await? {
-        let decoded = codec::decode(&record.value)
+        let fields = codec::decode_index_fields(&record.value)
             .map_err(|e| StoreError::Corrupt(format!("record at {wal_position}: {e}")))?;
-        if decoded.index_in_append as usize != append.len() {
+        if fields.index_in_append as usize != append.events.len() {
             return Err(StoreError::Corrupt(format!(
                 "record at {wal_position}: event {} of an append where {} was expected",
-                decoded.index_in_append,
-                append.len()
+                fields.index_in_append,
+                append.events.len()
             )));
         }
-        let complete = decoded.index_in_append + 1 == decoded.append_len;
-        append.push((decoded, wal_position));
-        if complete {
-            add_to_index(&mut index, &append)?;
-            append.clear();
+        if append.events.is_empty() {
+            // The stream and command id are the same for every event of an append.
+            append.stream = StreamId::new(fields.aggregate_type, fields.aggregate_id);
+            append.command_id =
+                (!fields.command_id.is_empty()).then(|| fields.command_id.to_string());
+            append.timestamp_ms = fields.timestamp_ms;
+        }
+        append.events.push(IndexedEvent {
+            position: fields.position,
+            version: fields.version,
+            wal_position,
+        });
+        if fields.index_in_append + 1 == fields.append_len {
+            index
+                .add_append(
+                    &append.stream,
+                    &append.events,
+                    append.command_id.as_deref(),
+                    append.timestamp_ms,
+                )
+                .map_err(|reason| {
+                    StoreError::Corrupt(format!(
+                        "append at position {} of {}: {reason}",
+                        append.events[0].position, append.stream
+                    ))
+                })?;
+            append.events.clear();
         }
     }
-    if let Some((_, wal_position)) = append.first() {
+    if let Some(event) = append.events.first() {
         return Err(StoreError::Corrupt(format!(
-            "the append starting at {wal_position} is incomplete"
+            "the append starting at {} is incomplete",
+            event.wal_position
         )));
     }
     index.prune_commands(now_ms());
     Ok(index)
 }
 
-fn add_to_index(index: &mut Index, append: &[(Decoded, Position)]) -> Result<()> {
-    let first = &append[0].0.event;
-    let events: Vec<IndexedEvent> = append
-        .iter()
-        .map(|(decoded, wal_position)| IndexedEvent {
-            position: decoded.event.position,
-            version: decoded.event.version,
-            wal_position: *wal_position,
-        })
-        .collect();
-    index
-        .add_append(
-            &first.stream,
-            &events,
-            first.command_id.as_deref(),
-            first.timestamp_ms,
-        )
-        .map_err(|reason| {
-            StoreError::Corrupt(format!(
-                "append at position {} of {}: {reason}",
-                first.position, first.stream
-            ))
-        })
+/// The events of one append read so far while rebuilding the index.
+#[derive(Debug)]
+struct PendingAppend {
+    stream: StreamId,
+    command_id: Option<String>,
+    timestamp_ms: u64,
+    events: Vec<IndexedEvent>,
+}
+
+impl Default for PendingAppend {
+    fn default() -> PendingAppend {
+        PendingAppend {
+            stream: StreamId::new("", ""),
+            command_id: None,
+            timestamp_ms: 0,
+            events: Vec::new(),
+        }
+    }
 }

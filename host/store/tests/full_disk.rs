@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tally_store::{AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId, StreamRead};
+use tally_store::{
+    AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId, StreamRead,
+};
 use tally_wal::vfs::FaultyVfs;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,7 +19,15 @@ async fn appends_fail_cleanly_while_the_disk_is_full_and_resume_after() {
     let (store, _) = EventStore::open(config.clone()).await.unwrap();
     let a = StreamId::new("t", "a");
     let event = || NewEvent::new("E", "{}");
-    store.append(&a, ExpectedVersion::Any, vec![event()], AppendOptions::command("ok-1")).await.unwrap();
+    store
+        .append(
+            &a,
+            ExpectedVersion::Any,
+            vec![event()],
+            AppendOptions::command("ok-1"),
+        )
+        .await
+        .unwrap();
 
     full.store(true, Ordering::Relaxed);
     let mut tasks = Vec::new();
@@ -26,7 +36,12 @@ async fn appends_fail_cleanly_while_the_disk_is_full_and_resume_after() {
         let a = a.clone();
         tasks.push(tokio::spawn(async move {
             store
-                .append(&a, ExpectedVersion::Any, vec![NewEvent::new("E", "{}")], AppendOptions::command(format!("full-{n}")))
+                .append(
+                    &a,
+                    ExpectedVersion::Any,
+                    vec![NewEvent::new("E", "{}")],
+                    AppendOptions::command(format!("full-{n}")),
+                )
                 .await
         }));
     }
@@ -35,27 +50,52 @@ async fn appends_fail_cleanly_while_the_disk_is_full_and_resume_after() {
         assert!(err.is_storage_full(), "{err}");
     }
     // Reads keep working.
-    assert_eq!(store.read_stream(&a, StreamRead::forward(0, 10)).await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .read_stream(&a, StreamRead::forward(0, 10))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(store.stream_version(&a), Some(0));
 
     full.store(false, Ordering::Relaxed);
     let result = store
-        .append(&a, ExpectedVersion::Exact(0), vec![event()], AppendOptions::command("ok-2"))
+        .append(
+            &a,
+            ExpectedVersion::Exact(0),
+            vec![event()],
+            AppendOptions::command("ok-2"),
+        )
         .await
         .unwrap();
     assert_eq!((result.first_position, result.first_version), (1, 1));
     // A command that failed while the disk was full can be retried: it was never applied.
     let retried = store
-        .append(&a, ExpectedVersion::Any, vec![event()], AppendOptions::command("full-3"))
+        .append(
+            &a,
+            ExpectedVersion::Any,
+            vec![event()],
+            AppendOptions::command("full-3"),
+        )
         .await
         .unwrap();
     assert!(!retried.duplicate);
     store.close().await.unwrap();
 
-    let (store, report) = EventStore::open(StoreConfig::new(dir.path())).await.unwrap();
+    let (store, report) = EventStore::open(StoreConfig::new(dir.path()))
+        .await
+        .unwrap();
     assert!(!report.events_recovery.corruption_detected);
     assert_eq!(report.events, 3);
-    let events = store.read_stream(&a, StreamRead::forward(0, 10)).await.unwrap();
-    let commands: Vec<_> = events.iter().map(|e| e.command_id.clone().unwrap()).collect();
+    let events = store
+        .read_stream(&a, StreamRead::forward(0, 10))
+        .await
+        .unwrap();
+    let commands: Vec<_> = events
+        .iter()
+        .map(|e| e.command_id.clone().unwrap())
+        .collect();
     assert_eq!(commands, vec!["ok-1", "ok-2", "full-3"]);
 }

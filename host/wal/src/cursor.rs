@@ -61,6 +61,12 @@ impl FileCursor {
         self.chunk.slice(from.min(self.chunk.len())..)
     }
 
+    /// The buffered bytes from the cursor on, borrowed (no reference count touched).
+    pub fn bytes(&self) -> &[u8] {
+        let from = (self.pos - self.chunk_start) as usize;
+        &self.chunk[from.min(self.chunk.len())..]
+    }
+
     /// Makes at least `needed` bytes from the cursor available in [`Self::buffered`],
     /// reading more of the file if necessary. Returns `false` when the limit or the end of
     /// the file comes first (then all that is there is buffered).

@@ -174,6 +174,28 @@ pub enum FrameError {
 ///
 /// `buf` is a shared buffer, so the record's key and value are zero-copy slices of it.
 pub fn decode_frame(buf: &Bytes, max_body: u64) -> Result<(Record, usize), FrameError> {
+    let frame = check_frame(buf, max_body)?;
+    let record = Record {
+        key: buf.slice(frame.key_start..frame.key_end),
+        value: buf.slice(frame.key_end..frame.len),
+    };
+    Ok((record, frame.len))
+}
+
+/// Where the parts of a checked frame are, relative to its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLayout {
+    /// Offset of the key.
+    pub key_start: usize,
+    /// Offset of the value (the end of the key).
+    pub key_end: usize,
+    /// Length of the whole frame (the end of the value).
+    pub len: usize,
+}
+
+/// Checks the record frame at the start of `buf` (length, checksum, flags, key length)
+/// without copying anything.
+pub fn check_frame(buf: &[u8], max_body: u64) -> Result<FrameLayout, FrameError> {
     if buf.len() < RECORD_HEADER_LEN {
         return Err(FrameError::Incomplete {
             needed: RECORD_HEADER_LEN,
@@ -204,11 +226,11 @@ pub fn decode_frame(buf: &Bytes, max_body: u64) -> Result<(Record, usize), Frame
         .checked_add(usize::try_from(key_len).unwrap_or(usize::MAX))
         .filter(|end| *end <= total)
         .ok_or(FrameError::Invalid("key length exceeds the record"))?;
-    let record = Record {
-        key: buf.slice(key_start..key_end),
-        value: buf.slice(key_end..total),
-    };
-    Ok((record, total))
+    Ok(FrameLayout {
+        key_start,
+        key_end,
+        len: total,
+    })
 }
 
 /// Number of bytes the LEB128 varint of `value` takes.

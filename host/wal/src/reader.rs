@@ -157,13 +157,13 @@ impl WalReader {
             return Err(self.corrupt(at, "frame cut short"));
         }
         let cursor = self.cursor.as_mut().expect("open");
-        let first_word = read_u32(&cursor.buffered(), 0);
+        let first_word = read_u32(cursor.bytes(), 0);
         if first_word == GROUP_MAGIC {
             if !self.fill(GROUP_HEADER_LEN).await? {
                 return Err(self.corrupt(at, "group header cut short"));
             }
             let cursor = self.cursor.as_mut().expect("open");
-            if let Err(reason) = GroupHeader::decode(&cursor.buffered()) {
+            if let Err(reason) = GroupHeader::decode(cursor.bytes()) {
                 return Err(self.corrupt(at, reason));
             }
             self.skip(GROUP_HEADER_LEN);
@@ -196,7 +196,7 @@ impl WalReader {
     /// Buffers `n` bytes at the cursor, reading the file on a blocking thread when needed.
     async fn fill(&mut self, n: usize) -> Result<bool> {
         let cursor = self.cursor.as_mut().expect("open");
-        if cursor.buffered().len() >= n {
+        if cursor.bytes().len() >= n {
             return Ok(true);
         }
         let mut cursor = self.cursor.take().expect("open");

@@ -14,7 +14,7 @@ use crate::cursor::FileCursor;
 use crate::error::{Result, WalError};
 use crate::format::{
     FrameError, GROUP_HEADER_LEN, GROUP_MAGIC, GroupHeader, MAX_FRAME_BODY, RECORD_HEADER_LEN,
-    SEGMENT_HEADER_LEN, SegmentHeader, decode_frame, read_u32,
+    SEGMENT_HEADER_LEN, SegmentHeader, check_frame, read_u32,
 };
 use crate::record::Position;
 use crate::segment::{Entry, classify, create_segment, segment_path};
@@ -384,7 +384,7 @@ fn scan_group(
     if !cursor.fill(GROUP_HEADER_LEN)? {
         return damage(group_start, "group header cut short");
     }
-    let header = match GroupHeader::decode(&cursor.buffered()) {
+    let header = match GroupHeader::decode(cursor.bytes()) {
         Ok(header) => header,
         Err(reason) => return damage(group_start, reason),
     };
@@ -406,14 +406,14 @@ fn scan_group(
                 "group holds fewer records than its header says",
             );
         }
-        let frame_len = RECORD_HEADER_LEN as u64 + u64::from(read_u32(&cursor.buffered(), 0));
+        let frame_len = RECORD_HEADER_LEN as u64 + u64::from(read_u32(cursor.bytes(), 0));
         if frame_len > room {
             return damage(frame_start, "record extends past its group");
         }
         if !cursor.fill(frame_len as usize)? {
             return damage(frame_start, "record cut short");
         }
-        match decode_frame(&cursor.buffered(), MAX_FRAME_BODY) {
+        match check_frame(cursor.bytes(), MAX_FRAME_BODY) {
             Ok(_) => {}
             Err(FrameError::Invalid(reason)) => return damage(frame_start, reason),
             Err(FrameError::Incomplete { .. }) => return damage(frame_start, "record cut short"),
@@ -436,7 +436,8 @@ enum Tail {
     Corrupt(Damage),
 }
 
-/// Decides what the damage at the end of the newest segment is.
+/// Decides what the damage at the end of the newest segment is. Reads what follows the
+/// intact data, skipping holes and preallocated space the file system reports as such.
 fn classify_tail(
     file: &Arc<dyn VfsFile>,
     id: u64,
@@ -444,24 +445,29 @@ fn classify_tail(
     scan: &SegmentScan,
     damage: Damage,
 ) -> std::io::Result<Tail> {
-    let mut data_end = scan.end;
-    let mut cursor = FileCursor::new(file.clone(), scan.end, len, MIN_SCAN_CHUNK);
     let magic = GROUP_MAGIC.to_le_bytes();
-    while cursor.remaining() > 0 {
-        cursor.fill(MIN_SCAN_CHUNK)?;
-        let chunk = cursor.buffered();
-        if chunk.is_empty() {
+    let mut data_end = scan.end;
+    let mut chunk = vec![0u8; MIN_SCAN_CHUNK];
+    let mut pos = scan.end;
+    while pos < len {
+        match file.next_data(pos)? {
+            Some(data) if data < len => pos = data,
+            _ => break,
+        }
+        let want = (len - pos).min(chunk.len() as u64) as usize;
+        let read = read_up_to(file.as_ref(), &mut chunk[..want], pos)?;
+        if read == 0 {
             break;
         }
-        let chunk_start = cursor.pos();
-        if let Some(last) = chunk.iter().rposition(|&b| b != 0) {
-            data_end = chunk_start + last as u64 + 1;
+        let bytes = &chunk[..read];
+        if let Some(last) = last_non_zero(bytes) {
+            data_end = pos + last as u64 + 1;
         }
-        for at in memchr::memmem::find_iter(&chunk, &magic) {
-            let offset = chunk_start + at as u64;
+        for at in memchr::memmem::find_iter(bytes, &magic) {
+            let offset = pos + at as u64;
             let mut header = [0u8; GROUP_HEADER_LEN];
-            let read = read_up_to(file.as_ref(), &mut header, offset)?;
-            if let Ok(group) = GroupHeader::decode(&header[..read])
+            let got = read_up_to(file.as_ref(), &mut header, offset)?;
+            if let Ok(group) = GroupHeader::decode(&header[..got])
                 && group.segment_id == id
                 && group.synced_offset > scan.end
             {
@@ -469,12 +475,27 @@ fn classify_tail(
             }
         }
         // The magic may straddle two chunks: overlap by its length minus one.
-        let step = chunk.len().saturating_sub(magic.len() - 1).max(1);
-        cursor.advance(step);
+        pos += (read.saturating_sub(magic.len() - 1)).max(1) as u64;
     }
     if data_end == scan.end {
         Ok(Tail::Clean)
     } else {
         Ok(Tail::Torn { data_end })
     }
+}
+
+/// Index of the last non-zero byte, comparing eight bytes at a time.
+fn last_non_zero(bytes: &[u8]) -> Option<usize> {
+    let words = bytes.len() / 8;
+    let tail = &bytes[words * 8..];
+    if let Some(at) = tail.iter().rposition(|&b| b != 0) {
+        return Some(words * 8 + at);
+    }
+    let word = bytes[..words * 8]
+        .chunks_exact(8)
+        .rposition(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")) != 0)?;
+    let at = bytes[word * 8..word * 8 + 8]
+        .iter()
+        .rposition(|&b| b != 0)?;
+    Some(word * 8 + at)
 }

@@ -60,6 +60,12 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
     fn allocate(&self, len: u64) -> io::Result<()>;
     /// The file's current length.
     fn size(&self) -> io::Result<u64>;
+    /// The first offset at or after `offset` that may hold data, skipping holes and
+    /// preallocated (unwritten) space; `None` when only such space follows. The default
+    /// skips nothing.
+    fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
+        Ok(Some(offset))
+    }
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`, or fails with `UnexpectedEof`.
@@ -186,6 +192,16 @@ impl VfsFile for OsFile {
     fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
+
+    fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
+        match rustix::fs::seek(&self.0, rustix::fs::SeekFrom::Data(offset)) {
+            Ok(data) => Ok(Some(data)),
+            Err(rustix::io::Errno::NXIO) => Ok(None),
+            // File systems without SEEK_DATA: assume data everywhere.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) => Ok(Some(offset)),
+            Err(err) => Err(err.into()),
+        }
+    }
 }
 
 /// A file system that wraps another (by default the real one) to count data syncs and to
@@ -292,5 +308,9 @@ impl VfsFile for FaultyFile {
 
     fn size(&self) -> io::Result<u64> {
         self.inner.size()
+    }
+
+    fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
+        self.inner.next_data(offset)
     }
 }

@@ -298,7 +298,7 @@ impl Wal {
             let mut buf = Vec::new();
             positions
                 .into_iter()
-                .map(|position| read_record(&shared, position, &mut buf))
+                .map(|position| read_record(&shared, position, end, &mut buf))
                 .collect()
         })
         .await
@@ -352,7 +352,15 @@ impl Wal {
 const READ_AHEAD: usize = 4096;
 
 /// Reads the record at `position` with one `pread` when it fits in [`READ_AHEAD`] bytes.
-fn read_record(shared: &Shared, position: Position, buf: &mut Vec<u8>) -> Result<Record> {
+/// `end` is the durable end of the log: a frame that would reach past it, or past the
+/// configured record limits, or past the end of the file, is no record (the position is
+/// not the start of one), not an I/O error, and nothing is allocated for it.
+fn read_record(
+    shared: &Shared,
+    position: Position,
+    end: Position,
+    buf: &mut Vec<u8>,
+) -> Result<Record> {
     let config = &shared.config;
     let file = shared
         .files
@@ -365,10 +373,14 @@ fn read_record(shared: &Shared, position: Position, buf: &mut Vec<u8>) -> Result
         return Err(WalError::NoRecord(position));
     }
     let body = read_u32(buf, 0) as usize;
-    if body == 0 || body as u64 > MAX_FRAME_BODY {
+    let largest = config.max_record_size.max(config.max_batch_size);
+    if body == 0 || body as u64 > MAX_FRAME_BODY || body > largest {
         return Err(WalError::NoRecord(position));
     }
     let frame_len = RECORD_HEADER_LEN + body;
+    if position.segment_id == end.segment_id && position.offset + frame_len as u64 > end.offset {
+        return Err(WalError::NoRecord(position));
+    }
     if frame_len > read {
         buf.resize(frame_len, 0);
         read_exact_at(
@@ -376,7 +388,10 @@ fn read_record(shared: &Shared, position: Position, buf: &mut Vec<u8>) -> Result
             &mut buf[read..],
             position.offset + read as u64,
         )
-        .map_err(|e| WalError::io("reading", path(), e))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => WalError::NoRecord(position),
+            _ => WalError::io("reading", path(), e),
+        })?;
     }
     let frame = Bytes::copy_from_slice(&buf[..frame_len]);
     decode_frame(&frame, MAX_FRAME_BODY)
