@@ -8,7 +8,7 @@
 //! WAL refuses everything queued after it; the store refuses new appends until those have
 //! drained, then forgets the in-flight assignments and resumes.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -65,8 +65,8 @@ impl Sequencer {
     ) -> Sequencer {
         Sequencer {
             next_position,
-            pending_versions: HashMap::new(),
-            pending_commands: HashMap::new(),
+            pending_versions: HashMap::default(),
+            pending_commands: HashMap::default(),
             last_timestamp_ms,
             in_flight: 0,
             stalled: None,
@@ -297,6 +297,23 @@ impl Core {
     /// The committer: awaits each queued append's WAL answer in order and commits it.
     pub async fn run_committer(self: Arc<Core>, mut queue: mpsc::UnboundedReceiver<Queued>) {
         while let Some(queued) = queue.recv().await {
+            self.complete(queued).await;
+            // Commit what else is queued before waking subscriptions, once.
+            while let Ok(queued) = queue.try_recv() {
+                self.complete(queued).await;
+            }
+            let end = self.index.read().expect("index poisoned").end();
+            self.committed.send_if_modified(|committed| {
+                let moved = *committed != end;
+                *committed = end;
+                moved
+            });
+        }
+    }
+
+    /// Awaits one queued append's WAL answer, commits or fails it, and answers the caller.
+    async fn complete(&self, queued: Queued) {
+        {
             let Queued {
                 ticket,
                 stream,
@@ -340,11 +357,7 @@ impl Core {
             .collect();
         let added = {
             let mut index = self.index.write().expect("index poisoned");
-            let added = index.add_append(stream, &events, command_id, result.timestamp_ms);
-            if added.is_ok() {
-                self.committed.send_replace(index.end());
-            }
-            added
+            index.add_append(stream, &events, command_id, result.timestamp_ms)
         };
         let mut sequencer = self.sequencer.lock().expect("sequencer poisoned");
         sequencer.in_flight -= 1;

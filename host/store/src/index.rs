@@ -5,7 +5,9 @@
 //! bytes per event in its stream's version list, plus per stream its id (twice the string
 //! lengths plus about 100 bytes) and per retained command id about 150 bytes plus its length.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use tally_wal::Position;
@@ -112,11 +114,11 @@ impl Index {
     pub fn new(retention: CommandRetention) -> Index {
         Index {
             events: Vec::new(),
-            streams: HashMap::new(),
-            types: HashMap::new(),
+            streams: HashMap::default(),
+            types: HashMap::default(),
             commands: CommandIndex {
                 retention,
-                by_id: HashMap::new(),
+                by_id: HashMap::default(),
                 order: VecDeque::new(),
             },
             last_timestamp_ms: 0,
