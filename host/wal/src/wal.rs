@@ -349,7 +349,7 @@ impl Wal {
 }
 
 /// Bytes read at once when reading a record at a position (most records fit).
-const READ_AHEAD: usize = 4096;
+const READ_AHEAD: usize = 512;
 
 /// Reads the record at `position` with one `pread` when it fits in [`READ_AHEAD`] bytes.
 /// `end` is the durable end of the log: a frame that would reach past it, or past the
