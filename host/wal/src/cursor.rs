@@ -77,10 +77,8 @@ impl FileCursor {
         }
         let want = (self.chunk_size.max(needed) as u64).min(self.remaining()) as usize;
         let mut buf = match std::mem::take(&mut self.chunk).try_into_mut() {
-            Ok(mut reusable) => {
-                reusable.clear();
-                reusable
-            }
+            // Reused as it is: `resize` below then zeroes only what it adds.
+            Ok(reusable) => reusable,
             Err(_) => BytesMut::new(),
         };
         buf.resize(want, 0);

@@ -9,7 +9,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// Longest the writer waits for answered appenders to come back before the next write.
+const MAX_LINGER: Duration = Duration::from_micros(200);
 
 use bytes::Bytes;
 use tokio::sync::{Semaphore, oneshot, watch};
@@ -58,6 +61,8 @@ pub(crate) struct Stall {
 struct Queue {
     requests: Vec<Request>,
     closing: bool,
+    /// Whether the writer is waiting on `work_ready` (only then do submitters wake it).
+    writer_waiting: bool,
 }
 
 /// Work for the writer thread.
@@ -103,8 +108,11 @@ impl Shared {
             return Err(WalError::Closed);
         }
         queue.requests.push(request);
+        let wake = queue.writer_waiting;
         drop(queue);
-        self.work_ready.notify_one();
+        if wake {
+            self.work_ready.notify_one();
+        }
         Ok(())
     }
 
@@ -136,6 +144,10 @@ pub(crate) struct Writer {
     unsynced_since: Option<Instant>,
     /// Set after a failed fsync: the writer refuses all further work.
     poisoned: Option<String>,
+    /// Appends answered after the last sync (see `wait_for_work`).
+    last_answered: usize,
+    /// How long the last fsync took.
+    last_sync: Duration,
     visible: watch::Sender<Position>,
     buf: Vec<u8>,
     _lock: LockGuard,
@@ -164,6 +176,8 @@ impl Writer {
             segment,
             unsynced_since: None,
             poisoned: None,
+            last_answered: 0,
+            last_sync: Duration::ZERO,
             visible,
             buf: Vec::new(),
             _lock: lock,
@@ -195,10 +209,20 @@ impl Writer {
 
     /// Waits until there are requests (moved into `batch`), the log is closing, or the
     /// Batch window of the oldest unsynced write has elapsed.
+    ///
+    /// Under `Always`, appenders answered after a sync come back a moment later; taking
+    /// the queue at once would split them into two half-size groups that take turns, each
+    /// append waiting two syncs. So the writer lingers (at most a fifth of the last sync's
+    /// time, and at most [`MAX_LINGER`]) until as many requests as it last answered are
+    /// queued.
     fn wait_for_work(&mut self, batch: &mut Vec<Request>) -> bool {
+        let linger_until = Instant::now() + self.linger();
         let mut queue = self.shared.queue.lock().expect("queue poisoned");
         loop {
-            if !queue.requests.is_empty() {
+            let queued = queue.requests.len();
+            if queued > 0
+                && (queued >= self.last_answered || queue.closing || Instant::now() >= linger_until)
+            {
                 std::mem::swap(&mut queue.requests, batch);
                 return queue.closing;
             }
@@ -206,27 +230,39 @@ impl Writer {
                 return true;
             }
             let deadline = match (self.policy(), self.unsynced_since) {
+                _ if queued > 0 => Some(linger_until),
                 (FsyncPolicy::Batch(window), Some(since)) => Some(since + window),
                 _ => None,
             };
+            queue.writer_waiting = true;
             match deadline {
                 None => {
                     queue = self.shared.work_ready.wait(queue).expect("queue poisoned");
                 }
                 Some(deadline) => {
                     let now = Instant::now();
-                    if now >= deadline {
+                    if now >= deadline && queued == 0 {
+                        queue.writer_waiting = false;
                         return false;
                     }
                     queue = self
                         .shared
                         .work_ready
-                        .wait_timeout(queue, deadline - now)
+                        .wait_timeout(queue, deadline.saturating_duration_since(now))
                         .expect("queue poisoned")
                         .0;
                 }
             }
+            queue.writer_waiting = false;
         }
+    }
+
+    /// How long to wait for the appenders just answered to come back (see `wait_for_work`).
+    fn linger(&self) -> Duration {
+        if self.policy() != FsyncPolicy::Always || self.last_answered <= 1 {
+            return Duration::ZERO;
+        }
+        (self.last_sync / 5).min(MAX_LINGER)
     }
 
     /// Writes every append of `batch` in groups, syncs as the policy says, and answers.
@@ -266,6 +302,7 @@ impl Writer {
             self.after_unsynced_write();
             Ok(())
         };
+        self.last_answered = owed.len();
         for Owed { reply, position } in owed {
             let _ = reply.send(match &synced {
                 Ok(()) => Ok(position),
@@ -412,6 +449,7 @@ impl Writer {
             return Err(WalError::Poisoned(reason.clone()));
         }
         if self.segment.end > self.synced {
+            let started = Instant::now();
             if let Err(err) = self.segment.file.sync_data() {
                 let reason = format!("fsync of {} failed: {err}", self.path.display());
                 tracing::error!("{reason}");
@@ -419,6 +457,7 @@ impl Writer {
                 return Err(WalError::Poisoned(reason));
             }
             self.synced = self.segment.end;
+            self.last_sync = started.elapsed();
         }
         self.unsynced_since = None;
         self.publish();

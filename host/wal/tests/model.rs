@@ -1,29 +1,35 @@
 //! Model-based property test: the log behaves like a plain list of records.
 //!
 //! Random sequences of appends, batches, syncs, segment rotations (segments are small),
-//! reopens (with `close` and by dropping the handle), reader creations and reads,
-//! `read_at`, `delete_segments_before` and bursts of concurrent appenders run against a
-//! real [`Wal`] in a fresh directory and against an in-memory model: the acknowledged
-//! records with the positions their appends returned. After every operation:
+//! reopens (with `close`, by dropping the handle, and with another fsync policy and
+//! preallocation), reader creations and reads, tail-following readers
+//! (`wait_next_record`), `read_at`, `delete_segments_before`, bursts of concurrent
+//! appenders and pipelined `reserve` + `enqueue_batch` calls run against a real [`Wal`]
+//! in a fresh directory and against an in-memory model: the acknowledged records with
+//! the positions their appends returned. After every operation:
 //! - a full read from [`Position::START`] returns exactly the model's kept records at
 //!   their positions, in strictly increasing position order;
+//! - every acknowledged record is visible (`durable_end` covers it; under `Batch` once
+//!   the timer has run);
 //! - `read_at` returns the records just appended and the first and last kept ones, and
-//!   refuses deleted positions, positions inside a record and positions past the end;
+//!   answers `SegmentDeleted` for deleted positions and `NoRecord` inside a record and
+//!   at or past the end;
 //! - readers kept open across operations (following the tail, crossing segments, outliving
 //!   deletions) return exactly the next records, or `SegmentDeleted` once their next record
-//!   was deleted;
+//!   was deleted (or, before they opened any segment, their position was);
 //! - appends the configuration must refuse (too large, empty batch) are refused and write
 //!   nothing; a batch's positions are consecutive within one segment; each concurrent
-//!   appender sees its own appends in order;
+//!   appender sees its own appends in order; pipelined batches land in queue order;
 //! - `delete_segments_before` removes exactly the segments below
 //!   `min(position.segment_id, active segment)`;
-//! - every segment stays within `max_segment_size`;
+//! - no segment grows past `max_segment_size` (but see [`CLOSE_MARKER`]);
 //! - a reopen reports exactly the model's record count, segment count and last position,
 //!   with nothing truncated and no corruption.
 //!
 //! Each case draws its segment size (16 to 64 KiB), fsync policy, preallocation, group,
 //! queue and read-buffer limits. A failure prints the shrunk setup and operation list,
-//! which replays the case; set `PROPTEST_CASES` to run more cases than the default.
+//! which replays the case (see `replay` and the regression tests at the end); set
+//! `PROPTEST_CASES` to run more cases than the default 64.
 
 use std::fmt;
 use std::path::Path;
@@ -193,6 +199,9 @@ enum Op {
     /// A reader waits at the end of the log (`wait_next_record`) while these records are
     /// appended one by one.
     Follow(Vec<Rec>),
+    /// Batches queued with `reserve` and `enqueue_batch` before any is waited for: they
+    /// must land in the order they were queued.
+    Pipelined(Vec<Vec<Rec>>),
 }
 
 // ---------------------------------------------------------------------------------------
@@ -284,6 +293,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => pick().prop_map(Op::DeleteSegmentsBefore),
         3 => vec(vec(write(), 1..=6), 2..=6).prop_map(Op::Concurrent),
         2 => vec(rec(), 1..=10).prop_map(Op::Follow),
+        2 => vec(vec(rec(), 0..=4), 1..=6).prop_map(Op::Pipelined),
     ]
 }
 
@@ -590,6 +600,7 @@ impl Harness {
             Op::DeleteSegmentsBefore(pick) => self.delete_before(pick).await?,
             Op::Concurrent(tasks) => self.concurrent(tasks).await?,
             Op::Follow(specs) => self.follow(specs).await?,
+            Op::Pipelined(batches) => self.pipelined(batches).await?,
         }
         Ok(())
     }
@@ -874,6 +885,36 @@ impl Harness {
         self.accept(records, positions)
     }
 
+    async fn pipelined(&mut self, batches: &[Vec<Rec>]) -> CaseResult {
+        let mut queued = Vec::new();
+        for specs in batches {
+            let records: Vec<Record> = specs.iter().map(|spec| self.build(*spec)).collect();
+            let expected = refusal(&records, true, &self.config);
+            let wal = self.wal();
+            let ticket = match wal.checked_len(&records) {
+                Ok(size) => {
+                    let reservation = wal.reserve(size).await.or_fail("reserve")?;
+                    Ok(wal
+                        .enqueue_batch(&records, reservation)
+                        .or_fail("enqueue_batch")?)
+                }
+                Err(err) => Err(err),
+            };
+            queued.push((records, expected, ticket));
+        }
+        for (records, expected, ticket) in queued {
+            let answer = match ticket {
+                Ok(ticket) => ticket.wait().await,
+                Err(err) => Err(err),
+            };
+            if let Some(positions) = check_answer(&records, expected, answer)? {
+                // `Model::push` checks that each batch lands after the ones queued before.
+                self.accept(records, positions)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn follow(&mut self, specs: &[Rec]) -> CaseResult {
         let records: Vec<Record> = specs.iter().map(|spec| self.build(*spec)).collect();
         let accepted = records
@@ -1011,16 +1052,6 @@ impl Harness {
 
     /// Every kept record through `read_at`, then a final close and reopen.
     async fn finish(mut self) -> CaseResult {
-        if std::env::var("MODEL_STATS").is_ok() {
-            eprintln!(
-                "STATS records={} kept={} first={} active={} policy={:?}",
-                self.model.all.len(),
-                self.model.kept().len(),
-                self.model.first,
-                self.model.active,
-                self.config.fsync_policy
-            );
-        }
         for (record, position) in self.model.kept() {
             let read = self.wal().read_at(*position).await.or_fail("read_at")?;
             prop_assert!(read == *record, "read_at({}) differs", position);
@@ -1074,7 +1105,9 @@ fn proptest_config() -> ProptestConfig {
         cases,
         // The shrunk case is printed on failure; nothing is written into the source tree.
         failure_persistence: None,
-        max_shrink_iters: 4096,
+        // Shrinking reruns whole cases (with real fsyncs): bound it.
+        max_shrink_iters: 2048,
+        max_shrink_time: 120_000,
         ..ProptestConfig::default()
     }
 }
@@ -1189,4 +1222,48 @@ fn concurrent_groups_stay_within_max_segment_size() {
     for policy in [FsyncPolicy::Always, FsyncPolicy::Os] {
         replay(small_setup(policy), vec![Op::Concurrent(tasks.clone())]);
     }
+}
+
+/// `read_at` where no record starts (inside a record or a group header) answered an I/O
+/// error ("unexpected end of file") when the garbage length reached past the end of the
+/// file, after allocating a buffer of that length (up to 1 GiB); it must answer
+/// `NoRecord`. Every offset of a small log is tried.
+#[test]
+fn read_at_where_no_record_starts_is_no_record() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_setup(FsyncPolicy::Always).config(dir.path());
+        let (wal, _) = Wal::open(config.clone()).await.unwrap();
+        let mut starts = std::collections::HashMap::new();
+        for serial in 0..12u64 {
+            let spec = Rec {
+                key: (serial * 5) as u8,
+                value: Size::Len((serial * 37 % 300) as u16),
+            };
+            let record = build(spec, serial, config.max_record_size);
+            starts.insert(wal.append(&record).await.unwrap(), record);
+        }
+        let end = wal.durable_end();
+        for offset in SEGMENT_HEADER_LEN..end.offset {
+            let position = Position {
+                segment_id: end.segment_id,
+                offset,
+            };
+            let answer = wal.read_at(position).await;
+            match starts.get(&position) {
+                Some(record) => assert_eq!(answer.unwrap(), *record),
+                None => assert!(
+                    matches!(answer, Err(WalError::NoRecord(p)) if p == position),
+                    "read_at({position}) answered {:?}",
+                    answer.map(|r| describe(&r))
+                ),
+            }
+        }
+        wal.close().await.unwrap();
+    });
 }
