@@ -10,8 +10,10 @@ use crate::upcast::Upcaster;
 ///
 /// `Self` is the state. It is stored between calls as its serde JSON encoding, so
 /// it must be `Serialize + DeserializeOwned`, and `Default` is the state before any
-/// event. Commands and events are plain serde enums; the variant name is the
-/// command or event name on the wire and the variant's fields are its JSON data.
+/// event. Commands and events are plain serde enums in serde's default (externally
+/// tagged) representation: the variant name is the command or event name on the
+/// wire and the variant's fields are its JSON data. `#[serde(rename)]` and
+/// `#[serde(default)]` work; `#[serde(tag = ..)]` or `untagged` do not.
 pub trait Aggregate: Default + Serialize + DeserializeOwned {
     /// What a client asks for: a serde enum, one variant per command.
     type Command: Serialize + DeserializeOwned;
@@ -48,7 +50,10 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned {
     /// The state as JSON for queries. Defaults to the state's serde encoding.
     fn state_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_else(|error| {
-            panic!("the state of {} cannot be rendered as JSON: {error}", Self::AGGREGATE_TYPE)
+            panic!(
+                "the state of {} cannot be rendered as JSON: {error}",
+                Self::AGGREGATE_TYPE
+            )
         })
     }
 }
@@ -81,8 +86,14 @@ impl Rejection {
     /// digits in words joined by single `-`).
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
         let code = code.into();
-        debug_assert!(is_kebab_case(&code), "rejection code `{code}` is not kebab-case");
-        Self { code, message: message.into() }
+        debug_assert!(
+            is_kebab_case(&code),
+            "rejection code `{code}` is not kebab-case"
+        );
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -97,9 +108,12 @@ impl std::error::Error for Rejection {}
 /// Whether `code` is kebab-case: non-empty words of `[a-z0-9]` joined by single `-`.
 pub(crate) fn is_kebab_case(code: &str) -> bool {
     !code.is_empty()
-        && code
-            .split('-')
-            .all(|word| !word.is_empty() && word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && code.split('-').all(|word| {
+            !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 #[cfg(test)]
@@ -114,7 +128,15 @@ mod tests {
 
     #[test]
     fn kebab_case_rejects_other_spellings() {
-        for code in ["", "Insufficient", "snake_case", "-leading", "trailing-", "double--dash", "sp ace"] {
+        for code in [
+            "",
+            "Insufficient",
+            "snake_case",
+            "-leading",
+            "trailing-",
+            "double--dash",
+            "sp ace",
+        ] {
             assert!(!is_kebab_case(code), "{code:?} passed");
         }
     }

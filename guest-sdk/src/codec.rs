@@ -14,7 +14,9 @@ pub(crate) fn to_named<T: Serialize>(value: &T) -> Result<(String, Value), Strin
     match serde_json::to_value(value).map_err(|error| error.to_string())? {
         Value::String(name) => Ok((name, Value::Object(Map::new()))),
         Value::Object(map) if map.len() == 1 => Ok(map.into_iter().next().expect("one entry")),
-        other => Err(format!("expected an enum variant, got the JSON value {other}")),
+        other => Err(format!(
+            "expected an enum variant, got the JSON value {other}"
+        )),
     }
 }
 
@@ -67,25 +69,49 @@ mod tests {
 
     #[test]
     fn unit_variant_carries_an_empty_object() {
-        assert_eq!(to_named(&Sample::Unit).unwrap(), ("Unit".to_owned(), json!({})));
+        assert_eq!(
+            to_named(&Sample::Unit).unwrap(),
+            ("Unit".to_owned(), json!({}))
+        );
     }
 
     #[test]
     fn a_non_enum_value_is_an_error() {
-        assert!(to_named(&5).unwrap_err().contains("expected an enum variant"));
+        assert!(
+            to_named(&5)
+                .unwrap_err()
+                .contains("expected an enum variant")
+        );
     }
 
     #[test]
     fn unit_variant_accepts_empty_object_null_and_no_bytes() {
-        assert_eq!(from_named::<Sample>("Unit", json!({})).unwrap(), Sample::Unit);
-        assert_eq!(from_named::<Sample>("Unit", json!(null)).unwrap(), Sample::Unit);
-        assert_eq!(from_named::<Sample>("Unit", parse_data(b"").unwrap()).unwrap(), Sample::Unit);
+        assert_eq!(
+            from_named::<Sample>("Unit", json!({})).unwrap(),
+            Sample::Unit
+        );
+        assert_eq!(
+            from_named::<Sample>("Unit", json!(null)).unwrap(),
+            Sample::Unit
+        );
+        assert_eq!(
+            from_named::<Sample>("Unit", parse_data(b"").unwrap()).unwrap(),
+            Sample::Unit
+        );
     }
 
     #[test]
     fn struct_variant_round_trips() {
-        let (name, data) = to_named(&Sample::Optional { note: Some("hi".into()) }).unwrap();
-        assert_eq!(from_named::<Sample>(&name, data).unwrap(), Sample::Optional { note: Some("hi".into()) });
+        let (name, data) = to_named(&Sample::Optional {
+            note: Some("hi".into()),
+        })
+        .unwrap();
+        assert_eq!(
+            from_named::<Sample>(&name, data).unwrap(),
+            Sample::Optional {
+                note: Some("hi".into())
+            }
+        );
     }
 
     #[test]
@@ -109,6 +135,10 @@ mod tests {
 
     #[test]
     fn data_that_is_not_json_is_an_error() {
-        assert!(parse_data(b"{amount:").unwrap_err().starts_with("data is not JSON"));
+        assert!(
+            parse_data(b"{amount:")
+                .unwrap_err()
+                .starts_with("data is not JSON")
+        );
     }
 }

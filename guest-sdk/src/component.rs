@@ -36,7 +36,10 @@ impl<A: Aggregate> wit::Guest for Component<A> {
             events: info
                 .events
                 .into_iter()
-                .map(|event| wit::EventSchema { name: event.name, version: event.version })
+                .map(|event| wit::EventSchema {
+                    name: event.name,
+                    version: event.version,
+                })
                 .collect(),
         }
     }
@@ -46,17 +49,27 @@ impl<A: Aggregate> wit::Guest for Component<A> {
         raw::initial_state::<A>()
     }
 
-    fn handle(ctx: wit::Context, state: wit::State, command: wit::Command) -> Result<Vec<wit::Event>, wit::Rejection> {
+    fn handle(
+        ctx: wit::Context,
+        state: wit::State,
+        command: wit::Command,
+    ) -> Result<Vec<wit::Event>, wit::Rejection> {
         panic::install_hook();
         let ctx = aggregate::Context {
             aggregate_id: ctx.aggregate_id,
             stream_version: ctx.stream_version,
             now_ms: ctx.now_ms,
         };
-        let command = raw::RawCommand { name: command.name, data: command.data };
+        let command = raw::RawCommand {
+            name: command.name,
+            data: command.data,
+        };
         match raw::handle::<A>(&ctx, &state, &command) {
             Ok(events) => Ok(events.into_iter().map(to_wit_event).collect()),
-            Err(rejection) => Err(wit::Rejection { code: rejection.code, message: rejection.message }),
+            Err(rejection) => Err(wit::Rejection {
+                code: rejection.code,
+                message: rejection.message,
+            }),
         }
     }
 
@@ -79,9 +92,17 @@ impl<A: Aggregate> wit::Guest for Component<A> {
 }
 
 fn to_wit_event(event: raw::RawEvent) -> wit::Event {
-    wit::Event { name: event.name, version: event.version, data: event.data }
+    wit::Event {
+        name: event.name,
+        version: event.version,
+        data: event.data,
+    }
 }
 
 fn from_wit_event(event: wit::Event) -> raw::RawEvent {
-    raw::RawEvent { name: event.name, version: event.version, data: event.data }
+    raw::RawEvent {
+        name: event.name,
+        version: event.version,
+        data: event.data,
+    }
 }

@@ -15,9 +15,12 @@ pub(crate) fn variant_names<'de, T: Deserialize<'de>>() -> &'static [&'static st
     let mut probe = VariantProbe { names: None };
     // The probe always stops the deserialization with an error; only the names count.
     let _ = T::deserialize(&mut probe);
-    probe
-        .names
-        .unwrap_or_else(|| panic!("{} is not an enum deriving serde::Deserialize", std::any::type_name::<T>()))
+    probe.names.unwrap_or_else(|| {
+        panic!(
+            "{} is not an enum deriving serde::Deserialize",
+            std::any::type_name::<T>()
+        )
+    })
 }
 
 /// A deserializer that only records the variant list of the enum asked of it.
@@ -77,7 +80,9 @@ mod tests {
     enum Sample {
         First,
         #[serde(rename = "Renamed")]
-        Second { amount: i64 },
+        Second {
+            amount: i64,
+        },
         Third(String),
     }
 

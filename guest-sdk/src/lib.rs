@@ -83,13 +83,17 @@ pub const INVALID_STATE: &str = "invalid-state";
 /// ```
 ///
 /// The crate must have `crate-type = ["cdylib", "rlib"]` (cdylib for the component,
-/// rlib for native tests).
+/// rlib for native tests). The macro expands to nothing on non-wasm targets, where
+/// the plugin is an ordinary library for its given/when/then tests.
 #[macro_export]
 macro_rules! export {
     ($aggregate:ty) => {
+        // Only a wasm build is a component; on a native target (tests) the
+        // component's export symbols would not even link in a cdylib.
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             type TallyPluginComponent = $crate::__private::Component<$aggregate>;
-            $crate::__export_tally_plugin!(
+            $crate::__private::bindings::__export_tally_plugin!(
                 TallyPluginComponent with_types_in $crate::__private::bindings
             );
         };

@@ -41,14 +41,24 @@ fn panic_line(info: &PanicHookInfo<'_>) -> String {
         .unwrap_or("panic with a non-string payload");
     let location = info
         .location()
-        .map(|location| format!(" (at {}:{}:{})", location.file(), location.line(), location.column()))
+        .map(|location| {
+            format!(
+                " (at {}:{}:{})",
+                location.file(),
+                location.line(),
+                location.column()
+            )
+        })
         .unwrap_or_default();
     format!("{PANIC_MARKER}{}{location}\n", one_line(message))
 }
 
 /// Escapes line breaks so that the report stays one line.
 fn one_line(message: &str) -> String {
-    message.replace('\\', "\\\\").replace('\n', "\\n").replace('\r', "\\r")
+    message
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
 }
 
 #[cfg(test)]
@@ -77,8 +87,14 @@ mod tests {
         std::panic::set_hook(previous);
         assert!(result.is_err());
         let line = line.lock().unwrap().clone();
-        assert!(line.starts_with("tally-plugin-panic: balance 7 overflowed\\nbadly (at "), "{line}");
+        assert!(
+            line.starts_with("tally-plugin-panic: balance 7 overflowed\\nbadly (at "),
+            "{line}"
+        );
         assert!(line.contains("panic.rs:"), "{line}");
-        assert!(line.ends_with('\n') && line.matches('\n').count() == 1, "{line}");
+        assert!(
+            line.ends_with('\n') && line.matches('\n').count() == 1,
+            "{line}"
+        );
     }
 }

@@ -38,7 +38,13 @@ impl std::fmt::Debug for RawCommand {
 
 impl std::fmt::Debug for RawEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} v{} {}", self.name, self.version, String::from_utf8_lossy(&self.data))
+        write!(
+            f,
+            "{} v{} {}",
+            self.name,
+            self.version,
+            String::from_utf8_lossy(&self.data)
+        )
     }
 }
 
@@ -72,10 +78,16 @@ pub fn describe<A: Aggregate>() -> PluginInfo {
         aggregate_type: A::AGGREGATE_TYPE.to_owned(),
         version: A::VERSION.to_owned(),
         description: A::DESCRIPTION.to_owned(),
-        commands: variant_names::<A::Command>().iter().map(|&name| name.to_owned()).collect(),
+        commands: variant_names::<A::Command>()
+            .iter()
+            .map(|&name| name.to_owned())
+            .collect(),
         events: variant_names::<A::Event>()
             .iter()
-            .map(|&name| EventSchema { name: name.to_owned(), version: event_version::<A>(name) })
+            .map(|&name| EventSchema {
+                name: name.to_owned(),
+                version: event_version::<A>(name),
+            })
             .collect(),
     }
 }
@@ -89,7 +101,11 @@ pub fn initial_state<A: Aggregate>() -> Vec<u8> {
 ///
 /// An undecodable command is rejected with [`INVALID_COMMAND`], an undecodable
 /// state with [`INVALID_STATE`].
-pub fn handle<A: Aggregate>(ctx: &Context, state: &[u8], command: &RawCommand) -> Result<Vec<RawEvent>, Rejection> {
+pub fn handle<A: Aggregate>(
+    ctx: &Context,
+    state: &[u8],
+    command: &RawCommand,
+) -> Result<Vec<RawEvent>, Rejection> {
     let state: A = decode_state(state).map_err(|error| Rejection::new(INVALID_STATE, error))?;
     let command = decode_command::<A>(command)?;
     let events = state.handle(ctx, command)?;
@@ -100,7 +116,8 @@ pub fn handle<A: Aggregate>(ctx: &Context, state: &[u8], command: &RawCommand) -
 pub fn apply<A: Aggregate>(state: &[u8], events: &[RawEvent]) -> Result<Vec<u8>, String> {
     let mut state: A = decode_state(state)?;
     for (index, event) in events.iter().enumerate() {
-        let event = decode_event::<A>(event).map_err(|error| format!("event {index} of the batch: {error}"))?;
+        let event = decode_event::<A>(event)
+            .map_err(|error| format!("event {index} of the batch: {error}"))?;
         state.apply(event);
     }
     Ok(encode_state(&state))
@@ -108,14 +125,23 @@ pub fn apply<A: Aggregate>(state: &[u8], events: &[RawEvent]) -> Result<Vec<u8>,
 
 /// `upcast`: lifts one stored event to the current schema versions.
 pub fn upcast<A: Aggregate>(event: &RawEvent) -> Result<Vec<RawEvent>, String> {
-    let data = parse_data(&event.data).map_err(|error| format!("{} v{}: {error}", event.name, event.version))?;
-    let event = JsonEvent { name: event.name.clone(), version: event.version, data };
+    let data = parse_data(&event.data)
+        .map_err(|error| format!("{} v{}: {error}", event.name, event.version))?;
+    let event = JsonEvent {
+        name: event.name.clone(),
+        version: event.version,
+        data,
+    };
     let known = variant_names::<A::Event>();
     let current = |name: &str| known.contains(&name).then(|| event_version::<A>(name));
     let upcast = upcast_event(event, A::UPCASTERS, current)?;
     Ok(upcast
         .into_iter()
-        .map(|event| RawEvent { name: event.name, version: event.version, data: json_bytes(&event.data) })
+        .map(|event| RawEvent {
+            name: event.name,
+            version: event.version,
+            data: json_bytes(&event.data),
+        })
         .collect())
 }
 
@@ -127,15 +153,23 @@ pub fn state_json<A: Aggregate>(state: &[u8]) -> Result<Vec<u8>, String> {
 
 /// The schema version the plugin writes for `event`.
 fn event_version<A: Aggregate>(event: &str) -> u32 {
-    A::EVENT_VERSIONS.iter().find(|(name, _)| *name == event).map_or(1, |&(_, version)| version)
+    A::EVENT_VERSIONS
+        .iter()
+        .find(|(name, _)| *name == event)
+        .map_or(1, |&(_, version)| version)
 }
 
 /// Encodes a typed event with its name and current version.
 pub(crate) fn encode_event<A: Aggregate>(event: &A::Event) -> RawEvent {
-    let (name, data) = to_named(event)
-        .unwrap_or_else(|error| panic!("{}: an event cannot be encoded: {error}", A::AGGREGATE_TYPE));
+    let (name, data) = to_named(event).unwrap_or_else(|error| {
+        panic!("{}: an event cannot be encoded: {error}", A::AGGREGATE_TYPE)
+    });
     let version = event_version::<A>(&name);
-    RawEvent { name, version, data: json_bytes(&data) }
+    RawEvent {
+        name,
+        version,
+        data: json_bytes(&data),
+    }
 }
 
 /// Decodes an event that must be at its current schema version.
@@ -148,19 +182,32 @@ pub(crate) fn decode_event<A: Aggregate>(event: &RawEvent) -> Result<A::Event, S
         ));
     }
     let data = parse_data(&event.data)?;
-    from_named(&event.name, data).map_err(|error| format!("{} v{}: {error}", event.name, event.version))
+    from_named(&event.name, data)
+        .map_err(|error| format!("{} v{}: {error}", event.name, event.version))
 }
 
 /// Encodes a typed command the way a client would send it.
 pub(crate) fn encode_command<A: Aggregate>(command: &A::Command) -> RawCommand {
-    let (name, data) = to_named(command)
-        .unwrap_or_else(|error| panic!("{}: a command cannot be encoded: {error}", A::AGGREGATE_TYPE));
-    RawCommand { name, data: json_bytes(&data) }
+    let (name, data) = to_named(command).unwrap_or_else(|error| {
+        panic!(
+            "{}: a command cannot be encoded: {error}",
+            A::AGGREGATE_TYPE
+        )
+    });
+    RawCommand {
+        name,
+        data: json_bytes(&data),
+    }
 }
 
 /// Decodes a command, rejecting it with [`INVALID_COMMAND`] when it does not fit.
 fn decode_command<A: Aggregate>(command: &RawCommand) -> Result<A::Command, Rejection> {
-    let invalid = |error: String| Rejection::new(INVALID_COMMAND, format!("command {}: {error}", command.name));
+    let invalid = |error: String| {
+        Rejection::new(
+            INVALID_COMMAND,
+            format!("command {}: {error}", command.name),
+        )
+    };
     let data = parse_data(&command.data).map_err(invalid)?;
     from_named(&command.name, data).map_err(invalid)
 }
@@ -172,8 +219,12 @@ pub(crate) fn decode_state<A: Aggregate>(state: &[u8]) -> Result<A, String> {
 
 /// Encodes the state as its serde JSON.
 pub(crate) fn encode_state<A: Aggregate>(state: &A) -> Vec<u8> {
-    serde_json::to_vec(state)
-        .unwrap_or_else(|error| panic!("{}: the state cannot be encoded: {error}", A::AGGREGATE_TYPE))
+    serde_json::to_vec(state).unwrap_or_else(|error| {
+        panic!(
+            "{}: the state cannot be encoded: {error}",
+            A::AGGREGATE_TYPE
+        )
+    })
 }
 
 /// A JSON value as UTF-8 bytes.

@@ -18,7 +18,10 @@ use crate::raw::{self, RawCommand, RawEvent};
 
 /// Starts a scenario from the events already in the stream (current schemas).
 pub fn given<A: Aggregate>(events: impl IntoIterator<Item = A::Event>) -> Scenario<A> {
-    let events: Vec<RawEvent> = events.into_iter().map(|event| raw::encode_event::<A>(&event)).collect();
+    let events: Vec<RawEvent> = events
+        .into_iter()
+        .map(|event| raw::encode_event::<A>(&event))
+        .collect();
     Scenario::from_raw(events)
 }
 
@@ -33,7 +36,10 @@ pub fn given_stored<A: Aggregate>(events: impl IntoIterator<Item = RawEvent>) ->
     for event in events {
         match raw::upcast::<A>(&event) {
             Ok(upcast) => current.extend(upcast),
-            Err(error) => panic!("given: stored event {} v{} cannot be upcast: {error}", event.name, event.version),
+            Err(error) => panic!(
+                "given: stored event {} v{} cannot be upcast: {error}",
+                event.name, event.version
+            ),
         }
     }
     Scenario::from_raw(current)
@@ -41,7 +47,11 @@ pub fn given_stored<A: Aggregate>(events: impl IntoIterator<Item = RawEvent>) ->
 
 /// A stored event with JSON data, for [`given_stored`] and upcaster tests.
 pub fn stored(name: &str, version: u32, data: serde_json::Value) -> RawEvent {
-    RawEvent { name: name.to_owned(), version, data: serde_json::to_vec(&data).expect("JSON value serializes") }
+    RawEvent {
+        name: name.to_owned(),
+        version,
+        data: serde_json::to_vec(&data).expect("JSON value serializes"),
+    }
 }
 
 /// The stream before the command: its state and a call context.
@@ -61,7 +71,11 @@ impl<A: Aggregate> Scenario<A> {
             stream_version: events.len() as u64,
             now_ms: 1_700_000_000_000,
         };
-        Self { state, ctx, _aggregate: std::marker::PhantomData }
+        Self {
+            state,
+            ctx,
+            _aggregate: std::marker::PhantomData,
+        }
     }
 
     /// Replaces the call context (by default: id `test-aggregate`, the number of
@@ -78,7 +92,8 @@ impl<A: Aggregate> Scenario<A> {
 
     /// The state after the given events, as `state-json` renders it.
     pub fn state_json(&self) -> serde_json::Value {
-        let json = raw::state_json::<A>(&self.state).expect("the harness only holds states it encoded");
+        let json =
+            raw::state_json::<A>(&self.state).expect("the harness only holds states it encoded");
         serde_json::from_slice(&json).expect("state_json is JSON")
     }
 
@@ -91,12 +106,19 @@ impl<A: Aggregate> Scenario<A> {
     /// Handles a command given as its name and JSON data text, as a client could
     /// send it, including malformed ones.
     pub fn when_raw(self, name: &str, data: &str) -> Outcome<A> {
-        self.when_raw_command(RawCommand { name: name.to_owned(), data: data.as_bytes().to_vec() })
+        self.when_raw_command(RawCommand {
+            name: name.to_owned(),
+            data: data.as_bytes().to_vec(),
+        })
     }
 
     fn when_raw_command(self, command: RawCommand) -> Outcome<A> {
         let result = raw::handle::<A>(&self.ctx, &self.state, &command);
-        Outcome { state: self.state, result, _aggregate: std::marker::PhantomData }
+        Outcome {
+            state: self.state,
+            result,
+            _aggregate: std::marker::PhantomData,
+        }
     }
 }
 
@@ -121,7 +143,10 @@ impl<A: Aggregate> Outcome<A> {
         };
         let decoded: Vec<A::Event> = events
             .iter()
-            .map(|event| raw::decode_event::<A>(event).unwrap_or_else(|error| panic!("event does not decode: {error}")))
+            .map(|event| {
+                raw::decode_event::<A>(event)
+                    .unwrap_or_else(|error| panic!("event does not decode: {error}"))
+            })
             .collect();
         let expected: Vec<A::Event> = expected.into_iter().collect();
         assert_eq!(decoded, expected, "events differ");
@@ -159,7 +184,11 @@ impl<A: Aggregate> Outcome<A> {
         match self.result {
             Ok(events) => panic!("expected rejection {code}, but the command produced {events:?}"),
             Err(rejection) => {
-                assert_eq!(rejection.code, code, "wrong rejection code (message: {})", rejection.message);
+                assert_eq!(
+                    rejection.code, code,
+                    "wrong rejection code (message: {})",
+                    rejection.message
+                );
                 rejection
             }
         }

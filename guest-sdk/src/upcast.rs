@@ -39,8 +39,16 @@ pub struct Upcaster {
 impl Upcaster {
     /// Rewrites the data of `event` at `from_version` into the data of the same
     /// event at `from_version + 1`.
-    pub const fn next(event: &'static str, from_version: u32, upcast: fn(Value) -> Result<Value, String>) -> Self {
-        Self { event, from_version, step: Step::Next(upcast) }
+    pub const fn next(
+        event: &'static str,
+        from_version: u32,
+        upcast: fn(Value) -> Result<Value, String>,
+    ) -> Self {
+        Self {
+            event,
+            from_version,
+            step: Step::Next(upcast),
+        }
     }
 
     /// Replaces `event` at `from_version` by the events the function returns (in
@@ -51,7 +59,11 @@ impl Upcaster {
         from_version: u32,
         upcast: fn(Value) -> Result<Vec<JsonEvent>, String>,
     ) -> Self {
-        Self { event, from_version, step: Step::Replace(upcast) }
+        Self {
+            event,
+            from_version,
+            step: Step::Replace(upcast),
+        }
     }
 
     /// The event name this upcaster reads.
@@ -99,20 +111,30 @@ pub(crate) fn upcast_event(
         }
         steps += 1;
         if steps > MAX_UPCAST_STEPS {
-            return Err(format!("upcasting did not finish within {MAX_UPCAST_STEPS} steps"));
+            return Err(format!(
+                "upcasting did not finish within {MAX_UPCAST_STEPS} steps"
+            ));
         }
         let upcaster = upcasters
             .iter()
             .find(|u| u.event == event.name && u.from_version == event.version)
             .ok_or_else(|| match current_version(&event.name) {
-                Some(current) => format!("no upcaster for {} v{} (current is v{current})", event.name, event.version),
+                Some(current) => format!(
+                    "no upcaster for {} v{} (current is v{current})",
+                    event.name, event.version
+                ),
                 None => format!("unknown event {} v{}", event.name, event.version),
             })?;
-        let context = |error: String| format!("upcasting {} v{}: {error}", event.name, event.version);
+        let context =
+            |error: String| format!("upcasting {} v{}: {error}", event.name, event.version);
         match upcaster.step {
             Step::Next(upcast) => {
                 let data = upcast(event.data).map_err(context)?;
-                pending.push(JsonEvent { name: event.name, version: event.version + 1, data });
+                pending.push(JsonEvent {
+                    name: event.name,
+                    version: event.version + 1,
+                    data,
+                });
             }
             Step::Replace(upcast) => {
                 let replacements = upcast(event.data).map_err(context)?;
@@ -129,7 +151,11 @@ mod tests {
     use serde_json::json;
 
     fn event(name: &str, version: u32, data: Value) -> JsonEvent {
-        JsonEvent { name: name.to_owned(), version, data }
+        JsonEvent {
+            name: name.to_owned(),
+            version,
+            data,
+        }
     }
 
     /// Current versions: Opened v3, Noted v1; `Legacy` is no longer known.
@@ -168,28 +194,45 @@ mod tests {
     #[test]
     fn a_current_event_comes_back_unchanged() {
         let opened = event("Opened", 3, json!({"x": 1}));
-        assert_eq!(upcast_event(opened.clone(), CHAIN, current).unwrap(), [opened]);
+        assert_eq!(
+            upcast_event(opened.clone(), CHAIN, current).unwrap(),
+            [opened]
+        );
     }
 
     #[test]
     fn upcasters_chain_until_the_current_version() {
         let upcast = upcast_event(event("Opened", 1, json!({})), CHAIN, current).unwrap();
-        assert_eq!(upcast, [event("Opened", 3, json!({"currency": "USD", "owner": "nobody"}))]);
+        assert_eq!(
+            upcast,
+            [event(
+                "Opened",
+                3,
+                json!({"currency": "USD", "owner": "nobody"})
+            )]
+        );
     }
 
     #[test]
     fn a_replaced_event_becomes_several_in_order_each_upcast() {
-        let upcast = upcast_event(event("Legacy", 1, json!({"text": "hi"})), CHAIN, current).unwrap();
+        let upcast =
+            upcast_event(event("Legacy", 1, json!({"text": "hi"})), CHAIN, current).unwrap();
         assert_eq!(
             upcast,
-            [event("Opened", 3, json!({"currency": "USD", "owner": "nobody"})), event("Noted", 1, json!({"text": "hi"}))]
+            [
+                event("Opened", 3, json!({"currency": "USD", "owner": "nobody"})),
+                event("Noted", 1, json!({"text": "hi"}))
+            ]
         );
     }
 
     #[test]
     fn an_event_newer_than_the_plugin_is_an_error() {
         let error = upcast_event(event("Opened", 4, json!({})), CHAIN, current).unwrap_err();
-        assert_eq!(error, "event Opened v4 is newer than this plugin, which writes v3");
+        assert_eq!(
+            error,
+            "event Opened v4 is newer than this plugin, which writes v3"
+        );
     }
 
     #[test]

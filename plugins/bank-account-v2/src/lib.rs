@@ -96,7 +96,10 @@ impl BankAccount {
             return Err(Rejection::new("account-closed", "the account is closed"));
         }
         if !self.open {
-            return Err(Rejection::new("account-not-open", "the account has not been opened"));
+            return Err(Rejection::new(
+                "account-not-open",
+                "the account has not been opened",
+            ));
         }
         Ok(())
     }
@@ -105,7 +108,10 @@ impl BankAccount {
 /// Refuses amounts that are zero or negative.
 fn require_positive(amount: i64) -> Result<(), Rejection> {
     if amount <= 0 {
-        return Err(Rejection::new("invalid-amount", format!("amount must be above zero, got {amount}")));
+        return Err(Rejection::new(
+            "invalid-amount",
+            format!("amount must be above zero, got {amount}"),
+        ));
     }
     Ok(())
 }
@@ -113,7 +119,9 @@ fn require_positive(amount: i64) -> Result<(), Rejection> {
 /// Upcasts `AccountOpened` v1 (`{initial_balance}`) to v2: accounts opened before
 /// currencies existed were in US dollars.
 fn account_opened_v1_to_v2(mut data: Value) -> Result<Value, String> {
-    let fields = data.as_object_mut().ok_or("AccountOpened v1 data is not a JSON object")?;
+    let fields = data
+        .as_object_mut()
+        .ok_or("AccountOpened v1 data is not a JSON object")?;
     fields.insert("currency".to_owned(), Value::from(DEFAULT_CURRENCY));
     Ok(data)
 }
@@ -124,22 +132,32 @@ impl Aggregate for BankAccount {
 
     const AGGREGATE_TYPE: &'static str = "bank-account";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "A bank account in one currency: open, deposit, withdraw (capped per withdrawal), close; never below zero.";
+    const DESCRIPTION: &'static str = "A bank account in one currency: open, deposit, withdraw (capped per withdrawal), close; never below zero.";
     const EVENT_VERSIONS: &'static [(&'static str, u32)] = &[("AccountOpened", 2)];
-    const UPCASTERS: &'static [Upcaster] = &[Upcaster::next("AccountOpened", 1, account_opened_v1_to_v2)];
+    const UPCASTERS: &'static [Upcaster] =
+        &[Upcaster::next("AccountOpened", 1, account_opened_v1_to_v2)];
 
     fn handle(&self, _ctx: &Context, command: Command) -> Result<Vec<Event>, Rejection> {
         match command {
-            Command::OpenAccount { initial_balance, currency } => {
+            Command::OpenAccount {
+                initial_balance,
+                currency,
+            } => {
                 if self.closed {
-                    return Err(Rejection::new("account-closed", "a closed account cannot be reopened"));
+                    return Err(Rejection::new(
+                        "account-closed",
+                        "a closed account cannot be reopened",
+                    ));
                 }
                 if self.open {
-                    return Err(Rejection::new("account-already-open", "the account is already open"));
+                    return Err(Rejection::new(
+                        "account-already-open",
+                        "the account is already open",
+                    ));
                 }
                 if initial_balance < 0 {
-                    let message = format!("initial balance must not be negative, got {initial_balance}");
+                    let message =
+                        format!("initial balance must not be negative, got {initial_balance}");
                     return Err(Rejection::new("invalid-amount", message));
                 }
                 let currency = currency.unwrap_or_else(|| DEFAULT_CURRENCY.to_owned());
@@ -147,13 +165,19 @@ impl Aggregate for BankAccount {
                     let message = format!("{currency:?} is not an ISO 4217 currency code");
                     return Err(Rejection::new("invalid-currency", message));
                 }
-                Ok(vec![Event::AccountOpened { initial_balance, currency }])
+                Ok(vec![Event::AccountOpened {
+                    initial_balance,
+                    currency,
+                }])
             }
             Command::Deposit { amount } => {
                 self.require_open()?;
                 require_positive(amount)?;
                 if self.balance.checked_add(amount).is_none() {
-                    let message = format!("depositing {amount} would overflow the balance {}", self.balance);
+                    let message = format!(
+                        "depositing {amount} would overflow the balance {}",
+                        self.balance
+                    );
                     return Err(Rejection::new("invalid-amount", message));
                 }
                 Ok(vec![Event::MoneyDeposited { amount }])
@@ -162,11 +186,14 @@ impl Aggregate for BankAccount {
                 self.require_open()?;
                 require_positive(amount)?;
                 if amount > WITHDRAWAL_LIMIT {
-                    let message = format!("a single withdrawal is limited to {WITHDRAWAL_LIMIT}, got {amount}");
+                    let message = format!(
+                        "a single withdrawal is limited to {WITHDRAWAL_LIMIT}, got {amount}"
+                    );
                     return Err(Rejection::new("withdrawal-limit-exceeded", message));
                 }
                 if amount > self.balance {
-                    let message = format!("cannot withdraw {amount}: the balance is {}", self.balance);
+                    let message =
+                        format!("cannot withdraw {amount}: the balance is {}", self.balance);
                     return Err(Rejection::new("insufficient-funds", message));
                 }
                 Ok(vec![Event::MoneyWithdrawn { amount }])
@@ -174,7 +201,10 @@ impl Aggregate for BankAccount {
             Command::CloseAccount => {
                 self.require_open()?;
                 if self.balance != 0 {
-                    let message = format!("the balance is {}; withdraw it before closing", self.balance);
+                    let message = format!(
+                        "the balance is {}; withdraw it before closing",
+                        self.balance
+                    );
                     return Err(Rejection::new("balance-not-zero", message));
                 }
                 Ok(vec![Event::AccountClosed])
@@ -184,16 +214,25 @@ impl Aggregate for BankAccount {
 
     fn apply(&mut self, event: Event) {
         match event {
-            Event::AccountOpened { initial_balance, currency } => {
+            Event::AccountOpened {
+                initial_balance,
+                currency,
+            } => {
                 self.open = true;
                 self.balance = initial_balance;
                 self.currency = Some(currency);
             }
             Event::MoneyDeposited { amount } => {
-                self.balance = self.balance.checked_add(amount).expect("handle refuses deposits that overflow");
+                self.balance = self
+                    .balance
+                    .checked_add(amount)
+                    .expect("handle refuses deposits that overflow");
             }
             Event::MoneyWithdrawn { amount } => {
-                self.balance = self.balance.checked_sub(amount).expect("handle refuses withdrawals that overflow");
+                self.balance = self
+                    .balance
+                    .checked_sub(amount)
+                    .expect("handle refuses withdrawals that overflow");
             }
             Event::AccountClosed => {
                 self.open = false;

@@ -6,7 +6,9 @@ use tally_sdk::testing::given;
 
 #[test]
 fn an_unknown_command_name_is_invalid() {
-    given::<BankAccount>([]).when_raw("Transfer", r#"{"amount": 5}"#).then_rejects("invalid-command");
+    given::<BankAccount>([])
+        .when_raw("Transfer", r#"{"amount": 5}"#)
+        .then_rejects("invalid-command");
 }
 
 #[test]
@@ -29,11 +31,21 @@ fn a_null_currency_means_the_default() {
 
 #[test]
 fn a_missing_field_is_invalid() {
-    let rejection = given::<BankAccount>([]).when_raw("OpenAccount", r#"{"currency": "EUR"}"#).then_rejects("invalid-command");
-    assert!(rejection.message.contains("missing field `initial_balance`"), "{}", rejection.message);
+    let rejection = given::<BankAccount>([])
+        .when_raw("OpenAccount", r#"{"currency": "EUR"}"#)
+        .then_rejects("invalid-command");
+    assert!(
+        rejection
+            .message
+            .contains("missing field `initial_balance`"),
+        "{}",
+        rejection.message
+    );
 }
 
 #[test]
 fn a_wrong_amount_type_is_invalid() {
-    given::<BankAccount>([]).when_raw("Withdraw", r#"{"amount": "1000001"}"#).then_rejects("invalid-command");
+    given::<BankAccount>([])
+        .when_raw("Withdraw", r#"{"amount": "1000001"}"#)
+        .then_rejects("invalid-command");
 }

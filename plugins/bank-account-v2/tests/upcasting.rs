@@ -7,13 +7,26 @@ use tally_sdk::testing::{given_stored, stored};
 
 #[test]
 fn a_v1_account_opened_becomes_v2_in_us_dollars() {
-    let upcast = raw::upcast::<BankAccount>(&stored("AccountOpened", 1, json!({"initial_balance": 250}))).unwrap();
-    assert_eq!(upcast, [stored("AccountOpened", 2, json!({"initial_balance": 250, "currency": "USD"}))]);
+    let upcast =
+        raw::upcast::<BankAccount>(&stored("AccountOpened", 1, json!({"initial_balance": 250})))
+            .unwrap();
+    assert_eq!(
+        upcast,
+        [stored(
+            "AccountOpened",
+            2,
+            json!({"initial_balance": 250, "currency": "USD"})
+        )]
+    );
 }
 
 #[test]
 fn a_v2_account_opened_is_already_current() {
-    let event = stored("AccountOpened", 2, json!({"initial_balance": 1, "currency": "EUR"}));
+    let event = stored(
+        "AccountOpened",
+        2,
+        json!({"initial_balance": 1, "currency": "EUR"}),
+    );
     assert_eq!(raw::upcast::<BankAccount>(&event).unwrap(), [event]);
 }
 
@@ -46,8 +59,13 @@ fn a_v1_stream_rehydrates_and_keeps_its_rules_under_v2() {
         stored("AccountOpened", 1, json!({"initial_balance": 2_000_000})),
         stored("MoneyDeposited", 1, json!({"amount": 500})),
     ]);
-    assert_eq!(scenario.state_json(), json!({"balance": 2_000_500, "open": true, "closed": false, "currency": "USD"}));
-    scenario.when(Command::Withdraw { amount: 1_500_000 }).then_rejects("withdrawal-limit-exceeded");
+    assert_eq!(
+        scenario.state_json(),
+        json!({"balance": 2_000_500, "open": true, "closed": false, "currency": "USD"})
+    );
+    scenario
+        .when(Command::Withdraw { amount: 1_500_000 })
+        .then_rejects("withdrawal-limit-exceeded");
 }
 
 #[test]
@@ -60,6 +78,7 @@ fn a_v1_stream_accepts_new_commands_under_v2() {
 #[test]
 fn apply_refuses_a_v1_account_opened_that_was_not_upcast() {
     let event = stored("AccountOpened", 1, json!({"initial_balance": 100}));
-    let error = raw::apply::<BankAccount>(&raw::initial_state::<BankAccount>(), &[event]).unwrap_err();
+    let error =
+        raw::apply::<BankAccount>(&raw::initial_state::<BankAccount>(), &[event]).unwrap_err();
     assert!(error.contains("upcast it first"), "{error}");
 }

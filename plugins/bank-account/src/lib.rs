@@ -79,7 +79,10 @@ impl BankAccount {
             return Err(Rejection::new("account-closed", "the account is closed"));
         }
         if !self.open {
-            return Err(Rejection::new("account-not-open", "the account has not been opened"));
+            return Err(Rejection::new(
+                "account-not-open",
+                "the account has not been opened",
+            ));
         }
         Ok(())
     }
@@ -88,7 +91,10 @@ impl BankAccount {
 /// Refuses amounts that are zero or negative.
 fn require_positive(amount: i64) -> Result<(), Rejection> {
     if amount <= 0 {
-        return Err(Rejection::new("invalid-amount", format!("amount must be above zero, got {amount}")));
+        return Err(Rejection::new(
+            "invalid-amount",
+            format!("amount must be above zero, got {amount}"),
+        ));
     }
     Ok(())
 }
@@ -99,19 +105,27 @@ impl Aggregate for BankAccount {
 
     const AGGREGATE_TYPE: &'static str = "bank-account";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "A bank account: open, deposit, withdraw, close; never below zero.";
+    const DESCRIPTION: &'static str =
+        "A bank account: open, deposit, withdraw, close; never below zero.";
 
     fn handle(&self, _ctx: &Context, command: Command) -> Result<Vec<Event>, Rejection> {
         match command {
             Command::OpenAccount { initial_balance } => {
                 if self.closed {
-                    return Err(Rejection::new("account-closed", "a closed account cannot be reopened"));
+                    return Err(Rejection::new(
+                        "account-closed",
+                        "a closed account cannot be reopened",
+                    ));
                 }
                 if self.open {
-                    return Err(Rejection::new("account-already-open", "the account is already open"));
+                    return Err(Rejection::new(
+                        "account-already-open",
+                        "the account is already open",
+                    ));
                 }
                 if initial_balance < 0 {
-                    let message = format!("initial balance must not be negative, got {initial_balance}");
+                    let message =
+                        format!("initial balance must not be negative, got {initial_balance}");
                     return Err(Rejection::new("invalid-amount", message));
                 }
                 Ok(vec![Event::AccountOpened { initial_balance }])
@@ -120,7 +134,10 @@ impl Aggregate for BankAccount {
                 self.require_open()?;
                 require_positive(amount)?;
                 if self.balance.checked_add(amount).is_none() {
-                    let message = format!("depositing {amount} would overflow the balance {}", self.balance);
+                    let message = format!(
+                        "depositing {amount} would overflow the balance {}",
+                        self.balance
+                    );
                     return Err(Rejection::new("invalid-amount", message));
                 }
                 Ok(vec![Event::MoneyDeposited { amount }])
@@ -129,7 +146,8 @@ impl Aggregate for BankAccount {
                 self.require_open()?;
                 require_positive(amount)?;
                 if amount > self.balance {
-                    let message = format!("cannot withdraw {amount}: the balance is {}", self.balance);
+                    let message =
+                        format!("cannot withdraw {amount}: the balance is {}", self.balance);
                     return Err(Rejection::new("insufficient-funds", message));
                 }
                 Ok(vec![Event::MoneyWithdrawn { amount }])
@@ -137,7 +155,10 @@ impl Aggregate for BankAccount {
             Command::CloseAccount => {
                 self.require_open()?;
                 if self.balance != 0 {
-                    let message = format!("the balance is {}; withdraw it before closing", self.balance);
+                    let message = format!(
+                        "the balance is {}; withdraw it before closing",
+                        self.balance
+                    );
                     return Err(Rejection::new("balance-not-zero", message));
                 }
                 Ok(vec![Event::AccountClosed])
@@ -152,10 +173,16 @@ impl Aggregate for BankAccount {
                 self.balance = initial_balance;
             }
             Event::MoneyDeposited { amount } => {
-                self.balance = self.balance.checked_add(amount).expect("handle refuses deposits that overflow");
+                self.balance = self
+                    .balance
+                    .checked_add(amount)
+                    .expect("handle refuses deposits that overflow");
             }
             Event::MoneyWithdrawn { amount } => {
-                self.balance = self.balance.checked_sub(amount).expect("handle refuses withdrawals that overflow");
+                self.balance = self
+                    .balance
+                    .checked_sub(amount)
+                    .expect("handle refuses withdrawals that overflow");
             }
             Event::AccountClosed => {
                 self.open = false;

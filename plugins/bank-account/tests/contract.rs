@@ -12,11 +12,22 @@ fn describe_names_the_aggregate_its_commands_and_its_events_at_version_1() {
     assert_eq!(info.aggregate_type, "bank-account");
     assert_eq!(info.version, "1.0.0");
     assert!(!info.description.is_empty());
-    assert_eq!(info.commands, ["OpenAccount", "Deposit", "Withdraw", "CloseAccount"]);
-    let events: Vec<EventSchema> = ["AccountOpened", "MoneyDeposited", "MoneyWithdrawn", "AccountClosed"]
-        .into_iter()
-        .map(|name| EventSchema { name: name.to_owned(), version: 1 })
-        .collect();
+    assert_eq!(
+        info.commands,
+        ["OpenAccount", "Deposit", "Withdraw", "CloseAccount"]
+    );
+    let events: Vec<EventSchema> = [
+        "AccountOpened",
+        "MoneyDeposited",
+        "MoneyWithdrawn",
+        "AccountClosed",
+    ]
+    .into_iter()
+    .map(|name| EventSchema {
+        name: name.to_owned(),
+        version: 1,
+    })
+    .collect();
     assert_eq!(info.events, events);
 }
 
@@ -30,11 +41,16 @@ fn the_initial_state_is_an_unopened_empty_account() {
 #[test]
 fn state_json_shows_balance_open_and_closed() {
     let scenario = given::<BankAccount>([
-        Event::AccountOpened { initial_balance: 100 },
+        Event::AccountOpened {
+            initial_balance: 100,
+        },
         Event::MoneyDeposited { amount: 25 },
         Event::MoneyWithdrawn { amount: 5 },
     ]);
-    assert_eq!(scenario.state_json(), json!({"balance": 120, "open": true, "closed": false}));
+    assert_eq!(
+        scenario.state_json(),
+        json!({"balance": 120, "open": true, "closed": false})
+    );
 }
 
 #[test]
@@ -45,22 +61,35 @@ fn upcasting_a_current_event_returns_it_unchanged() {
 
 #[test]
 fn upcasting_an_event_from_a_newer_plugin_fails() {
-    let event = stored("AccountOpened", 2, json!({"initial_balance": 5, "currency": "EUR"}));
+    let event = stored(
+        "AccountOpened",
+        2,
+        json!({"initial_balance": 5, "currency": "EUR"}),
+    );
     let error = raw::upcast::<BankAccount>(&event).unwrap_err();
     assert!(error.contains("newer than this plugin"), "{error}");
 }
 
 #[test]
 fn apply_refuses_an_event_not_at_its_current_version() {
-    let event = stored("AccountOpened", 2, json!({"initial_balance": 5, "currency": "EUR"}));
-    let error = raw::apply::<BankAccount>(&raw::initial_state::<BankAccount>(), &[event]).unwrap_err();
-    assert!(error.contains("not at the current schema version"), "{error}");
+    let event = stored(
+        "AccountOpened",
+        2,
+        json!({"initial_balance": 5, "currency": "EUR"}),
+    );
+    let error =
+        raw::apply::<BankAccount>(&raw::initial_state::<BankAccount>(), &[event]).unwrap_err();
+    assert!(
+        error.contains("not at the current schema version"),
+        "{error}"
+    );
 }
 
 #[test]
 fn apply_refuses_an_unknown_event() {
     let event = stored("InterestPaid", 1, json!({"amount": 5}));
-    let error = raw::apply::<BankAccount>(&raw::initial_state::<BankAccount>(), &[event]).unwrap_err();
+    let error =
+        raw::apply::<BankAccount>(&raw::initial_state::<BankAccount>(), &[event]).unwrap_err();
     assert!(error.contains("unknown variant `InterestPaid`"), "{error}");
 }
 
@@ -73,13 +102,19 @@ fn apply_folds_a_batch_in_order() {
     ];
     let state = raw::apply::<BankAccount>(&raw::initial_state::<BankAccount>(), &events).unwrap();
     let state = raw::state_json::<BankAccount>(&state).unwrap();
-    assert_eq!(String::from_utf8(state).unwrap(), r#"{"balance":0,"closed":true,"open":false}"#);
+    assert_eq!(
+        String::from_utf8(state).unwrap(),
+        r#"{"balance":0,"closed":true,"open":false}"#
+    );
 }
 
 #[test]
 fn handle_rejects_state_bytes_it_cannot_read() {
     let ctx = tally_sdk::Context::default();
-    let command = raw::RawCommand { name: "CloseAccount".to_owned(), data: b"{}".to_vec() };
+    let command = raw::RawCommand {
+        name: "CloseAccount".to_owned(),
+        data: b"{}".to_vec(),
+    };
     let rejection = raw::handle::<BankAccount>(&ctx, b"not a state", &command).unwrap_err();
     assert_eq!(rejection.code, tally_sdk::INVALID_STATE);
 }

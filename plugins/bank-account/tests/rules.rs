@@ -9,18 +9,35 @@ fn opened(initial_balance: i64) -> Event {
 
 #[test]
 fn opening_a_new_account_records_its_initial_balance() {
-    let state = given::<BankAccount>([]).when(Command::OpenAccount { initial_balance: 100 }).then_events([opened(100)]);
-    assert_eq!(state, BankAccount { balance: 100, open: true, closed: false });
+    let state = given::<BankAccount>([])
+        .when(Command::OpenAccount {
+            initial_balance: 100,
+        })
+        .then_events([opened(100)]);
+    assert_eq!(
+        state,
+        BankAccount {
+            balance: 100,
+            open: true,
+            closed: false
+        }
+    );
 }
 
 #[test]
 fn an_account_may_open_empty() {
-    given::<BankAccount>([]).when(Command::OpenAccount { initial_balance: 0 }).then_events([opened(0)]);
+    given::<BankAccount>([])
+        .when(Command::OpenAccount { initial_balance: 0 })
+        .then_events([opened(0)]);
 }
 
 #[test]
 fn opening_with_a_negative_balance_is_an_invalid_amount() {
-    given::<BankAccount>([]).when(Command::OpenAccount { initial_balance: -1 }).then_rejects("invalid-amount");
+    given::<BankAccount>([])
+        .when(Command::OpenAccount {
+            initial_balance: -1,
+        })
+        .then_rejects("invalid-amount");
 }
 
 #[test]
@@ -48,7 +65,9 @@ fn depositing_adds_to_the_balance() {
 #[test]
 fn depositing_zero_or_less_is_an_invalid_amount() {
     for amount in [0, -10, i64::MIN] {
-        given::<BankAccount>([opened(100)]).when(Command::Deposit { amount }).then_rejects("invalid-amount");
+        given::<BankAccount>([opened(100)])
+            .when(Command::Deposit { amount })
+            .then_rejects("invalid-amount");
     }
 }
 
@@ -57,7 +76,11 @@ fn a_deposit_that_would_overflow_the_balance_is_an_invalid_amount() {
     let rejection = given::<BankAccount>([opened(i64::MAX - 1)])
         .when(Command::Deposit { amount: 2 })
         .then_rejects("invalid-amount");
-    assert!(rejection.message.contains("overflow"), "{}", rejection.message);
+    assert!(
+        rejection.message.contains("overflow"),
+        "{}",
+        rejection.message
+    );
 }
 
 #[test]
@@ -87,23 +110,39 @@ fn withdrawing_more_than_the_balance_is_insufficient_funds() {
 #[test]
 fn withdrawing_zero_or_less_is_an_invalid_amount() {
     for amount in [0, -1, i64::MIN] {
-        given::<BankAccount>([opened(100)]).when(Command::Withdraw { amount }).then_rejects("invalid-amount");
+        given::<BankAccount>([opened(100)])
+            .when(Command::Withdraw { amount })
+            .then_rejects("invalid-amount");
     }
 }
 
 #[test]
 fn commands_before_opening_are_refused() {
-    for command in [Command::Deposit { amount: 1 }, Command::Withdraw { amount: 1 }, Command::CloseAccount] {
-        given::<BankAccount>([]).when(command).then_rejects("account-not-open");
+    for command in [
+        Command::Deposit { amount: 1 },
+        Command::Withdraw { amount: 1 },
+        Command::CloseAccount,
+    ] {
+        given::<BankAccount>([])
+            .when(command)
+            .then_rejects("account-not-open");
     }
 }
 
 #[test]
 fn commands_after_closing_are_refused() {
-    for command in [Command::Deposit { amount: 1 }, Command::Withdraw { amount: 1 }, Command::CloseAccount] {
-        given::<BankAccount>([opened(10), Event::MoneyWithdrawn { amount: 10 }, Event::AccountClosed])
-            .when(command)
-            .then_rejects("account-closed");
+    for command in [
+        Command::Deposit { amount: 1 },
+        Command::Withdraw { amount: 1 },
+        Command::CloseAccount,
+    ] {
+        given::<BankAccount>([
+            opened(10),
+            Event::MoneyWithdrawn { amount: 10 },
+            Event::AccountClosed,
+        ])
+        .when(command)
+        .then_rejects("account-closed");
     }
 }
 
@@ -112,10 +151,19 @@ fn closing_an_empty_account_closes_it() {
     let state = given::<BankAccount>([opened(10), Event::MoneyWithdrawn { amount: 10 }])
         .when(Command::CloseAccount)
         .then_events([Event::AccountClosed]);
-    assert_eq!(state, BankAccount { balance: 0, open: false, closed: true });
+    assert_eq!(
+        state,
+        BankAccount {
+            balance: 0,
+            open: false,
+            closed: true
+        }
+    );
 }
 
 #[test]
 fn closing_an_account_holding_money_is_refused() {
-    given::<BankAccount>([opened(1)]).when(Command::CloseAccount).then_rejects("balance-not-zero");
+    given::<BankAccount>([opened(1)])
+        .when(Command::CloseAccount)
+        .then_rejects("balance-not-zero");
 }

@@ -64,13 +64,17 @@ mod tests {
 
     #[test]
     fn touch_records_touched() {
-        let state = given::<TestPanic>([Event::Touched]).when(Command::Touch).then_events([Event::Touched]);
+        let state = given::<TestPanic>([Event::Touched])
+            .when(Command::Touch)
+            .then_events([Event::Touched]);
         assert_eq!(state.touches, 2);
     }
 
     #[test]
     #[should_panic(expected = "test-panic was told to explode: on purpose")]
     fn explode_panics_with_its_message() {
-        given::<TestPanic>([]).when(Command::Explode { reason: "on purpose".to_owned() });
+        given::<TestPanic>([]).when(Command::Explode {
+            reason: "on purpose".to_owned(),
+        });
     }
 }
