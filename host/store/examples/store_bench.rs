@@ -176,11 +176,15 @@ fn main() -> Result<()> {
 
 /// The best of five timed reads of the whole `stream` (after one untimed read).
 async fn time_stream_read(store: &EventStore, stream: &StreamId, events: u64) -> Result<f64> {
-    store.read_stream(stream, StreamRead::forward(0, events as usize)).await?;
+    store
+        .read_stream(stream, StreamRead::forward(0, events as usize))
+        .await?;
     let mut best = f64::MAX;
     for _ in 0..5 {
         let started = Instant::now();
-        let read = store.read_stream(stream, StreamRead::forward(0, events as usize)).await?;
+        let read = store
+            .read_stream(stream, StreamRead::forward(0, events as usize))
+            .await?;
         best = best.min(started.elapsed().as_secs_f64() * 1000.0);
         anyhow::ensure!(read.len() as u64 == events, "read {} events", read.len());
     }
