@@ -524,7 +524,10 @@ impl Writer {
     /// that recovery can tell later damage there from a torn tail.
     fn shut_down(mut self) -> Result<()> {
         self.sync()?;
-        if self.evidenced < self.synced {
+        let fits =
+            self.segment.end + GROUP_HEADER_LEN as u64 <= self.shared.config.max_segment_size;
+        // A segment too full for the marker goes without: segments never outgrow the limit.
+        if self.evidenced < self.synced && fits {
             let marker = GroupHeader {
                 body_len: 0,
                 record_count: 0,

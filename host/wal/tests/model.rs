@@ -22,7 +22,7 @@
 //!   appender sees its own appends in order; pipelined batches land in queue order;
 //! - `delete_segments_before` removes exactly the segments below
 //!   `min(position.segment_id, active segment)`;
-//! - no segment grows past `max_segment_size` (but see [`CLOSE_MARKER`]);
+//! - no segment grows past `max_segment_size`;
 //! - a reopen reports exactly the model's record count, segment count and last position,
 //!   with nothing truncated and no corruption.
 //!
@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use tally_wal::format::{GROUP_HEADER_LEN, SEGMENT_HEADER_LEN};
+use tally_wal::format::SEGMENT_HEADER_LEN;
 use tally_wal::{FsyncPolicy, Position, Record, Wal, WalConfig, WalError, WalReader};
 
 type CaseResult<T = ()> = Result<T, TestCaseError>;
@@ -49,13 +49,6 @@ const SLOTS: usize = 2;
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the `Batch` timer may take to make appended data visible.
 const VISIBLE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How far a segment may exceed `max_segment_size`. A known, deliberately tolerated
-/// overshoot: on close the writer appends an empty group header (the marker that tells
-/// recovery the data before it was durable) without checking that it fits, so a segment
-/// filled to within 32 bytes of the limit and then closed ends up to
-/// `GROUP_HEADER_LEN` bytes over (`Writer::shut_down` in src/writer.rs). Every other
-/// overshoot fails the test.
-const CLOSE_MARKER: u64 = GROUP_HEADER_LEN as u64;
 
 // ---------------------------------------------------------------------------------------
 // What a case is made of.
@@ -1040,7 +1033,7 @@ impl Harness {
             let path = tally_wal::segment_path(&self.config.dir, id);
             let len = std::fs::metadata(&path).or_fail("segment metadata")?.len();
             prop_assert!(
-                len <= self.config.max_segment_size + CLOSE_MARKER,
+                len <= self.config.max_segment_size,
                 "segment {} is {} bytes, over max_segment_size {}",
                 id,
                 len,
