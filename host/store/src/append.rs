@@ -236,25 +236,17 @@ impl Core {
         let first_position = sequencer.next_position;
         let first_version = actual.map_or(0, |version| version + 1);
         let count = events.len() as u64;
-        let records: Vec<Record> = events
-            .iter()
-            .enumerate()
-            .map(|(i, event)| {
-                let envelope = EnvelopeRef {
-                    position: first_position + i as u64,
-                    version: first_version + i as u64,
-                    timestamp_ms,
-                    schema_version: event.schema_version,
-                    index_in_append: i as u32,
-                    append_len: events.len() as u32,
+        let records: Vec<Record> = (0..events.len())
+            .map(|i| {
+                let envelope = EnvelopeRef::for_append(
                     stream,
-                    name: &event.name,
-                    command_id: options.command_id.as_deref().unwrap_or(""),
-                    correlation_id: options.correlation_id.as_deref().unwrap_or(""),
-                    causation_id: options.causation_id.as_deref().unwrap_or(""),
-                    metadata: &event.metadata,
-                    data: &event.data,
-                };
+                    events,
+                    i,
+                    options,
+                    first_position,
+                    first_version,
+                    timestamp_ms,
+                );
                 Record::put(Bytes::new(), envelope.encode())
             })
             .collect();

@@ -5,7 +5,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tally_wal::format::{get_varint, put_varint, varint_len};
 
-use crate::event::{RecordedEvent, StreamId};
+use crate::event::{AppendOptions, NewEvent, RecordedEvent, StreamId};
 
 /// The envelope format version this crate writes.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -42,7 +42,37 @@ fn str_len(s: &[u8]) -> usize {
     varint_len(s.len() as u64) + s.len()
 }
 
-impl EnvelopeRef<'_> {
+impl<'a> EnvelopeRef<'a> {
+    /// The envelope of event `index` of an append of `events` to `stream`, where the
+    /// append starts at `first_position` and `first_version`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn for_append(
+        stream: &'a StreamId,
+        events: &'a [NewEvent],
+        index: usize,
+        options: &'a AppendOptions,
+        first_position: u64,
+        first_version: u64,
+        timestamp_ms: u64,
+    ) -> EnvelopeRef<'a> {
+        let event = &events[index];
+        EnvelopeRef {
+            position: first_position + index as u64,
+            version: first_version + index as u64,
+            timestamp_ms,
+            schema_version: event.schema_version,
+            index_in_append: index as u32,
+            append_len: events.len() as u32,
+            stream,
+            name: &event.name,
+            command_id: options.command_id.as_deref().unwrap_or(""),
+            correlation_id: options.correlation_id.as_deref().unwrap_or(""),
+            causation_id: options.causation_id.as_deref().unwrap_or(""),
+            metadata: &event.metadata,
+            data: &event.data,
+        }
+    }
+
     /// The encoded size.
     pub fn encoded_len(&self) -> usize {
         1 + 8 * 3
@@ -91,8 +121,50 @@ pub struct DecodeError(pub &'static str);
 
 /// Decodes an envelope; `data` and `metadata` are zero-copy slices of `bytes`.
 pub fn decode(bytes: &Bytes) -> Result<Decoded, DecodeError> {
-    let mut cursor = bytes.clone();
-    if cursor.remaining() < 1 + 8 * 3 + 4 * 3 {
+    let fields = parse(bytes)?;
+    let owned = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    Ok(Decoded {
+        event: RecordedEvent {
+            position: fields.position,
+            stream: StreamId::new(fields.aggregate_type, fields.aggregate_id),
+            version: fields.version,
+            name: fields.name.to_string(),
+            schema_version: fields.schema_version,
+            timestamp_ms: fields.timestamp_ms,
+            command_id: owned(fields.command_id),
+            correlation_id: owned(fields.correlation_id),
+            causation_id: owned(fields.causation_id),
+            metadata: bytes.slice_ref(fields.metadata),
+            data: bytes.slice_ref(fields.data),
+        },
+        index_in_append: fields.index_in_append,
+        append_len: fields.append_len,
+    })
+}
+
+/// Every field of an envelope, borrowed from the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fields<'a> {
+    pub position: u64,
+    pub version: u64,
+    pub timestamp_ms: u64,
+    pub schema_version: u32,
+    pub index_in_append: u32,
+    pub append_len: u32,
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    pub name: &'a str,
+    pub command_id: &'a str,
+    pub correlation_id: &'a str,
+    pub causation_id: &'a str,
+    pub metadata: &'a [u8],
+    pub data: &'a [u8],
+}
+
+/// Parses an envelope without copying (what rebuilding the index on open uses).
+pub fn parse(bytes: &[u8]) -> Result<Fields<'_>, DecodeError> {
+    let mut cursor = bytes;
+    if cursor.len() < 1 + 8 * 3 + 4 * 3 {
         return Err(DecodeError("envelope is too short"));
     }
     if cursor.get_u8() != ENVELOPE_VERSION {
@@ -104,81 +176,32 @@ pub fn decode(bytes: &Bytes) -> Result<Decoded, DecodeError> {
     let schema_version = cursor.get_u32_le();
     let index_in_append = cursor.get_u32_le();
     let append_len = cursor.get_u32_le();
-    let aggregate_type = take_string(&mut cursor)?;
-    let aggregate_id = take_string(&mut cursor)?;
-    let name = take_string(&mut cursor)?;
-    let command_id = take_string(&mut cursor)?;
-    let correlation_id = take_string(&mut cursor)?;
-    let causation_id = take_string(&mut cursor)?;
-    let metadata = take_bytes(&mut cursor)?;
-    let non_empty = |s: String| (!s.is_empty()).then_some(s);
-    Ok(Decoded {
-        event: RecordedEvent {
-            position,
-            stream: StreamId {
-                aggregate_type,
-                aggregate_id,
-            },
-            version,
-            name,
-            schema_version,
-            timestamp_ms,
-            command_id: non_empty(command_id),
-            correlation_id: non_empty(correlation_id),
-            causation_id: non_empty(causation_id),
-            metadata,
-            data: cursor,
-        },
-        index_in_append,
-        append_len,
-    })
-}
-
-/// The fields of an envelope the index needs, borrowed from the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexFields<'a> {
-    pub position: u64,
-    pub version: u64,
-    pub timestamp_ms: u64,
-    pub index_in_append: u32,
-    pub append_len: u32,
-    pub aggregate_type: &'a str,
-    pub aggregate_id: &'a str,
-    pub command_id: &'a str,
-}
-
-/// Decodes only what the index needs, without copying (for rebuilding the index on open).
-pub fn decode_index_fields(bytes: &[u8]) -> Result<IndexFields<'_>, DecodeError> {
-    let mut cursor = bytes;
-    if cursor.len() < 1 + 8 * 3 + 4 * 3 {
-        return Err(DecodeError("envelope is too short"));
-    }
-    if cursor.get_u8() != ENVELOPE_VERSION {
-        return Err(DecodeError("unknown envelope version"));
-    }
-    let position = cursor.get_u64_le();
-    let version = cursor.get_u64_le();
-    let timestamp_ms = cursor.get_u64_le();
-    let _schema_version = cursor.get_u32_le();
-    let index_in_append = cursor.get_u32_le();
-    let append_len = cursor.get_u32_le();
     let aggregate_type = take_str(&mut cursor)?;
     let aggregate_id = take_str(&mut cursor)?;
-    let _name = take_str(&mut cursor)?;
+    let name = take_str(&mut cursor)?;
     let command_id = take_str(&mut cursor)?;
-    Ok(IndexFields {
+    let correlation_id = take_str(&mut cursor)?;
+    let causation_id = take_str(&mut cursor)?;
+    let metadata = take(&mut cursor)?;
+    Ok(Fields {
         position,
         version,
         timestamp_ms,
+        schema_version,
         index_in_append,
         append_len,
         aggregate_type,
         aggregate_id,
+        name,
         command_id,
+        correlation_id,
+        causation_id,
+        metadata,
+        data: cursor,
     })
 }
 
-fn take_str<'a>(cursor: &mut &'a [u8]) -> Result<&'a str, DecodeError> {
+fn take<'a>(cursor: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
     let (len, size) = get_varint(cursor).ok_or(DecodeError("bad length varint"))?;
     let len = usize::try_from(len).map_err(|_| DecodeError("field length overflows"))?;
     let rest = &cursor[size..];
@@ -187,22 +210,11 @@ fn take_str<'a>(cursor: &mut &'a [u8]) -> Result<&'a str, DecodeError> {
     }
     let (field, rest) = rest.split_at(len);
     *cursor = rest;
-    std::str::from_utf8(field).map_err(|_| DecodeError("field is not UTF-8"))
+    Ok(field)
 }
 
-fn take_bytes(cursor: &mut Bytes) -> Result<Bytes, DecodeError> {
-    let (len, size) = get_varint(cursor).ok_or(DecodeError("bad length varint"))?;
-    cursor.advance(size);
-    let len = usize::try_from(len).map_err(|_| DecodeError("field length overflows"))?;
-    if len > cursor.len() {
-        return Err(DecodeError("field runs past the envelope"));
-    }
-    Ok(cursor.split_to(len))
-}
-
-fn take_string(cursor: &mut Bytes) -> Result<String, DecodeError> {
-    let bytes = take_bytes(cursor)?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError("field is not UTF-8"))
+fn take_str<'a>(cursor: &mut &'a [u8]) -> Result<&'a str, DecodeError> {
+    std::str::from_utf8(take(cursor)?).map_err(|_| DecodeError("field is not UTF-8"))
 }
 
 #[cfg(test)]
@@ -229,7 +241,7 @@ mod tests {
         };
         let bytes = envelope.encode();
         assert_eq!(bytes.len(), envelope.encoded_len());
-        let fields = decode_index_fields(&bytes).unwrap();
+        let fields = parse(&bytes).unwrap();
         assert_eq!(
             (
                 fields.position,

@@ -414,22 +414,8 @@ fn encoded_size(
     options: &AppendOptions,
 ) -> Result<usize> {
     let mut total = 0usize;
-    for event in events {
-        let envelope = codec::EnvelopeRef {
-            position: 0,
-            version: 0,
-            timestamp_ms: 0,
-            schema_version: event.schema_version,
-            index_in_append: 0,
-            append_len: 0,
-            stream,
-            name: &event.name,
-            command_id: options.command_id.as_deref().unwrap_or(""),
-            correlation_id: options.correlation_id.as_deref().unwrap_or(""),
-            causation_id: options.causation_id.as_deref().unwrap_or(""),
-            metadata: &event.metadata,
-            data: &event.data,
-        };
+    for (i, event) in events.iter().enumerate() {
+        let envelope = codec::EnvelopeRef::for_append(stream, events, i, options, 0, 0, 0);
         let size = tally_wal::format::frame_len_of(0, envelope.encoded_len());
         if size > wal.max_record_size {
             return Err(StoreError::InvalidInput(format!(
@@ -455,7 +441,7 @@ async fn rebuild_index(wal: &Wal, config: &StoreConfig) -> Result<Index> {
     let mut reader = wal.read_from(Position::START).await?;
     let mut append = PendingAppend::default();
     while let Some((record, wal_position)) = reader.next_record().await? {
-        let fields = codec::decode_index_fields(&record.value)
+        let fields = codec::parse(&record.value)
             .map_err(|e| StoreError::Corrupt(format!("record at {wal_position}: {e}")))?;
         if fields.index_in_append as usize != append.events.len() {
             return Err(StoreError::Corrupt(format!(

@@ -222,8 +222,18 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered> {
         });
     }
     let active = active.expect("at least one segment was scanned");
+    finish(config, info, first_segment, active)
+}
+
+/// Restores the active segment's preallocation and hands it to the writer.
+fn finish(
+    config: &WalConfig,
+    info: RecoveryInfo,
+    first_segment: u64,
+    active: ActiveSegment,
+) -> Result<Recovered> {
     if config.preallocate {
-        let path = segment_path(dir, active.id);
+        let path = segment_path(&config.dir, active.id);
         active
             .file
             .allocate(config.max_segment_size)
@@ -300,18 +310,7 @@ fn cut(
             (active, id)
         }
     };
-    if config.preallocate {
-        let path = segment_path(dir, active.id);
-        active
-            .file
-            .allocate(config.max_segment_size)
-            .map_err(|e| WalError::io("preallocating", &path, e))?;
-    }
-    Ok(Recovered {
-        info,
-        first_segment,
-        active,
-    })
+    finish(config, info, first_segment, active)
 }
 
 /// Cuts the file at `end`, restores its preallocation and makes the cut durable.
