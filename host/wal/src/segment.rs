@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::error::{Result, WalError};
 use crate::format::{SEGMENT_HEADER_LEN, SegmentHeader};
-use crate::vfs::{OpenMode, Vfs, VfsFile};
+use crate::vfs::{MappedFile, OpenMode, Vfs, VfsFile};
 
 const SEGMENT_SUFFIX: &str = ".wal";
 const TEMP_SUFFIX: &str = ".wal.tmp";
@@ -89,10 +89,14 @@ pub fn create_segment(
     Ok(file)
 }
 
-/// Open read handles of segments, shared by readers, keyed by segment id.
+/// Open read handles and memory maps of segments, shared by readers, keyed by segment id.
 #[derive(Debug, Default)]
 pub struct SegmentFiles {
     open: RwLock<HashMap<u64, Arc<dyn VfsFile>>>,
+    maps: RwLock<HashMap<u64, Arc<MappedFile>>>,
+    /// Final lengths of segments sealed by this process (a map made before sealing may be
+    /// longer than the file now is).
+    sealed_lens: RwLock<HashMap<u64, u64>>,
 }
 
 impl SegmentFiles {
@@ -109,6 +113,58 @@ impl SegmentFiles {
         Ok(open.entry(id).or_insert(file).clone())
     }
 
+    /// A memory map of segment `id` covering at least `needed` bytes, or `None` when the
+    /// file system has no maps or the file is shorter (then read with `read_at`).
+    pub fn map(
+        &self,
+        vfs: &dyn Vfs,
+        dir: &Path,
+        id: u64,
+        needed: u64,
+    ) -> Result<Option<Arc<MappedFile>>> {
+        if let Some(map) = self.maps.read().expect("segment cache poisoned").get(&id)
+            && map.len() >= needed
+        {
+            return Ok(Some(map.clone()));
+        }
+        let file = self.get(vfs, dir, id)?;
+        let path = segment_path(dir, id);
+        let Some(map) = file.map().map_err(|e| WalError::io("mapping", &path, e))? else {
+            return Ok(None);
+        };
+        if map.len() < needed {
+            return Ok(None);
+        }
+        let map = Arc::new(map);
+        self.maps
+            .write()
+            .expect("segment cache poisoned")
+            .insert(id, map.clone());
+        Ok(Some(map))
+    }
+
+    /// Records that segment `id` was sealed (cut to `len` bytes of data) and drops its map:
+    /// the next read maps it again at its final length.
+    pub fn sealed(&self, id: u64, len: u64) {
+        self.sealed_lens
+            .write()
+            .expect("segment cache poisoned")
+            .insert(id, len);
+        self.maps
+            .write()
+            .expect("segment cache poisoned")
+            .remove(&id);
+    }
+
+    /// The length segment `id` was sealed at by this process, if it was.
+    pub fn sealed_len(&self, id: u64) -> Option<u64> {
+        self.sealed_lens
+            .read()
+            .expect("segment cache poisoned")
+            .get(&id)
+            .copied()
+    }
+
     /// Registers a handle the writer already has open.
     pub fn insert(&self, id: u64, file: Arc<dyn VfsFile>) {
         self.open
@@ -120,6 +176,14 @@ impl SegmentFiles {
     /// Forgets the handles of segments below `id`.
     pub fn forget_before(&self, id: u64) {
         self.open
+            .write()
+            .expect("segment cache poisoned")
+            .retain(|segment, _| *segment >= id);
+        self.maps
+            .write()
+            .expect("segment cache poisoned")
+            .retain(|segment, _| *segment >= id);
+        self.sealed_lens
             .write()
             .expect("segment cache poisoned")
             .retain(|segment, _| *segment >= id);

@@ -66,6 +66,48 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
     fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
         Ok(Some(offset))
     }
+    /// A read-only memory map of the file as long as it is now, for reads without a system
+    /// call each; `None` (the default) when the file system has none, and reads use
+    /// `read_at`.
+    fn map(&self) -> io::Result<Option<MappedFile>> {
+        Ok(None)
+    }
+}
+
+/// A read-only memory map of a segment file.
+///
+/// The log reads through it only bytes below its durable end, which are never written again
+/// while the file exists, and never past the length the file had when mapped (segments only
+/// shrink when sealed, and a sealed segment's old map is dropped; see `SegmentFiles`).
+#[derive(Debug)]
+pub struct MappedFile {
+    map: memmap2::Mmap,
+}
+
+impl MappedFile {
+    /// Maps `file` read-only.
+    pub fn new(file: &File) -> io::Result<MappedFile> {
+        // SAFETY: the map is only read, and only below the log's durable end (see the type's
+        // documentation): those bytes do not change while mapped, and lie within the file.
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        Ok(MappedFile { map })
+    }
+
+    /// The mapped length.
+    pub fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Whether nothing is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The bytes of `[offset, offset + len)`, if they lie within the map.
+    pub fn get(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let start = usize::try_from(offset).ok()?;
+        self.map.get(start..start.checked_add(len)?)
+    }
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`, or fails with `UnexpectedEof`.
@@ -193,6 +235,13 @@ impl VfsFile for OsFile {
         Ok(self.0.metadata()?.len())
     }
 
+    fn map(&self) -> io::Result<Option<MappedFile>> {
+        if self.0.metadata()?.len() == 0 {
+            return Ok(None);
+        }
+        MappedFile::new(&self.0).map(Some)
+    }
+
     fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
         match rustix::fs::seek(&self.0, rustix::fs::SeekFrom::Data(offset)) {
             Ok(data) => Ok(Some(data)),
@@ -312,5 +361,9 @@ impl VfsFile for FaultyFile {
 
     fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
         self.inner.next_data(offset)
+    }
+
+    fn map(&self) -> io::Result<Option<MappedFile>> {
+        self.inner.map()
     }
 }

@@ -10,13 +10,13 @@ use tokio::sync::{oneshot, watch};
 use crate::config::WalConfig;
 use crate::error::{Result, WalError};
 use crate::format::{
-    MAX_FRAME_BODY, RECORD_HEADER_LEN, decode_frame, encode_frame, frame_len, read_u32,
+    MAX_FRAME_BODY, RECORD_HEADER_LEN, check_frame, decode_frame, encode_frame, frame_len, read_u32,
 };
 use crate::reader::{WalReader, run_blocking};
 use crate::record::{Position, Record};
 use crate::recovery::{RecoveryInfo, recover};
 use crate::segment::{LOCK_FILE, segment_path};
-use crate::vfs::{read_exact_at, read_up_to};
+use crate::vfs::{MappedFile, read_exact_at, read_up_to};
 use crate::writer::{Request, Shared, Writer};
 
 /// Room reserved in the writer's queue by [`Wal::reserve`]; given back if dropped unused.
@@ -362,9 +362,30 @@ fn read_record(
     buf: &mut Vec<u8>,
 ) -> Result<Record> {
     let config = &shared.config;
-    let file = shared
-        .files
-        .get(config.vfs.as_ref(), &config.dir, position.segment_id)?;
+    let largest = config.max_record_size.max(config.max_batch_size);
+    // The log's bytes in this segment end at the durable end (active segment) or at the
+    // segment's sealed length.
+    let in_active = position.segment_id == end.segment_id;
+    let needed = if in_active {
+        end.offset
+    } else {
+        position.offset + RECORD_HEADER_LEN as u64
+    };
+    let files = &shared.files;
+    if let Some(map) = files.map(
+        config.vfs.as_ref(),
+        &config.dir,
+        position.segment_id,
+        needed,
+    )? {
+        let bound = match (in_active, files.sealed_len(position.segment_id)) {
+            (true, _) => end.offset,
+            (false, Some(len)) => len,
+            (false, None) => map.len(),
+        };
+        return read_mapped(&map, position, bound.min(map.len()), largest);
+    }
+    let file = files.get(config.vfs.as_ref(), &config.dir, position.segment_id)?;
     let path = || segment_path(&config.dir, position.segment_id);
     buf.resize(READ_AHEAD, 0);
     let read = read_up_to(file.as_ref(), buf, position.offset)
@@ -373,7 +394,6 @@ fn read_record(
         return Err(WalError::NoRecord(position));
     }
     let body = read_u32(buf, 0) as usize;
-    let largest = config.max_record_size.max(config.max_batch_size);
     if body == 0 || body as u64 > MAX_FRAME_BODY || body > largest {
         return Err(WalError::NoRecord(position));
     }
@@ -397,4 +417,29 @@ fn read_record(
     decode_frame(&frame, MAX_FRAME_BODY)
         .map(|(record, _)| record)
         .map_err(|_| WalError::NoRecord(position))
+}
+
+/// Reads the record at `position` from a memory map, never looking at or past `bound`.
+fn read_mapped(map: &MappedFile, position: Position, bound: u64, largest: usize) -> Result<Record> {
+    let no_record = || WalError::NoRecord(position);
+    if position.offset + RECORD_HEADER_LEN as u64 > bound {
+        return Err(no_record());
+    }
+    let header = map
+        .get(position.offset, RECORD_HEADER_LEN)
+        .ok_or_else(no_record)?;
+    let body = read_u32(header, 0) as usize;
+    if body == 0 || body > largest {
+        return Err(no_record());
+    }
+    let frame_len = RECORD_HEADER_LEN + body;
+    if position.offset + frame_len as u64 > bound {
+        return Err(no_record());
+    }
+    let frame = map.get(position.offset, frame_len).ok_or_else(no_record)?;
+    let layout = check_frame(frame, MAX_FRAME_BODY).map_err(|_| no_record())?;
+    Ok(Record {
+        key: Bytes::copy_from_slice(&frame[layout.key_start..layout.key_end]),
+        value: Bytes::copy_from_slice(&frame[layout.key_end..layout.len]),
+    })
 }

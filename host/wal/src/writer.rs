@@ -496,6 +496,7 @@ impl Writer {
             return Err(WalError::Poisoned(reason));
         }
         self.synced = end;
+        self.shared.files.sealed(self.segment.id, end);
         let next = self.segment.id + 1;
         let allocate = config.preallocate.then_some(config.max_segment_size);
         let file: Arc<dyn VfsFile> = create_segment(
