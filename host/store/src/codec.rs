@@ -10,8 +10,9 @@ use crate::event::{AppendOptions, NewEvent, RecordedEvent, StreamId};
 /// The envelope format version this crate writes.
 pub const ENVELOPE_VERSION: u8 = 1;
 
-/// The fields of one event's envelope, borrowed for encoding.
-#[derive(Debug)]
+/// Every field of one event's envelope, borrowed: what is encoded, and what parsing a
+/// record gives back without copying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnvelopeRef<'a> {
     pub position: u64,
     pub version: u64,
@@ -21,7 +22,8 @@ pub struct EnvelopeRef<'a> {
     pub index_in_append: u32,
     /// Number of events in its append.
     pub append_len: u32,
-    pub stream: &'a StreamId,
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
     pub name: &'a str,
     pub command_id: &'a str,
     pub correlation_id: &'a str,
@@ -63,7 +65,8 @@ impl<'a> EnvelopeRef<'a> {
             schema_version: event.schema_version,
             index_in_append: index as u32,
             append_len: events.len() as u32,
-            stream,
+            aggregate_type: &stream.aggregate_type,
+            aggregate_id: &stream.aggregate_id,
             name: &event.name,
             command_id: options.command_id.as_deref().unwrap_or(""),
             correlation_id: options.correlation_id.as_deref().unwrap_or(""),
@@ -77,8 +80,8 @@ impl<'a> EnvelopeRef<'a> {
     pub fn encoded_len(&self) -> usize {
         1 + 8 * 3
             + 4 * 3
-            + str_len(self.stream.aggregate_type.as_bytes())
-            + str_len(self.stream.aggregate_id.as_bytes())
+            + str_len(self.aggregate_type.as_bytes())
+            + str_len(self.aggregate_id.as_bytes())
             + str_len(self.name.as_bytes())
             + str_len(self.command_id.as_bytes())
             + str_len(self.correlation_id.as_bytes())
@@ -98,8 +101,8 @@ impl<'a> EnvelopeRef<'a> {
         out.put_u32_le(self.index_in_append);
         out.put_u32_le(self.append_len);
         for field in [
-            self.stream.aggregate_type.as_bytes(),
-            self.stream.aggregate_id.as_bytes(),
+            self.aggregate_type.as_bytes(),
+            self.aggregate_id.as_bytes(),
             self.name.as_bytes(),
             self.command_id.as_bytes(),
             self.correlation_id.as_bytes(),
@@ -142,27 +145,8 @@ pub fn decode(bytes: &Bytes) -> Result<Decoded, DecodeError> {
     })
 }
 
-/// Every field of an envelope, borrowed from the record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fields<'a> {
-    pub position: u64,
-    pub version: u64,
-    pub timestamp_ms: u64,
-    pub schema_version: u32,
-    pub index_in_append: u32,
-    pub append_len: u32,
-    pub aggregate_type: &'a str,
-    pub aggregate_id: &'a str,
-    pub name: &'a str,
-    pub command_id: &'a str,
-    pub correlation_id: &'a str,
-    pub causation_id: &'a str,
-    pub metadata: &'a [u8],
-    pub data: &'a [u8],
-}
-
 /// Parses an envelope without copying (what rebuilding the index on open uses).
-pub fn parse(bytes: &[u8]) -> Result<Fields<'_>, DecodeError> {
+pub fn parse(bytes: &[u8]) -> Result<EnvelopeRef<'_>, DecodeError> {
     let mut cursor = bytes;
     if cursor.len() < 1 + 8 * 3 + 4 * 3 {
         return Err(DecodeError("envelope is too short"));
@@ -183,7 +167,7 @@ pub fn parse(bytes: &[u8]) -> Result<Fields<'_>, DecodeError> {
     let correlation_id = take_str(&mut cursor)?;
     let causation_id = take_str(&mut cursor)?;
     let metadata = take(&mut cursor)?;
-    Ok(Fields {
+    Ok(EnvelopeRef {
         position,
         version,
         timestamp_ms,
@@ -231,7 +215,8 @@ mod tests {
             schema_version: 2,
             index_in_append: 1,
             append_len: 3,
-            stream: &stream,
+            aggregate_type: &stream.aggregate_type,
+            aggregate_id: &stream.aggregate_id,
             name: "MoneyDeposited",
             command_id: "cmd-9",
             correlation_id: "",
