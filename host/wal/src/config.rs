@@ -81,6 +81,14 @@ impl WalConfig {
         if self.max_record_size <= RECORD_HEADER_LEN + 1 {
             return invalid("max_record_size is too small to hold a record".into());
         }
+        // A group's body length is a u32 on disk.
+        if self.max_batch_size > u32::MAX as usize || self.max_group_size > u32::MAX as usize {
+            return invalid("max_batch_size and max_group_size must be below 4 GiB".into());
+        }
+        // Positions are packed into 40 bits of offset by the store.
+        if self.max_segment_size >= 1 << 40 {
+            return invalid("max_segment_size must be below 1 TiB".into());
+        }
         if self.max_batch_size < self.max_record_size {
             return invalid("max_batch_size must be at least max_record_size".into());
         }

@@ -232,13 +232,20 @@ fn finish(
     first_segment: u64,
     active: ActiveSegment,
 ) -> Result<Recovered> {
+    let path = segment_path(&config.dir, active.id);
     if config.preallocate {
-        let path = segment_path(&config.dir, active.id);
         active
             .file
             .allocate(config.max_segment_size)
             .map_err(|e| WalError::io("preallocating", &path, e))?;
     }
+    // What recovery found may still be only in the page cache (the last process was killed
+    // before its fsync): make it durable before anything is written after it, which will
+    // claim it is.
+    active
+        .file
+        .sync_data()
+        .map_err(|e| WalError::io("syncing", &path, e))?;
     Ok(Recovered {
         info,
         first_segment,

@@ -84,8 +84,11 @@ pub fn create_segment(
         .map_err(|e| WalError::io("syncing", &temp, e))?;
     vfs.rename(&temp, &path)
         .map_err(|e| WalError::io("renaming", &temp, e))?;
-    vfs.sync_dir(dir)
-        .map_err(|e| WalError::io("syncing directory", dir, e))?;
+    if let Err(e) = vfs.sync_dir(dir) {
+        // The writer goes on in the previous segment: this one must not stay the newest.
+        let _ = vfs.remove_file(&path);
+        return Err(WalError::io("syncing directory", dir, e));
+    }
     Ok(file)
 }
 
@@ -113,19 +116,24 @@ impl SegmentFiles {
         Ok(open.entry(id).or_insert(file).clone())
     }
 
-    /// A memory map of segment `id` covering at least `needed` bytes, or `None` when the
-    /// file system has no maps or the file is shorter (then read with `read_at`).
+    /// A memory map of segment `id` covering at least `needed` bytes, with the length of
+    /// the segment's data when it is sealed (read under the same lock as the map, so a map
+    /// made before the segment was cut never lends its longer length). `None` when the file
+    /// system has no maps or the file is shorter (then read with `read_at`).
     pub fn map(
         &self,
         vfs: &dyn Vfs,
         dir: &Path,
         id: u64,
         needed: u64,
-    ) -> Result<Option<Arc<MappedFile>>> {
-        if let Some(map) = self.maps.read().expect("segment cache poisoned").get(&id)
-            && map.len() >= needed
+    ) -> Result<Option<(Arc<MappedFile>, Option<u64>)>> {
         {
-            return Ok(Some(map.clone()));
+            let maps = self.maps.read().expect("segment cache poisoned");
+            if let Some(map) = maps.get(&id)
+                && map.len() >= needed
+            {
+                return Ok(Some((map.clone(), self.sealed_len(id))));
+            }
         }
         let file = self.get(vfs, dir, id)?;
         let path = segment_path(dir, id);
@@ -136,11 +144,9 @@ impl SegmentFiles {
             return Ok(None);
         }
         let map = Arc::new(map);
-        self.maps
-            .write()
-            .expect("segment cache poisoned")
-            .insert(id, map.clone());
-        Ok(Some(map))
+        let mut maps = self.maps.write().expect("segment cache poisoned");
+        maps.insert(id, map.clone());
+        Ok(Some((map, self.sealed_len(id))))
     }
 
     /// Records that segment `id` was sealed (cut to `len` bytes of data) and drops its map:

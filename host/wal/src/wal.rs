@@ -320,6 +320,8 @@ impl Wal {
             // Move the start first so no new reader opens a segment being removed.
             shared.first_segment.store(limit, Ordering::Release);
             shared.files.forget_before(limit);
+            // Oldest first, each removal made durable before the next: a crash leaves a
+            // shorter log, never one with a gap.
             for id in first..limit {
                 let path = segment_path(&config.dir, id);
                 match config.vfs.remove_file(&path) {
@@ -327,11 +329,11 @@ impl Wal {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(WalError::io("removing", &path, e)),
                 }
+                config
+                    .vfs
+                    .sync_dir(&config.dir)
+                    .map_err(|e| WalError::io("syncing directory", &config.dir, e))?;
             }
-            config
-                .vfs
-                .sync_dir(&config.dir)
-                .map_err(|e| WalError::io("syncing directory", &config.dir, e))?;
             Ok(limit - first)
         })
         .await
@@ -366,27 +368,47 @@ fn read_record(
     // The log's bytes in this segment end at the durable end (active segment) or at the
     // segment's sealed length.
     let in_active = position.segment_id == end.segment_id;
-    let needed = if in_active {
-        end.offset
-    } else {
-        position.offset + RECORD_HEADER_LEN as u64
+    let Some(header_end) = position.offset.checked_add(RECORD_HEADER_LEN as u64) else {
+        return Err(WalError::NoRecord(position));
     };
+    let needed = if in_active { end.offset } else { header_end };
     let files = &shared.files;
-    if let Some(map) = files.map(
+    let mapped = files.map(
         config.vfs.as_ref(),
         &config.dir,
         position.segment_id,
         needed,
-    )? {
-        let bound = match (in_active, files.sealed_len(position.segment_id)) {
-            (true, _) => end.offset,
-            (false, Some(len)) => len,
-            (false, None) => map.len(),
-        };
-        return read_mapped(&map, position, bound.min(map.len()), largest);
+    );
+    match mapped {
+        Ok(Some((map, sealed_len))) => {
+            let bound = match (in_active, sealed_len) {
+                (true, _) => end.offset,
+                (false, Some(len)) => len,
+                // No sealed length: either the segment was sealed by an earlier process (its
+                // file has not changed since, so the map is exactly as long), or it is being
+                // deleted (`forget_before` dropped its length after moving the start).
+                (false, None) => {
+                    if position.segment_id < shared.first_segment.load(Ordering::Acquire) {
+                        return Err(WalError::SegmentDeleted(position));
+                    }
+                    map.len()
+                }
+            };
+            return read_mapped(&map, position, bound.min(map.len()), largest);
+        }
+        Ok(None) => {}
+        Err(err) => return Err(deleted_or(shared, position, err)),
     }
-    let file = files.get(config.vfs.as_ref(), &config.dir, position.segment_id)?;
+    let file = files
+        .get(config.vfs.as_ref(), &config.dir, position.segment_id)
+        .map_err(|err| deleted_or(shared, position, err))?;
     let path = || segment_path(&config.dir, position.segment_id);
+    let size = file
+        .size()
+        .map_err(|e| WalError::io("reading", path(), e))?;
+    if header_end > size {
+        return Err(WalError::NoRecord(position));
+    }
     buf.resize(READ_AHEAD, 0);
     let read = read_up_to(file.as_ref(), buf, position.offset)
         .map_err(|e| WalError::io("reading", path(), e))?;
@@ -398,7 +420,7 @@ fn read_record(
         return Err(WalError::NoRecord(position));
     }
     let frame_len = RECORD_HEADER_LEN + body;
-    if position.segment_id == end.segment_id && position.offset + frame_len as u64 > end.offset {
+    if in_active && position.offset.saturating_add(frame_len as u64) > end.offset {
         return Err(WalError::NoRecord(position));
     }
     if frame_len > read {
@@ -422,7 +444,7 @@ fn read_record(
 /// Reads the record at `position` from a memory map, never looking at or past `bound`.
 fn read_mapped(map: &MappedFile, position: Position, bound: u64, largest: usize) -> Result<Record> {
     let no_record = || WalError::NoRecord(position);
-    if position.offset + RECORD_HEADER_LEN as u64 > bound {
+    if position.offset.saturating_add(RECORD_HEADER_LEN as u64) > bound {
         return Err(no_record());
     }
     let header = map
@@ -433,7 +455,7 @@ fn read_mapped(map: &MappedFile, position: Position, bound: u64, largest: usize)
         return Err(no_record());
     }
     let frame_len = RECORD_HEADER_LEN + body;
-    if position.offset + frame_len as u64 > bound {
+    if position.offset.saturating_add(frame_len as u64) > bound {
         return Err(no_record());
     }
     let frame = map.get(position.offset, frame_len).ok_or_else(no_record)?;
@@ -442,4 +464,18 @@ fn read_mapped(map: &MappedFile, position: Position, bound: u64, largest: usize)
         key: Bytes::copy_from_slice(&frame[layout.key_start..layout.key_end]),
         value: Bytes::copy_from_slice(&frame[layout.key_end..layout.len]),
     })
+}
+
+/// A segment that is gone because `delete_segments_before` removed it meanwhile is
+/// [`WalError::SegmentDeleted`], not an I/O error.
+fn deleted_or(shared: &Shared, position: Position, err: WalError) -> WalError {
+    let deleted = position.segment_id < shared.first_segment.load(Ordering::Acquire);
+    match err {
+        WalError::Io { ref source, .. }
+            if deleted && source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            WalError::SegmentDeleted(position)
+        }
+        other => other,
+    }
 }

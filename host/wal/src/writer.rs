@@ -296,7 +296,12 @@ impl Writer {
         }
         drop(requests);
 
-        let synced = if self.policy() == FsyncPolicy::Always || !syncs.is_empty() {
+        // Under Batch, a queue that never empties must not postpone the timed sync.
+        let window_passed = match (self.policy(), self.unsynced_since) {
+            (FsyncPolicy::Batch(window), Some(since)) => since.elapsed() >= window,
+            _ => false,
+        };
+        let synced = if self.policy() == FsyncPolicy::Always || !syncs.is_empty() || window_passed {
             self.sync()
         } else {
             self.after_unsynced_write();
@@ -445,6 +450,15 @@ impl Writer {
 
     /// Makes everything written durable and visible.
     fn sync(&mut self) -> Result<()> {
+        self.flush_to_disk()?;
+        self.unsynced_since = None;
+        self.publish();
+        self.write_marker();
+        Ok(())
+    }
+
+    /// `fdatasync` of the active segment if it has unsynced bytes; a failure poisons the log.
+    fn flush_to_disk(&mut self) -> Result<()> {
         if let Some(reason) = &self.poisoned {
             return Err(WalError::Poisoned(reason.clone()));
         }
@@ -459,9 +473,37 @@ impl Writer {
             self.synced = self.segment.end;
             self.last_sync = started.elapsed();
         }
-        self.unsynced_since = None;
-        self.publish();
         Ok(())
+    }
+
+    /// After an fsync, writes an empty group recording how far the segment is durable (not
+    /// synced itself). Without it, damage to groups that the fsync covered but no later group
+    /// vouches for would look like a torn tail to recovery and be cut. Skipped when the
+    /// segment has no room left (segments never outgrow the limit) or nothing new is covered.
+    fn write_marker(&mut self) {
+        let fits =
+            self.segment.end + GROUP_HEADER_LEN as u64 <= self.shared.config.max_segment_size;
+        if self.evidenced >= self.synced || !fits {
+            return;
+        }
+        let marker = GroupHeader {
+            body_len: 0,
+            record_count: 0,
+            synced_offset: self.synced,
+            segment_id: self.segment.id,
+        };
+        match self
+            .segment
+            .file
+            .write_all_at(&marker.encode(), self.segment.end)
+        {
+            Ok(()) => {
+                self.segment.end += GROUP_HEADER_LEN as u64;
+                self.evidenced = self.synced;
+            }
+            // Only evidence for recovery is lost; the next group's header carries it again.
+            Err(err) => tracing::warn!(error = %err, "writing a sync marker failed"),
+        }
     }
 
     /// Lets readers see everything up to the end of the active segment.
@@ -521,28 +563,11 @@ impl Writer {
         Ok(())
     }
 
-    /// Final sync; then an empty group records that everything before it was durable, so
-    /// that recovery can tell later damage there from a torn tail.
+    /// Final sync, including the marker that records that everything before it is durable,
+    /// so that recovery can tell later damage there from a torn tail.
     fn shut_down(mut self) -> Result<()> {
+        // The sync writes the marker; the second flush makes the marker durable too.
         self.sync()?;
-        let fits =
-            self.segment.end + GROUP_HEADER_LEN as u64 <= self.shared.config.max_segment_size;
-        // A segment too full for the marker goes without: segments never outgrow the limit.
-        if self.evidenced < self.synced && fits {
-            let marker = GroupHeader {
-                body_len: 0,
-                record_count: 0,
-                synced_offset: self.synced,
-                segment_id: self.segment.id,
-            };
-            let start = self.segment.end;
-            self.segment
-                .file
-                .write_all_at(&marker.encode(), start)
-                .map_err(|e| WalError::io("writing", &self.path, e))?;
-            self.segment.end += GROUP_HEADER_LEN as u64;
-            self.sync()?;
-        }
-        Ok(())
+        self.flush_to_disk()
     }
 }
