@@ -314,7 +314,16 @@ impl Core {
                 command_done,
                 reply,
             } = queued;
-            let outcome = match ticket.wait().await {
+            let durable = match ticket.wait().await {
+                // Under `Batch` or `Os` the answer comes at the write: the index (and so
+                // every reader and subscription) takes only durable events.
+                Ok(wal_positions) => match wal_positions.last() {
+                    Some(last) => self.wal.wait_durable(*last).await.map(|()| wal_positions),
+                    None => Ok(wal_positions),
+                },
+                Err(err) => Err(err),
+            };
+            let outcome = match durable {
                 Ok(wal_positions) => self
                     .commit(&stream, &result, command_id.as_deref(), &wal_positions)
                     .map(|()| result),

@@ -75,6 +75,9 @@ pub(crate) struct SnapshotStore {
     map: Mutex<Map>,
     compaction_bytes: u64,
     compacting: tokio::sync::Mutex<()>,
+    /// Saves hold it shared from their append until their map entry is in; compaction holds
+    /// it exclusively, so it never deletes a segment holding a save it has not seen.
+    gate: tokio::sync::RwLock<()>,
 }
 
 impl SnapshotStore {
@@ -100,6 +103,7 @@ impl SnapshotStore {
             map: Mutex::new(map),
             compaction_bytes,
             compacting: tokio::sync::Mutex::new(()),
+            gate: tokio::sync::RwLock::new(()),
         };
         Ok((store, recovery))
     }
@@ -117,8 +121,18 @@ impl SnapshotStore {
     ) -> Result<()> {
         let value = encode(stream, version, tag, &data);
         let size = value.len() as u64;
-        let at = self.wal.append(&Record::put(Bytes::new(), value)).await?;
+        let gate = self.gate.read().await;
+        let at = match self.wal.append(&Record::put(Bytes::new(), value)).await {
+            Ok(at) => at,
+            Err(err) => {
+                // Snapshots do not depend on each other's order: once this failure is
+                // answered, later saves may go ahead (say, when space is back).
+                self.wal.resume();
+                return Err(err.into());
+            }
+        };
         let compact = {
+            let _gate = gate;
             let mut map = self.map.lock().expect("snapshot map poisoned");
             map.insert(
                 (stream.clone(), tag.to_string()),
@@ -175,6 +189,7 @@ impl SnapshotStore {
         let Ok(_compacting) = self.compacting.try_lock() else {
             return Ok(());
         };
+        let _exclusive = self.gate.write().await;
         let cutoff = self.wal.durable_end().segment_id;
         let old: Vec<((StreamId, String), Entry)> = {
             let map = self.map.lock().expect("snapshot map poisoned");

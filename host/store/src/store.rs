@@ -94,11 +94,24 @@ struct Inner {
     snapshots: SnapshotStore,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Without `close`: the committer ends once the queued appends are committed, and
+        // with it the last reference to the event log, which then closes.
+        self.core.stop_appends();
+    }
+}
+
 impl EventStore {
     /// Opens (creating if needed) the store in `config.dir`, rebuilding its index from the
     /// event log. Fails with a clear error if another process has it open.
     pub async fn open(config: StoreConfig) -> Result<(EventStore, OpenReport)> {
         let started = Instant::now();
+        if config.max_read_count == 0 || config.max_events_per_append == 0 {
+            return Err(StoreError::InvalidInput(
+                "max_read_count and max_events_per_append must be at least 1".into(),
+            ));
+        }
         let wal_config = WalConfig {
             dir: config.dir.join("events"),
             ..config.wal.clone()
@@ -179,7 +192,9 @@ impl EventStore {
                 }
                 Decision::WaitFor(mut first) => {
                     // The same command id is in flight: its outcome decides.
-                    let _ = first.wait_for(Option::is_some).await;
+                    if first.wait_for(Option::is_some).await.is_err() {
+                        return Err(StoreError::Closed);
+                    }
                 }
             }
         }

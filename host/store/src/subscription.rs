@@ -100,10 +100,11 @@ impl Subscription {
         let events = match &self.filter.stream {
             // One stream: read only its events, through the stream index.
             Some(stream) => {
+                let page = PAGE.min(self.store.config().max_read_count);
                 let from = self.store.first_version_at_or_after(stream, self.next);
-                let read = crate::store::StreamRead::forward(from, PAGE).up_to(end - 1);
+                let read = crate::store::StreamRead::forward(from, page).up_to(end - 1);
                 let events = self.store.read_stream(stream, read).await?;
-                if events.len() < PAGE {
+                if events.len() < page {
                     self.next = end;
                 } else if let Some(last) = events.last() {
                     self.next = last.position + 1;
@@ -111,7 +112,8 @@ impl Subscription {
                 events
             }
             None => {
-                let count = ((end - self.next) as usize).min(PAGE);
+                let page = PAGE.min(self.store.config().max_read_count);
+                let count = ((end - self.next) as usize).min(page);
                 let events = self.store.read_all(self.next, count).await?;
                 self.next += events.len() as u64;
                 events

@@ -344,6 +344,18 @@ impl Wal {
         *self.inner.shared.visible.borrow()
     }
 
+    /// Waits until the record at `position` is durable (readable): at once under
+    /// `Always` (append returns then), within the window under `Batch`, after the write
+    /// under `Os`.
+    pub async fn wait_durable(&self, position: Position) -> Result<()> {
+        let mut visible = self.inner.shared.visible.clone();
+        visible
+            .wait_for(|end| *end > position)
+            .await
+            .map(|_| ())
+            .map_err(|_| WalError::Closed)
+    }
+
     /// The oldest segment still kept.
     pub fn first_segment(&self) -> u64 {
         self.inner.shared.first_segment.load(Ordering::Acquire)

@@ -62,7 +62,9 @@ async fn unsynced_data_recovered_after_a_kill_is_not_claimed_durable() {
 #[tokio::test]
 async fn opening_a_log_makes_what_recovery_found_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let (wal, _) = Wal::open(config(dir.path(), FsyncPolicy::Os)).await.unwrap();
+    let (wal, _) = Wal::open(config(dir.path(), FsyncPolicy::Os))
+        .await
+        .unwrap();
     wal.append(&Record::put("k", "unsynced")).await.unwrap();
     drop(wal);
     let vfs = std::sync::Arc::new(tally_wal::vfs::FaultyVfs::default());

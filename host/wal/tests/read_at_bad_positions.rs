@@ -1,7 +1,5 @@
-//! Review: `read_at` of a position that cannot hold a record must be an error, never a
-//! panic. `read_record` computes `position.offset + RECORD_HEADER_LEN` for positions in
-//! older segments without overflow checks (wal.rs), so an offset near `u64::MAX` in a
-//! sealed segment overflows (a panic with overflow checks, as in test builds).
+//! `read_at` of a position that cannot hold a record is an error (`NoRecord`), never a
+//! panic or an I/O error, even for offsets near `u64::MAX` in an older segment.
 
 use tally_wal::{Position, Record, Wal, WalConfig, WalError};
 
