@@ -34,6 +34,18 @@ const COMPONENTS: &[(&str, &str, &str, &str)] = &[
         "test_panic",
         "test-panic, which panics on `Explode`",
     ),
+    (
+        "TEST_HOSTILE",
+        "test-hostile",
+        "test_hostile",
+        "test-hostile, whose commands loop forever, exhaust memory, panic in `apply` or return a 100 MB event",
+    ),
+    (
+        "TEST_IMPOSTOR",
+        "test-impostor",
+        "test_impostor",
+        "test-impostor, which claims aggregate type `bank-account` but is not it",
+    ),
 ];
 
 /// Environment that the outer cargo sets for this build script but that must not

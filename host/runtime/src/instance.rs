@@ -1,0 +1,605 @@
+//! [`PluginInstance`]: typed, limited calls into one plugin instance.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::{Plugin, PluginPre};
+use crate::engine::PluginEngine;
+use crate::plugin::{PluginInner, is_kebab_case};
+use crate::{Command, Context, Event, PANIC_MARKER, Rejection};
+
+/// Why a call into a plugin failed. Except for [`CallError::Invalid`], the
+/// instance that failed has been thrown away; the next call on the same
+/// [`PluginInstance`] runs on a fresh instance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The plugin trapped (e.g. `unreachable`, out-of-bounds access) without a
+    /// panic report.
+    #[error("plugin trapped: {message}")]
+    Trap {
+        /// The trap, e.g. ``wasm trap: wasm `unreachable` instruction executed``.
+        message: String,
+    },
+    /// The plugin panicked; the message is the one its panic hook reported on
+    /// stderr (`tally-plugin-panic: <message> (at <file>:<line>:<column>)`).
+    #[error("plugin panicked: {message}")]
+    Panic {
+        /// The panic message with its location, as the plugin reported it.
+        message: String,
+    },
+    /// The call ran past the CPU limit ([`EngineConfig::call_timeout`](crate::EngineConfig::call_timeout)).
+    #[error("plugin exceeded its CPU limit of {limit:?} per call")]
+    Timeout {
+        /// The configured limit.
+        limit: Duration,
+    },
+    /// The call failed after the plugin's memory hit the limit
+    /// ([`EngineConfig::memory_limit`](crate::EngineConfig::memory_limit)).
+    #[error("plugin exceeded its memory limit of {limit} bytes")]
+    MemoryLimit {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// A fresh instance could not be created.
+    #[error("plugin could not be instantiated: {message}")]
+    Instantiate {
+        /// wasmtime's error.
+        message: String,
+    },
+    /// The plugin answered, but against the contract: an event it does not
+    /// describe or at another schema version than it describes, a rejection code
+    /// that is not kebab-case, `state-json` that is not UTF-8. The instance is
+    /// kept: it is the answer that is wrong, not the instance.
+    #[error("plugin answered against the contract: {0}")]
+    Invalid(String),
+}
+
+/// Store data of one instance: WASI granting nothing, captured output, limits.
+pub(crate) struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: Limits,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// wasmtime's [`StoreLimits`], plus a record of whether a memory growth was
+/// refused during the current call, to tell a memory limit from another trap.
+struct Limits {
+    inner: StoreLimits,
+    memory_refused: bool,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) {
+            self.memory_refused = true;
+        }
+        allowed
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_refused = true;
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// Table elements an instance may have: far more than a Rust plugin uses, few
+/// enough (8 MiB of host memory) that a table cannot be grown into a bomb.
+const TABLE_ELEMENTS_LIMIT: usize = 1 << 20;
+
+/// Which plugin an instance runs, for logs.
+#[derive(Clone)]
+pub(crate) struct Label {
+    pub(crate) aggregate_type: Arc<str>,
+    pub(crate) version: Arc<str>,
+}
+
+impl Label {
+    /// The label of an instance whose plugin has not described itself yet.
+    pub(crate) fn undescribed() -> Self {
+        Self {
+            aggregate_type: Arc::from("(undescribed)"),
+            version: Arc::from("(undescribed)"),
+        }
+    }
+}
+
+/// Captured stdout or stderr of an instance, forwarded to `tracing` by lines.
+struct Output {
+    pipe: MemoryOutputPipe,
+    /// Bytes of the pipe already forwarded (always just after a line break).
+    forwarded: usize,
+    /// Bytes in the pipe when last looked at.
+    written: usize,
+    stderr: bool,
+}
+
+impl Output {
+    fn new(capacity: usize, stderr: bool) -> Self {
+        Self {
+            pipe: MemoryOutputPipe::new(capacity),
+            forwarded: 0,
+            written: 0,
+            stderr,
+        }
+    }
+
+    /// Forwards the complete lines written since the last call; with `all`, the
+    /// trailing partial line too.
+    fn forward(&mut self, contents: &[u8], label: &Label, all: bool) {
+        self.written = contents.len();
+        let pending = &contents[self.forwarded.min(contents.len())..];
+        let end = if all {
+            pending.len()
+        } else {
+            match pending.iter().rposition(|&byte| byte == b'\n') {
+                Some(last) => last + 1,
+                None => return,
+            }
+        };
+        for line in pending[..end].split(|&byte| byte == b'\n') {
+            if !line.is_empty() {
+                self.emit(line, label);
+            }
+        }
+        self.forwarded += end;
+    }
+
+    fn emit(&self, line: &[u8], label: &Label) {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches('\r');
+        let (aggregate_type, version) = (&*label.aggregate_type, &*label.version);
+        if self.stderr {
+            tracing::warn!(target: "tally_runtime::plugin_output", aggregate_type, version, stream = "stderr", "{line}");
+        } else {
+            tracing::info!(target: "tally_runtime::plugin_output", aggregate_type, version, stream = "stdout", "{line}");
+        }
+    }
+
+    /// Whether the pipe is more than half full: time to recycle the instance.
+    fn filling_up(&self, capacity: usize) -> bool {
+        self.written > capacity / 2
+    }
+}
+
+/// A live wasmtime instance of a plugin, with its store.
+pub(crate) struct Live {
+    store: Store<GuestState>,
+    plugin: Plugin,
+    stdout: Output,
+    stderr: Output,
+    label: Label,
+    calls: u64,
+    /// A call failed: never call this instance again.
+    broken: bool,
+}
+
+impl Live {
+    /// Instantiates a plugin in a fresh store under the engine's limits.
+    pub(crate) fn instantiate(
+        engine: &PluginEngine,
+        pre: &PluginPre<GuestState>,
+        label: Label,
+    ) -> Result<Self, CallError> {
+        let config = engine.config();
+        let stdout = Output::new(config.output_capacity, false);
+        let stderr = Output::new(config.output_capacity, true);
+        // Nothing granted: no preopens, environment, arguments, stdin or network.
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.pipe.clone())
+            .stderr(stderr.pipe.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = Limits {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(config.memory_limit)
+                .table_elements(TABLE_ELEMENTS_LIMIT)
+                .build(),
+            memory_refused: false,
+        };
+        let mut store = Store::new(
+            engine.wasmtime(),
+            GuestState {
+                wasi,
+                table: ResourceTable::new(),
+                limits,
+            },
+        );
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(engine.deadline_ticks());
+        match pre.instantiate(&mut store) {
+            Ok(plugin) => Ok(Self {
+                store,
+                plugin,
+                stdout,
+                stderr,
+                label,
+                calls: 0,
+                broken: false,
+            }),
+            Err(error) => {
+                let stderr_text = stderr.pipe.contents();
+                let classified = classify(
+                    error,
+                    store.data().limits.memory_refused,
+                    &stderr_text,
+                    engine,
+                );
+                Err(match classified {
+                    CallError::Trap { message } => CallError::Instantiate { message },
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// Runs one call under a fresh CPU deadline, forwards the output, and turns
+    /// a failure into a [`CallError`] (marking the instance broken).
+    pub(crate) fn call<R>(
+        &mut self,
+        engine: &PluginEngine,
+        function: &'static str,
+        call: impl FnOnce(&Plugin, &mut Store<GuestState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let stderr_start = self.stderr.forwarded;
+        self.store.set_epoch_deadline(engine.deadline_ticks());
+        self.store.data_mut().limits.memory_refused = false;
+        let result = call(&self.plugin, &mut self.store);
+        self.calls += 1;
+
+        let stdout = self.stdout.pipe.contents();
+        self.stdout.forward(&stdout, &self.label, false);
+        let stderr = self.stderr.pipe.contents();
+        self.stderr.forward(&stderr, &self.label, false);
+
+        result.map_err(|error| {
+            self.broken = true;
+            tracing::debug!(
+                aggregate_type = &*self.label.aggregate_type,
+                version = &*self.label.version,
+                function,
+                error = ?error,
+                "plugin call failed"
+            );
+            let stderr = stderr.get(stderr_start..).unwrap_or_default();
+            classify(
+                error,
+                self.store.data().limits.memory_refused,
+                stderr,
+                engine,
+            )
+        })
+    }
+
+    /// Whether the instance may serve another call: not broken, under the call
+    /// budget, output pipes not filling up.
+    pub(crate) fn reusable(&self, engine: &PluginEngine) -> bool {
+        let config = engine.config();
+        !self.broken
+            && self.calls < config.max_calls_per_instance
+            && !self.stdout.filling_up(config.output_capacity)
+            && !self.stderr.filling_up(config.output_capacity)
+    }
+
+    /// Names the plugin in this instance's logs once it has described itself.
+    pub(crate) fn relabel(&mut self, label: Label) {
+        self.label = label;
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let stdout = self.stdout.pipe.contents();
+        self.stdout.forward(&stdout, &self.label, true);
+        let stderr = self.stderr.pipe.contents();
+        self.stderr.forward(&stderr, &self.label, true);
+    }
+}
+
+/// Turns wasmtime's error for a failed call into a [`CallError`].
+fn classify(
+    error: wasmtime::Error,
+    memory_refused: bool,
+    stderr: &[u8],
+    engine: &PluginEngine,
+) -> CallError {
+    let config = engine.config();
+    let trap = error.downcast_ref::<Trap>();
+    if trap == Some(&Trap::Interrupt) {
+        return CallError::Timeout {
+            limit: config.call_timeout,
+        };
+    }
+    if memory_refused {
+        return CallError::MemoryLimit {
+            limit: config.memory_limit,
+        };
+    }
+    if let Some(message) = panic_message(stderr) {
+        return CallError::Panic { message };
+    }
+    CallError::Trap {
+        message: trap.map_or_else(|| error_chain(&error), ToString::to_string),
+    }
+}
+
+/// The message of the last panic line in `stderr`, if any.
+fn panic_message(stderr: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|line| {
+            line.find(PANIC_MARKER)
+                .map(|at| line[at + PANIC_MARKER.len()..].trim_end().to_owned())
+        })
+        .next_back()
+}
+
+/// An error and its causes on one line (first line of each; wasm backtraces are
+/// left to the debug log).
+pub(crate) fn error_chain(error: &wasmtime::Error) -> String {
+    error
+        .chain()
+        .map(|cause| cause.to_string())
+        .filter_map(|cause| cause.lines().next().map(str::to_owned))
+        .filter(|cause| {
+            !cause.is_empty() && !cause.starts_with("error while executing at wasm backtrace")
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// An instance of a [`LoadedPlugin`](crate::LoadedPlugin), taken with
+/// [`LoadedPlugin::instance`](crate::LoadedPlugin::instance).
+///
+/// Calls are sync and run on the calling thread; each gets a fresh CPU deadline.
+/// The outer `Result` of each call is the instance's fate ([`CallError`]); the
+/// inner one, where there is one, is the plugin's answer (a rejection, or an error
+/// string for input it cannot read). After a failed call the underlying wasmtime
+/// instance is dropped and the next call instantiates a fresh one; after
+/// [`EngineConfig::max_calls_per_instance`](crate::EngineConfig::max_calls_per_instance)
+/// calls it is recycled the same way. Dropping a `PluginInstance` returns a
+/// healthy underlying instance to the plugin's pool.
+pub struct PluginInstance {
+    plugin: Arc<PluginInner>,
+    live: Option<Live>,
+}
+
+impl PluginInstance {
+    pub(crate) fn new(plugin: Arc<PluginInner>, live: Option<Live>) -> Self {
+        Self { plugin, live }
+    }
+
+    /// Calls `initial-state`: the state before any event.
+    pub fn initial_state(&mut self) -> Result<Vec<u8>, CallError> {
+        self.call("initial-state", |plugin, store| {
+            plugin.tally_aggregate_aggregate().call_initial_state(store)
+        })
+    }
+
+    /// Calls `handle`: decides `command` against `state`. Checks that every
+    /// returned event is one the plugin describes, at its current schema version,
+    /// and that a rejection code is kebab-case.
+    pub fn handle(
+        &mut self,
+        ctx: &Context,
+        state: &[u8],
+        command: &Command,
+    ) -> Result<Result<Vec<Event>, Rejection>, CallError> {
+        let state = state.to_vec();
+        let answer = self.call("handle", |plugin, store| {
+            plugin
+                .tally_aggregate_aggregate()
+                .call_handle(store, ctx, &state, command)
+        })?;
+        match &answer {
+            Ok(events) => self.check_events("handle", events)?,
+            Err(rejection) if !is_kebab_case(&rejection.code) => {
+                return Err(CallError::Invalid(format!(
+                    "handle rejected with code {:?}, which is not kebab-case",
+                    rejection.code
+                )));
+            }
+            Err(_) => {}
+        }
+        Ok(answer)
+    }
+
+    /// Calls `apply`: folds `events` (at current schema versions) into `state`.
+    pub fn apply(
+        &mut self,
+        state: &[u8],
+        events: &[Event],
+    ) -> Result<Result<Vec<u8>, String>, CallError> {
+        let state = state.to_vec();
+        self.call("apply", |plugin, store| {
+            plugin
+                .tally_aggregate_aggregate()
+                .call_apply(store, &state, events)
+        })
+    }
+
+    /// Calls `upcast`: rewrites a stored event into current schemas. Checks that
+    /// every returned event is described, at its current schema version.
+    pub fn upcast(&mut self, event: &Event) -> Result<Result<Vec<Event>, String>, CallError> {
+        let answer = self.call("upcast", |plugin, store| {
+            plugin.tally_aggregate_aggregate().call_upcast(store, event)
+        })?;
+        if let Ok(events) = &answer {
+            self.check_events("upcast", events)?;
+        }
+        Ok(answer)
+    }
+
+    /// Calls `state-json`: the state as UTF-8 JSON text (checked to be UTF-8).
+    pub fn state_json(&mut self, state: &[u8]) -> Result<Result<Vec<u8>, String>, CallError> {
+        let state = state.to_vec();
+        let answer = self.call("state-json", |plugin, store| {
+            plugin
+                .tally_aggregate_aggregate()
+                .call_state_json(store, &state)
+        })?;
+        if let Ok(json) = &answer
+            && std::str::from_utf8(json).is_err()
+        {
+            return Err(CallError::Invalid(
+                "state-json returned bytes that are not UTF-8".into(),
+            ));
+        }
+        Ok(answer)
+    }
+
+    /// Calls made on the current underlying instance (0 when the next call will
+    /// instantiate a fresh one).
+    pub fn calls_on_current_instance(&self) -> u64 {
+        self.live.as_ref().map_or(0, |live| live.calls)
+    }
+
+    /// Runs `call` on the live instance, instantiating one first if needed, and
+    /// drops the instance if it failed or is due for recycling.
+    fn call<R>(
+        &mut self,
+        function: &'static str,
+        call: impl FnOnce(&Plugin, &mut Store<GuestState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let engine = &self.plugin.engine;
+        if self.live.is_none() {
+            self.plugin.instantiations.fetch_add(1, Ordering::Relaxed);
+            self.live = Some(Live::instantiate(
+                engine,
+                &self.plugin.pre,
+                self.plugin.label.clone(),
+            )?);
+        }
+        let live = self.live.as_mut().expect("an instance was just created");
+        let result = live.call(engine, function, call);
+        if !live.reusable(engine) {
+            self.live = None;
+        }
+        result
+    }
+
+    fn check_events(&self, function: &str, events: &[Event]) -> Result<(), CallError> {
+        for event in events {
+            match self.plugin.event_versions.get(event.name.as_str()) {
+                Some(&version) if version == event.version => {}
+                Some(&version) => {
+                    return Err(CallError::Invalid(format!(
+                        "{function} returned event {} at schema version {}, but the plugin \
+                         describes version {version}",
+                        event.name, event.version
+                    )));
+                }
+                None => {
+                    return Err(CallError::Invalid(format!(
+                        "{function} returned event {:?}, which the plugin does not describe",
+                        event.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PluginInstance {
+    fn drop(&mut self) {
+        if let Some(live) = self.live.take()
+            && live.reusable(&self.plugin.engine)
+        {
+            self.plugin.put_back(live);
+        }
+    }
+}
+
+impl std::fmt::Debug for PluginInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginInstance")
+            .field("aggregate_type", &&*self.plugin.label.aggregate_type)
+            .field("version", &&*self.plugin.label.version)
+            .field(
+                "calls_on_current_instance",
+                &self.calls_on_current_instance(),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_panic_line_wins() {
+        let stderr = b"noise\ntally-plugin-panic: first (at a.rs:1:1)\nmore\ntally-plugin-panic: second\\nline (at b.rs:2:3)\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("second\\nline (at b.rs:2:3)")
+        );
+        assert_eq!(
+            panic_message(b"memory allocation of 4 bytes failed\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn output_is_forwarded_by_complete_lines() {
+        let label = Label::undescribed();
+        let mut output = Output::new(1024, true);
+        output.forward(b"one\ntw", &label, false);
+        assert_eq!(output.forwarded, 4);
+        output.forward(b"one\ntwo\n", &label, false);
+        assert_eq!(output.forwarded, 8);
+        assert!(!output.filling_up(20));
+        output.forward(b"one\ntwo\nthree", &label, true);
+        assert_eq!(output.forwarded, 13);
+        assert!(output.filling_up(20));
+        assert!(!output.filling_up(1024));
+    }
+}
