@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
-use tally_wal::{AppendTicket, Record, Wal};
+use tally_wal::{AppendTicket, FsyncPolicy, Record, Wal};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::codec::EnvelopeRef;
@@ -39,7 +39,7 @@ pub(crate) struct Sequencer {
     /// The position the next append starts at.
     next_position: u64,
     /// Last version assigned to each stream with appends in flight.
-    pending_versions: HashMap<StreamId, u64>,
+    pending_versions: HashMap<Arc<StreamId>, u64>,
     /// Command ids of appends in flight; duplicates wait for the first one's outcome.
     pending_commands: HashMap<String, watch::Receiver<Option<bool>>>,
     /// Timestamp of the last queued append (timestamps never decrease).
@@ -79,7 +79,7 @@ impl Sequencer {
 #[derive(Debug)]
 pub(crate) struct Queued {
     ticket: AppendTicket,
-    stream: StreamId,
+    stream: Arc<StreamId>,
     result: AppendResult,
     command_id: Option<String>,
     command_done: Option<watch::Sender<Option<bool>>>,
@@ -214,9 +214,14 @@ impl Core {
                 return Ok(Decision::Duplicate(result));
             }
         }
-        let actual = match sequencer.pending_versions.get(stream) {
-            Some(version) => Some(*version),
-            None => index.stream(stream).and_then(|entry| entry.version()),
+        // One shared key for the stream (the index's, when it has the stream), so the
+        // append path clones no strings.
+        let (key, actual) = match sequencer.pending_versions.get_key_value(stream) {
+            Some((key, version)) => (key.clone(), Some(*version)),
+            None => match index.stream_entry(stream) {
+                Some((key, entry)) => (key.clone(), entry.version()),
+                None => (Arc::new(stream.clone()), None),
+            },
         };
         drop(index);
         let matches = match expected {
@@ -256,7 +261,7 @@ impl Core {
         sequencer.next_position += count;
         sequencer
             .pending_versions
-            .insert(stream.clone(), first_version + count - 1);
+            .insert(key.clone(), first_version + count - 1);
         sequencer.in_flight += 1;
         let command_done = options.command_id.as_ref().map(|command_id| {
             let (done, waiting) = watch::channel(None);
@@ -268,7 +273,7 @@ impl Core {
         let (reply, answer) = oneshot::channel();
         let queued = Queued {
             ticket,
-            stream: stream.clone(),
+            stream: key,
             result: AppendResult {
                 first_position,
                 first_version,
@@ -318,8 +323,10 @@ impl Core {
                 // Under `Batch` or `Os` the answer comes at the write: the index (and so
                 // every reader and subscription) takes only durable events.
                 Ok(wal_positions) => match wal_positions.last() {
-                    Some(last) => self.wal.wait_durable(*last).await.map(|()| wal_positions),
-                    None => Ok(wal_positions),
+                    Some(last) if self.wal.config().fsync_policy != FsyncPolicy::Always => {
+                        self.wal.wait_durable(*last).await.map(|()| wal_positions)
+                    }
+                    _ => Ok(wal_positions),
                 },
                 Err(err) => Err(err),
             };
@@ -342,7 +349,7 @@ impl Core {
     /// Adds a durable append to the index and retires its in-flight assignments.
     fn commit(
         &self,
-        stream: &StreamId,
+        stream: &Arc<StreamId>,
         result: &AppendResult,
         command_id: Option<&str>,
         wal_positions: &[tally_wal::Position],

@@ -138,11 +138,12 @@ impl Index {
     /// Adds one durable append. Positions and versions must continue densely.
     pub fn add_append(
         &mut self,
-        stream: &StreamId,
+        key: &Arc<StreamId>,
         events: &[IndexedEvent],
         command_id: Option<&str>,
         timestamp_ms: u64,
     ) -> Result<(), &'static str> {
+        let stream: &StreamId = key;
         let first = events.first().ok_or("an append has at least one event")?;
         let current_len = self
             .streams
@@ -154,18 +155,16 @@ impl Index {
         if !dense {
             return Err("global positions or stream versions are not dense");
         }
-        let key = match self.streams.get_key_value(stream) {
-            Some((key, _)) => key.clone(),
+        let entry = match self.streams.get_mut(stream) {
+            Some(entry) => entry,
             None => {
-                let key = Arc::new(stream.clone());
                 self.types
                     .entry(stream.aggregate_type.clone())
                     .or_default()
                     .push(key.clone());
-                key
+                self.streams.entry(key.clone()).or_default()
             }
         };
-        let entry = self.streams.entry(key.clone()).or_default();
         for event in events {
             entry.positions.push(event.position);
             self.events.push(pack(event.wal_position));
@@ -182,7 +181,7 @@ impl Index {
             self.commands.insert(
                 Arc::from(command_id),
                 CommandEntry {
-                    stream: key,
+                    stream: key.clone(),
                     result,
                 },
             );
@@ -208,6 +207,11 @@ impl Index {
     /// The stream's entry.
     pub fn stream(&self, stream: &StreamId) -> Option<&StreamEntry> {
         self.streams.get(stream)
+    }
+
+    /// The stream's shared key and entry.
+    pub fn stream_entry(&self, stream: &StreamId) -> Option<(&Arc<StreamId>, &StreamEntry)> {
+        self.streams.get_key_value(stream)
     }
 
     /// The WAL position of the event at global `position`.
@@ -284,7 +288,7 @@ mod tests {
             max_age_ms: 1_000,
         };
         let mut index = Index::new(retention);
-        let stream = StreamId::new("t", "a");
+        let stream = Arc::new(StreamId::new("t", "a"));
         for n in 0..5u64 {
             let event = IndexedEvent {
                 position: n,
@@ -313,7 +317,7 @@ mod tests {
             max_count: 10,
             max_age_ms: 10,
         });
-        let stream = StreamId::new("t", "a");
+        let stream = Arc::new(StreamId::new("t", "a"));
         let at = |position, version| IndexedEvent {
             position,
             version,

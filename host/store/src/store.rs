@@ -467,7 +467,7 @@ async fn rebuild_index(wal: &Wal, config: &StoreConfig) -> Result<Index> {
         }
         if append.events.is_empty() {
             // The stream and command id are the same for every event of an append.
-            append.stream = StreamId::new(fields.aggregate_type, fields.aggregate_id);
+            append.stream = Arc::new(StreamId::new(fields.aggregate_type, fields.aggregate_id));
             append.command_id =
                 (!fields.command_id.is_empty()).then(|| fields.command_id.to_string());
             append.timestamp_ms = fields.timestamp_ms;
@@ -507,7 +507,7 @@ async fn rebuild_index(wal: &Wal, config: &StoreConfig) -> Result<Index> {
 /// The events of one append read so far while rebuilding the index.
 #[derive(Debug)]
 struct PendingAppend {
-    stream: StreamId,
+    stream: Arc<StreamId>,
     command_id: Option<String>,
     timestamp_ms: u64,
     events: Vec<IndexedEvent>,
@@ -516,7 +516,7 @@ struct PendingAppend {
 impl Default for PendingAppend {
     fn default() -> PendingAppend {
         PendingAppend {
-            stream: StreamId::new("", ""),
+            stream: Arc::new(StreamId::new("", "")),
             command_id: None,
             timestamp_ms: 0,
             events: Vec::new(),
