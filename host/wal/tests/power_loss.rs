@@ -5,6 +5,9 @@
 //! recovery must not fail), keep every append acknowledged under `Always`, and show no
 //! partial batch and nothing that was never appended.
 //!
+//! Every seed also runs against a harsher disk that keeps any subset of unsynced sectors
+//! (the page cache writes back in any order).
+//!
 //! `TALLY_WAL_POWER_SEEDS` sets how many seeds run (default 1,000); a failing seed is
 //! printed and `TALLY_WAL_POWER_SEED=<n>` replays just that one.
 
@@ -31,10 +34,15 @@ struct Disk {
     durable_dir: BTreeMap<PathBuf, usize>,
     /// The most recent write not yet covered by an fsync of its file.
     last_unsynced_write: Option<(usize, u64, Vec<u8>)>,
+    /// Every write not yet covered by an fsync of its file, in order.
+    unsynced_writes: Vec<(usize, u64, Vec<u8>)>,
     /// Mutating operations so far; the one numbered `crash_at` does not happen.
     operations: u64,
     crash_at: u64,
     crashed: bool,
+    /// Whether a crash keeps any subset of unsynced sectors, not just a prefix of the last
+    /// write.
+    scattered: bool,
 }
 
 impl Disk {
@@ -67,10 +75,37 @@ impl Disk {
             current_dir: self.durable_dir.clone(),
             durable_dir: self.durable_dir.clone(),
             last_unsynced_write: None,
+            unsynced_writes: Vec::new(),
             operations: 0,
             crash_at: u64::MAX,
             crashed: false,
+            scattered: false,
         };
+        if self.scattered {
+            // A harsher disk: every unsynced sector independently reached the platter or not
+            // (the page cache writes back in any order), directory changes as before.
+            for (inode, offset, data) in &self.unsynced_writes {
+                let end = offset + data.len() as u64;
+                let mut sector_start = *offset;
+                while sector_start < end {
+                    let sector_end = ((sector_start / SECTOR + 1) * SECTOR).min(end);
+                    if rng.below(2) == 0 {
+                        let file = &mut image.inodes[*inode];
+                        for content in [&mut file.durable, &mut file.current] {
+                            if content.len() < sector_end as usize {
+                                content.resize(sector_end as usize, 0);
+                            }
+                            let from = (sector_start - offset) as usize;
+                            let to = (sector_end - offset) as usize;
+                            content[sector_start as usize..sector_end as usize]
+                                .copy_from_slice(&data[from..to]);
+                        }
+                    }
+                    sector_start = sector_end;
+                }
+            }
+            return image;
+        }
         if let Some((inode, offset, data)) = &self.last_unsynced_write
             && rng.below(2) == 0
         {
@@ -196,6 +231,8 @@ impl VfsFile for SimFile {
         }
         content[offset as usize..end].copy_from_slice(buf);
         disk.last_unsynced_write = Some((self.inode, offset, buf.to_vec()));
+        disk.unsynced_writes
+            .push((self.inode, offset, buf.to_vec()));
         Ok(())
     }
 
@@ -207,6 +244,8 @@ impl VfsFile for SimFile {
         if matches!(disk.last_unsynced_write, Some((i, _, _)) if i == self.inode) {
             disk.last_unsynced_write = None;
         }
+        let inode = self.inode;
+        disk.unsynced_writes.retain(|(i, _, _)| *i != inode);
         Ok(())
     }
 
@@ -270,11 +309,15 @@ fn record(n: u64, batch: u64, batch_len: u64, index: u64) -> Record {
 }
 
 /// Runs one seed; returns a description of what went wrong, if anything.
-async fn run_seed(seed: u64) -> Result<(), String> {
+async fn run_seed(seed: u64, scattered: bool) -> Result<(), String> {
     let mut rng = Rng(seed);
     let vfs = SimVfs::default();
     let preallocate = rng.below(2) == 0;
-    vfs.disk.lock().unwrap().crash_at = 1 + rng.below(300);
+    {
+        let mut disk = vfs.disk.lock().unwrap();
+        disk.crash_at = 1 + rng.below(300);
+        disk.scattered = scattered;
+    }
     // Acknowledged appends: position -> record.
     let mut acked: BTreeMap<Position, Record> = BTreeMap::new();
     let mut attempted: HashMap<Vec<u8>, Record> = HashMap::new();
@@ -399,8 +442,12 @@ fn every_acknowledged_append_survives_a_simulated_power_loss() {
     };
     let mut failures = Vec::new();
     for seed in &seeds {
-        if let Err(reason) = runtime.block_on(run_seed(*seed)) {
-            failures.push(format!("seed {seed}: {reason}"));
+        for scattered in [false, true] {
+            if let Err(reason) = runtime.block_on(run_seed(*seed, scattered)) {
+                failures.push(format!(
+                    "seed {seed} (scattered sectors: {scattered}): {reason}"
+                ));
+            }
         }
     }
     assert!(
