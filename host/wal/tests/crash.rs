@@ -13,7 +13,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Rng;
 use tally_wal::{FsyncPolicy, Position, Record, Wal, WalConfig};
+
+mod common;
 
 const CHILD_ENV: &str = "TALLY_WAL_CRASH_CHILD";
 const TASKS: u64 = 16;
@@ -119,19 +122,6 @@ fn child(dir: &Path) {
             stdout.flush().unwrap();
         }
     });
-}
-
-struct Rng(u64);
-
-impl Rng {
-    /// splitmix64: enough to spread kill moments.
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 fn parent(rounds: u64, seed: u64) {

@@ -16,6 +16,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+mod common;
+
+use common::Rng;
 use tally_wal::vfs::{LockGuard, OpenMode, Vfs, VfsFile};
 use tally_wal::{FsyncPolicy, Position, Record, Wal, WalConfig, WalError};
 
@@ -268,23 +271,6 @@ impl VfsFile for SimFile {
 
     fn size(&self) -> io::Result<u64> {
         Ok(self.disk.lock().unwrap().inodes[self.inode].current.len() as u64)
-    }
-}
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
