@@ -75,19 +75,37 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod admin;
+mod api;
 mod cache;
 mod config;
 mod engine;
+mod error;
+mod fold;
 mod instance;
+mod pipeline;
 mod plugin;
+mod registry;
+mod runtime;
+mod state_cache;
+mod workers;
 
+pub use admin::InstallReport;
+pub use api::{
+    ActivateOptions, Activation, ActivationReport, AggregateState, At, EventView, ExecuteOptions,
+    InstallOptions, InstalledPlugin, Outcome, PluginStatus, RuntimeConfig, StoredEvent,
+};
 pub use cache::CacheStatus;
 pub use config::EngineConfig;
 pub use engine::{EngineError, PluginEngine};
+pub use error::{CommandError, PluginError, RuntimeError};
 pub use instance::{CallError, PluginInstance};
 pub use plugin::{InstallError, LoadedPlugin, PluginInfo};
+pub use runtime::{PluginStats, Runtime, RuntimeStats};
 /// Re-exported: [`PluginInfo::version`] is a [`semver::Version`].
 pub use semver;
+/// Re-exported: the runtime is built on the event store.
+pub use tally_store;
 
 pub use bindings::exports::tally::aggregate::aggregate::{
     Command, Context, Event, EventSchema, Rejection,
@@ -114,4 +132,5 @@ const _: () = {
     send_sync::<PluginEngine>();
     send_sync::<LoadedPlugin>();
     send::<PluginInstance>();
+    send_sync::<Runtime>();
 };

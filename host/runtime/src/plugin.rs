@@ -182,6 +182,12 @@ impl LoadedPlugin {
         &self.inner.info
     }
 
+    /// The schema version this plugin writes for event `name` (`None`: it does not
+    /// describe the event). O(1).
+    pub fn event_version(&self, name: &str) -> Option<u32> {
+        self.inner.event_versions.get(name).copied()
+    }
+
     /// Whether the compiled code came from the compile cache.
     pub fn cache_status(&self) -> CacheStatus {
         self.inner.cache_status

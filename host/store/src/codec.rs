@@ -259,4 +259,127 @@ mod tests {
             assert!(decode(&bytes.slice(..cut)).is_err(), "cut at {cut}");
         }
     }
+
+    mod never_panics {
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn string() -> impl Strategy<Value = String> {
+            proptest::string::string_regex(".{0,12}").expect("a valid regex")
+        }
+
+        /// A valid envelope's bytes.
+        fn envelope() -> impl Strategy<Value = Vec<u8>> {
+            (
+                any::<(u64, u64, u64, u32, u32, u32)>(),
+                vec(string(), 6),
+                vec(any::<u8>(), 0..40),
+                vec(any::<u8>(), 0..80),
+            )
+                .prop_map(|(numbers, strings, metadata, data)| {
+                    let (position, version, timestamp_ms, schema_version, index, len) = numbers;
+                    EnvelopeRef {
+                        position,
+                        version,
+                        timestamp_ms,
+                        schema_version,
+                        index_in_append: index,
+                        append_len: len,
+                        aggregate_type: &strings[0],
+                        aggregate_id: &strings[1],
+                        name: &strings[2],
+                        command_id: &strings[3],
+                        correlation_id: &strings[4],
+                        causation_id: &strings[5],
+                        metadata: &metadata,
+                        data: &data,
+                    }
+                    .encode()
+                    .to_vec()
+                })
+        }
+
+        /// A damage: (kind, offset, value); offsets are taken modulo the length.
+        fn damage() -> impl Strategy<Value = (u8, usize, u64)> {
+            (0..5u8, any::<usize>(), any::<u64>())
+        }
+
+        fn damaged(mut bytes: Vec<u8>, damages: &[(u8, usize, u64)]) -> Vec<u8> {
+            for &(kind, at, value) in damages {
+                let len = bytes.len().max(1);
+                match kind {
+                    // Flip a byte.
+                    0 if !bytes.is_empty() => bytes[at % len] ^= (value as u8) | 1,
+                    // Cut.
+                    1 => bytes.truncate(at % len),
+                    // Extend.
+                    2 => bytes.extend_from_slice(&value.to_le_bytes()),
+                    // A length varint claiming up to 2^64 - 1 bytes.
+                    3 if !bytes.is_empty() => {
+                        let mut varint = BytesMut::new();
+                        put_varint(&mut varint, value);
+                        let at = at % len;
+                        bytes.splice(at..(at + varint.len()).min(bytes.len()), varint);
+                    }
+                    // Splice a part of itself elsewhere.
+                    _ if !bytes.is_empty() => {
+                        let from = at % len;
+                        let to = (value as usize) % len;
+                        let n = 16.min(len - from).min(len - to);
+                        bytes.copy_within(from..from + n, to);
+                    }
+                    _ => {}
+                }
+            }
+            bytes
+        }
+
+        /// Decoding gives a value whose fields lie within the input, or an error.
+        fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+            let shared = Bytes::copy_from_slice(bytes);
+            match (parse(bytes), decode(&shared)) {
+                (Ok(fields), Ok(decoded)) => {
+                    let strings = fields.aggregate_type.len()
+                        + fields.aggregate_id.len()
+                        + fields.name.len()
+                        + fields.command_id.len()
+                        + fields.correlation_id.len()
+                        + fields.causation_id.len();
+                    prop_assert!(
+                        strings + fields.metadata.len() + fields.data.len() <= bytes.len()
+                    );
+                    prop_assert_eq!(decoded.event.position, fields.position);
+                    prop_assert_eq!(&decoded.event.data[..], fields.data);
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (parsed, decoded) => {
+                    return Err(TestCaseError::fail(format!(
+                        "parse and decode disagree: {parsed:?} / {decoded:?}"
+                    )));
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: 512,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            #[test]
+            fn random_bytes(bytes in vec(any::<u8>(), 0..200)) {
+                check(&bytes)?;
+            }
+
+            #[test]
+            fn damaged_envelopes(bytes in envelope(), damages in vec(damage(), 1..4)) {
+                check(&bytes)?;
+                check(&damaged(bytes, &damages))?;
+            }
+        }
+    }
 }

@@ -21,7 +21,8 @@
 //! # }
 //! ```
 //!
-//! The envelope format is in `FORMAT.md`.
+//! [`verify()`] checks a store directory offline (both logs, every envelope), optionally
+//! cutting a damaged log. The envelope format is in `FORMAT.md`.
 
 mod append;
 mod codec;
@@ -29,14 +30,17 @@ mod config;
 mod error;
 mod event;
 mod index;
+mod rebuild;
 mod snapshot;
 mod store;
 mod subscription;
+mod verify;
 
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
 pub use event::{AppendOptions, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
 pub use index::CommandRetention;
 pub use snapshot::Snapshot;
-pub use store::{EventStore, OpenReport, StreamRead};
+pub use store::{EventStore, OpenReport, QueuedAppend, StreamRead, Submitted};
 pub use subscription::{Subscription, SubscriptionFilter};
+pub use verify::{StoreLog, StoreProblem, StoreVerifyReport, VerifyProgress, verify, verify_with};

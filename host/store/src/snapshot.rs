@@ -245,7 +245,8 @@ fn encode(stream: &StreamId, version: u64, tag: &str, data: &[u8]) -> Bytes {
     out.freeze()
 }
 
-fn decode(bytes: &Bytes) -> Result<Snapshot, &'static str> {
+/// Decodes a snapshot record (layout in `host/store/FORMAT.md`).
+pub(crate) fn decode(bytes: &Bytes) -> Result<Snapshot, &'static str> {
     let mut cursor = bytes.clone();
     if cursor.remaining() < 9 || cursor.get_u8() != SNAPSHOT_VERSION {
         return Err("unknown snapshot format");
@@ -272,4 +273,70 @@ fn decode(bytes: &Bytes) -> Result<Snapshot, &'static str> {
         tag,
         data: cursor,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Decoding gives a snapshot whose fields lie within the input, or an error.
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        if let Ok(snapshot) = decode(&Bytes::copy_from_slice(bytes)) {
+            let fields = snapshot.stream.aggregate_type.len()
+                + snapshot.stream.aggregate_id.len()
+                + snapshot.tag.len()
+                + snapshot.data.len();
+            prop_assert!(9 + fields <= bytes.len());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 512,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn decoding_random_bytes_never_panics(bytes in vec(any::<u8>(), 0..120)) {
+            check(&bytes)?;
+        }
+
+        #[test]
+        fn decoding_damaged_snapshots_never_panics(
+            version in any::<u64>(),
+            aggregate_id in "[a-z0-9-]{0,12}",
+            tag in ".{0,8}",
+            data in vec(any::<u8>(), 0..64),
+            // (kind, offset, value): flip, cut, extend, or a length varint claiming `value`.
+            damages in vec((0..4u8, any::<usize>(), any::<u64>()), 1..4),
+        ) {
+            let stream = StreamId::new("account", aggregate_id);
+            let encoded = encode(&stream, version, &tag, &data);
+            let decoded = decode(&encoded).expect("a valid snapshot decodes");
+            prop_assert_eq!((decoded.stream, decoded.version, decoded.tag), (stream, version, tag));
+            prop_assert_eq!(&decoded.data[..], &data[..]);
+
+            let mut bytes = encoded.to_vec();
+            for &(kind, at, value) in &damages {
+                let at = at % bytes.len().max(1);
+                match kind {
+                    0 if !bytes.is_empty() => bytes[at] ^= (value as u8) | 1,
+                    1 => bytes.truncate(at),
+                    2 => bytes.extend_from_slice(&value.to_le_bytes()),
+                    _ if !bytes.is_empty() => {
+                        let mut varint = BytesMut::new();
+                        put_varint(&mut varint, value);
+                        bytes.splice(at..(at + varint.len()).min(bytes.len()), varint);
+                    }
+                    _ => {}
+                }
+            }
+            check(&bytes)?;
+        }
+    }
 }

@@ -16,7 +16,8 @@ use crate::error::{Result, StoreError};
 use crate::event::{
     AppendOptions, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
 };
-use crate::index::{Index, IndexedEvent};
+use crate::index::Index;
+use crate::rebuild::IndexBuilder;
 use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::subscription::{Subscription, SubscriptionFilter};
 
@@ -77,6 +78,30 @@ impl StreamRead {
     pub fn up_to(mut self, position: u64) -> StreamRead {
         self.up_to_position = Some(position);
         self
+    }
+}
+
+/// What [`EventStore::submit`] did with an append.
+#[derive(Debug)]
+pub enum Submitted {
+    /// An append with the same command id is durable already: its result (marked
+    /// `duplicate`); nothing was queued.
+    Duplicate(AppendResult),
+    /// Queued in the log; await its outcome.
+    Queued(QueuedAppend),
+}
+
+/// An append queued by [`EventStore::submit`], not yet known to be durable.
+#[derive(Debug)]
+#[must_use = "an append's outcome is known only once it is awaited"]
+pub struct QueuedAppend {
+    answer: tokio::sync::oneshot::Receiver<Result<AppendResult>>,
+}
+
+impl QueuedAppend {
+    /// Waits until the append is durable (or failed).
+    pub async fn durable(self) -> Result<AppendResult> {
+        self.answer.await.map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -171,6 +196,28 @@ impl EventStore {
         events: Vec<NewEvent>,
         options: AppendOptions,
     ) -> Result<AppendResult> {
+        match self.submit(stream, expected, events, options).await? {
+            Submitted::Duplicate(result) => Ok(result),
+            Submitted::Queued(queued) => queued.durable().await,
+        }
+    }
+
+    /// The first half of [`append`](Self::append): checks the append and queues it in
+    /// the log, returning as soon as its position and versions are assigned, before it
+    /// is durable. Await [`QueuedAppend::durable`] for the outcome.
+    ///
+    /// Queued appends are written in queue order and the log stays a prefix of the
+    /// queue: if one fails, every append queued after it fails too. So a caller may
+    /// queue an append that builds on one still in flight (for example with
+    /// `ExpectedVersion::Exact` of the version the first one will reach: the check
+    /// counts appends in flight) and learn of a failure of either from its own result.
+    pub async fn submit(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        options: AppendOptions,
+    ) -> Result<Submitted> {
         let config = &self.inner.config;
         let limits = Limits {
             max_events: config.max_events_per_append,
@@ -186,10 +233,8 @@ impl EventStore {
             let reservation = core.wal.reserve(size).await?;
             let decision = core.sequence(stream, expected, &events, &options, reservation)?;
             match decision {
-                Decision::Duplicate(result) => return Ok(result),
-                Decision::Queued(answer) => {
-                    return answer.await.map_err(|_| StoreError::Closed)?;
-                }
+                Decision::Duplicate(result) => return Ok(Submitted::Duplicate(result)),
+                Decision::Queued(answer) => return Ok(Submitted::Queued(QueuedAppend { answer })),
                 Decision::WaitFor(mut first) => {
                     // The same command id is in flight: its outcome decides.
                     if first.wait_for(Option::is_some).await.is_err() {
@@ -197,6 +242,31 @@ impl EventStore {
                     }
                 }
             }
+        }
+    }
+
+    /// The stream and result of the retained append with this command id, if any
+    /// (only durable appends; see [`CommandRetention`](crate::CommandRetention)).
+    pub fn command_result(&self, command_id: &str) -> Option<(StreamId, AppendResult)> {
+        self.index().command(command_id).map(|entry| {
+            let mut result = entry.result.clone();
+            result.duplicate = true;
+            ((*entry.stream).clone(), result)
+        })
+    }
+
+    /// Waits until every event before global position `end` is durable and readable.
+    pub async fn wait_committed(&self, end: u64) -> Result<()> {
+        let core = &self.inner.core;
+        let mut committed = core.committed.subscribe();
+        loop {
+            if core.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(StoreError::Closed);
+            }
+            if *committed.borrow_and_update() >= end {
+                return Ok(());
+            }
+            committed.changed().await.map_err(|_| StoreError::Closed)?;
         }
     }
 
@@ -452,74 +522,10 @@ fn encoded_size(
 /// Rebuilds the index by reading the whole event log, checking that positions and
 /// versions are dense and that every append is complete.
 async fn rebuild_index(wal: &Wal, config: &StoreConfig) -> Result<Index> {
-    let mut index = Index::new(config.command_retention);
+    let mut builder = IndexBuilder::new(config.command_retention);
     let mut reader = wal.read_from(Position::START).await?;
-    let mut append = PendingAppend::default();
     while let Some((record, wal_position)) = reader.next_record().await? {
-        let fields = codec::parse(&record.value)
-            .map_err(|e| StoreError::Corrupt(format!("record at {wal_position}: {e}")))?;
-        if fields.index_in_append as usize != append.events.len() {
-            return Err(StoreError::Corrupt(format!(
-                "record at {wal_position}: event {} of an append where {} was expected",
-                fields.index_in_append,
-                append.events.len()
-            )));
-        }
-        if append.events.is_empty() {
-            // The stream and command id are the same for every event of an append.
-            append.stream = Arc::new(StreamId::new(fields.aggregate_type, fields.aggregate_id));
-            append.command_id =
-                (!fields.command_id.is_empty()).then(|| fields.command_id.to_string());
-            append.timestamp_ms = fields.timestamp_ms;
-        }
-        append.events.push(IndexedEvent {
-            position: fields.position,
-            version: fields.version,
-            wal_position,
-        });
-        if fields.index_in_append + 1 == fields.append_len {
-            index
-                .add_append(
-                    &append.stream,
-                    &append.events,
-                    append.command_id.as_deref(),
-                    append.timestamp_ms,
-                )
-                .map_err(|reason| {
-                    StoreError::Corrupt(format!(
-                        "append at position {} of {}: {reason}",
-                        append.events[0].position, append.stream
-                    ))
-                })?;
-            append.events.clear();
-        }
+        builder.push(&record.value, wal_position)?;
     }
-    if let Some(event) = append.events.first() {
-        return Err(StoreError::Corrupt(format!(
-            "the append starting at {} is incomplete",
-            event.wal_position
-        )));
-    }
-    index.prune_commands(now_ms());
-    Ok(index)
-}
-
-/// The events of one append read so far while rebuilding the index.
-#[derive(Debug)]
-struct PendingAppend {
-    stream: Arc<StreamId>,
-    command_id: Option<String>,
-    timestamp_ms: u64,
-    events: Vec<IndexedEvent>,
-}
-
-impl Default for PendingAppend {
-    fn default() -> PendingAppend {
-        PendingAppend {
-            stream: Arc::new(StreamId::new("", "")),
-            command_id: None,
-            timestamp_ms: 0,
-            events: Vec::new(),
-        }
-    }
+    builder.finish(now_ms())
 }

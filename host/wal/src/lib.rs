@@ -27,7 +27,9 @@
 //!   offset (or cuts there with [`WalConfig::repair`]); a preallocated zero tail is not
 //!   corruption;
 //! - readers cross segments, follow the tail, and read records up to the configured limit;
-//! - a lock file keeps a second `open` out; the directory is fsynced after every change.
+//! - a lock file keeps a second `open` out; the directory is fsynced after every change;
+//! - [`verify()`] reports what `open` would find (clean, torn tail, or corruption with the
+//!   file and offset) without changing anything, for offline checks.
 //!
 //! The on-disk format is in `FORMAT.md`. All file I/O goes through [`vfs::Vfs`], so tests
 //! can substitute a disk that loses unsynced writes.
@@ -40,6 +42,7 @@ mod reader;
 mod record;
 mod recovery;
 mod segment;
+mod verify;
 pub mod vfs;
 mod wal;
 mod writer;
@@ -50,4 +53,5 @@ pub use reader::WalReader;
 pub use record::{Position, Record};
 pub use recovery::{CorruptionReport, RecoveryInfo};
 pub use segment::segment_path;
+pub use verify::{VerifyReport, VerifyStatus, verify, verify_records};
 pub use wal::{AppendTicket, Reservation, Wal};

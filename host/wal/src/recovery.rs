@@ -16,7 +16,7 @@ use crate::format::{
     FrameError, GROUP_HEADER_LEN, GROUP_MAGIC, GroupHeader, MAX_FRAME_BODY, RECORD_HEADER_LEN,
     SEGMENT_HEADER_LEN, SegmentHeader, check_frame, read_u32,
 };
-use crate::record::Position;
+use crate::record::{Position, Record};
 use crate::segment::{Entry, classify, create_segment, segment_path};
 use crate::vfs::{OpenMode, VfsFile, read_up_to};
 
@@ -85,35 +85,262 @@ struct SegmentScan {
     damage: Option<Damage>,
 }
 
-/// Recovers the log in `config.dir`. The caller holds the directory lock.
-pub(crate) fn recover(config: &WalConfig) -> Result<Recovered> {
+/// Calls made while a log is scanned: progress, and the records found intact.
+#[derive(Default)]
+pub(crate) struct ScanHooks<'a> {
+    /// Called with (bytes scanned, total bytes of the segment files).
+    progress: Option<&'a mut dyn FnMut(u64, u64)>,
+    /// Called with every record of every intact group before the first damage, in order:
+    /// exactly the records that `open` keeps (or keeps after a repair).
+    records: Option<&'a mut dyn FnMut(Position, Record)>,
+    total: u64,
+    /// Bytes of the segments scanned before the current one.
+    done: u64,
+    /// What `progress` was last told.
+    reported: u64,
+}
+
+/// Progress is reported at most once per this many bytes (and at each segment's end).
+const PROGRESS_STEP: u64 = 1024 * 1024;
+
+impl<'a> ScanHooks<'a> {
+    /// Hooks calling `progress` and `records`.
+    pub fn new(
+        progress: &'a mut dyn FnMut(u64, u64),
+        records: &'a mut dyn FnMut(Position, Record),
+    ) -> ScanHooks<'a> {
+        ScanHooks {
+            progress: Some(progress),
+            records: Some(records),
+            ..ScanHooks::default()
+        }
+    }
+
+    fn report(&mut self, in_segment: u64, force: bool) {
+        let scanned = (self.done + in_segment).min(self.total);
+        if let Some(progress) = self.progress.as_mut()
+            && (force || scanned >= self.reported + PROGRESS_STEP)
+        {
+            self.reported = scanned;
+            progress(scanned, self.total);
+        }
+    }
+}
+
+/// A segment a scan read and whose data (up to `scan.end`) is kept.
+#[derive(Debug)]
+pub(crate) struct ScannedSegment {
+    pub id: u64,
+    pub path: PathBuf,
+    /// The open file; kept for the newest scanned segment only, so a scan of many
+    /// segments holds one descriptor at a time.
+    file: Option<Arc<dyn VfsFile>>,
+    pub len: u64,
+    scan: SegmentScan,
+}
+
+impl ScannedSegment {
+    /// The open file of the newest scanned segment.
+    fn file(&self) -> &Arc<dyn VfsFile> {
+        self.file
+            .as_ref()
+            .expect("the newest scanned segment keeps its file")
+    }
+
+    /// End of the segment's intact data.
+    pub fn end(&self) -> u64 {
+        self.scan.end
+    }
+
+    /// Records in the segment's intact data.
+    pub fn records(&self) -> u64 {
+        self.scan.records
+    }
+
+    /// Offset of the segment's last intact record.
+    pub fn last_record(&self) -> Option<u64> {
+        self.scan.last_record
+    }
+}
+
+/// What a scan concluded about the log.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Every segment is intact up to its end (or a zero tail).
+    Clean,
+    /// The newest segment (the last scanned) has a torn tail from its `end()` to
+    /// `data_end`; `open` cuts it.
+    Torn { data_end: u64 },
+    /// Corruption: `open` fails, or with repair cuts the log.
+    Corrupt {
+        report: CorruptionReport,
+        /// Whether the last scanned segment is the damaged one (its header is intact, so it
+        /// is kept up to its `end()`); otherwise the damage is a bad header or a missing
+        /// segment, and the scanned segments all precede it.
+        keep_damaged: bool,
+        /// Index (in `ids`) of the first segment a repair removes whole.
+        removed_from: usize,
+    },
+}
+
+/// What a read-only scan of a log directory found. It changes nothing on disk.
+#[derive(Debug)]
+pub(crate) struct LogScan {
+    /// Ids of the segment files, in order.
+    pub ids: Vec<u64>,
+    /// Segments being created when the last process stopped (`open` removes them).
+    pub temporaries: Vec<PathBuf>,
+    /// The segments whose data is kept, in order.
+    pub segments: Vec<ScannedSegment>,
+    /// Segment files read (the kept ones, plus one with a bad header).
+    pub segments_read: u64,
+    /// Total bytes of the segment files; measured only when asked for.
+    pub total_bytes: u64,
+    pub verdict: Verdict,
+}
+
+/// Scans the log in `config.dir` exactly as `open` recovers it, but read-only: every group
+/// of every segment is checked, and the damage (if any) classified. Files are opened with
+/// `mode` (the handles of kept segments are returned). With `measure`, the size of every
+/// segment file is summed first (for progress and reports).
+pub(crate) fn scan_log(
+    config: &WalConfig,
+    mode: OpenMode,
+    measure: bool,
+    hooks: &mut ScanHooks<'_>,
+) -> Result<LogScan> {
     let vfs = config.vfs.as_ref();
     let dir = &config.dir;
     let mut ids = Vec::new();
-    let mut removed_temporaries = false;
+    let mut temporaries = Vec::new();
     let names = vfs
         .list_dir(dir)
         .map_err(|e| WalError::io("listing", dir, e))?;
     for name in names {
         match classify(&name) {
             Entry::Segment(id) => ids.push(id),
-            Entry::Temporary => {
-                let path = dir.join(&name);
-                vfs.remove_file(&path)
-                    .map_err(|e| WalError::io("removing", &path, e))?;
-                removed_temporaries = true;
-            }
+            Entry::Temporary => temporaries.push(dir.join(&name)),
             Entry::Other => {}
         }
     }
-    if removed_temporaries {
+    ids.sort_unstable();
+    let mut total_bytes = 0;
+    if measure {
+        for &id in &ids {
+            let path = segment_path(dir, id);
+            let file = vfs
+                .open(&path, OpenMode::Read)
+                .map_err(|e| WalError::io("opening", &path, e))?;
+            total_bytes += file.size().map_err(|e| WalError::io("reading", &path, e))?;
+        }
+    }
+    hooks.total = total_bytes;
+
+    let mut log = LogScan {
+        ids,
+        temporaries,
+        segments: Vec::new(),
+        segments_read: 0,
+        total_bytes,
+        verdict: Verdict::Clean,
+    };
+    let ids = &log.ids;
+    for (index, &id) in ids.iter().enumerate() {
+        let path = segment_path(dir, id);
+        let is_newest = index + 1 == ids.len();
+        if index > 0 && id != ids[index - 1] + 1 {
+            let missing = ids[index - 1] + 1;
+            log.verdict = Verdict::Corrupt {
+                report: CorruptionReport {
+                    file: segment_path(dir, missing),
+                    offset: 0,
+                    reason: format!(
+                        "segment {missing} is missing between {} and {id}",
+                        missing - 1
+                    ),
+                },
+                keep_damaged: false,
+                removed_from: index,
+            };
+            break;
+        }
+        let file = vfs
+            .open(&path, mode)
+            .map_err(|e| WalError::io("opening", &path, e))?;
+        let len = file.size().map_err(|e| WalError::io("reading", &path, e))?;
+        let scan = scan_segment(&file, id, len, config, hooks)
+            .map_err(|e| WalError::io("reading", &path, e))?;
+        log.segments_read += 1;
+        hooks.done += len;
+        hooks.report(0, true);
+
+        let mut corruption = None;
+        if let Some(damage) = scan.damage {
+            if !is_newest || !scan.header_ok {
+                corruption = Some(damage);
+            } else {
+                match classify_tail(&file, id, len, &scan, damage)
+                    .map_err(|e| WalError::io("reading", &path, e))?
+                {
+                    Tail::Clean => {}
+                    Tail::Torn { data_end } => log.verdict = Verdict::Torn { data_end },
+                    Tail::Corrupt(damage) => corruption = Some(damage),
+                }
+            }
+        }
+        let header_ok = scan.header_ok;
+        if header_ok {
+            if let Some(previous) = log.segments.last_mut() {
+                previous.file = None;
+            }
+            log.segments.push(ScannedSegment {
+                id,
+                path: path.clone(),
+                file: Some(file),
+                len,
+                scan,
+            });
+        }
+        if let Some(damage) = corruption {
+            log.verdict = Verdict::Corrupt {
+                report: CorruptionReport {
+                    file: path,
+                    offset: damage.offset,
+                    reason: damage.reason.to_string(),
+                },
+                keep_damaged: header_ok,
+                removed_from: if header_ok { index + 1 } else { index },
+            };
+            break;
+        }
+    }
+    Ok(log)
+}
+
+/// Recovers the log in `config.dir`. The caller holds the directory lock.
+pub(crate) fn recover(config: &WalConfig) -> Result<Recovered> {
+    let vfs = config.vfs.as_ref();
+    let dir = &config.dir;
+    let log = scan_log(
+        config,
+        OpenMode::ReadWrite,
+        false,
+        &mut ScanHooks::default(),
+    )?;
+    for path in &log.temporaries {
+        vfs.remove_file(path)
+            .map_err(|e| WalError::io("removing", path, e))?;
+    }
+    if !log.temporaries.is_empty() {
         vfs.sync_dir(dir)
             .map_err(|e| WalError::io("syncing directory", dir, e))?;
     }
-    ids.sort_unstable();
 
-    let mut info = RecoveryInfo::default();
-    let Some(&first_segment) = ids.first() else {
+    let mut info = RecoveryInfo {
+        segments_scanned: log.segments_read,
+        ..RecoveryInfo::default()
+    };
+    let Some(&first_segment) = log.ids.first() else {
         let file = create_segment(vfs, dir, 0, config.node_id, allocation(config))?;
         return Ok(Recovered {
             info,
@@ -125,70 +352,32 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered> {
             },
         });
     };
-
-    let mut active: Option<ActiveSegment> = None;
-    for (index, &id) in ids.iter().enumerate() {
-        let path = segment_path(dir, id);
-        let is_newest = index + 1 == ids.len();
-        if index > 0 && id != ids[index - 1] + 1 {
-            let missing = ids[index - 1] + 1;
-            let report = CorruptionReport {
-                file: segment_path(dir, missing),
-                offset: 0,
-                reason: format!(
-                    "segment {missing} is missing between {} and {id}",
-                    missing - 1
-                ),
-            };
-            let previous = active.take().expect("an earlier segment was kept");
-            return cut(
-                config,
-                &ids[index..],
-                report,
-                Some(previous),
-                info,
-                first_segment,
+    for segment in &log.segments {
+        count(&mut info, segment);
+    }
+    let mut segments = log.segments;
+    let newest = segments.pop();
+    match log.verdict {
+        Verdict::Clean => {}
+        Verdict::Torn { data_end } => {
+            let torn = newest
+                .as_ref()
+                .expect("a torn tail is in a scanned segment");
+            info.bytes_truncated += data_end - torn.scan.end;
+            truncate(torn.file(), torn.scan.end, config)
+                .map_err(|e| WalError::io("truncating", &torn.path, e))?;
+            tracing::warn!(
+                file = %torn.path.display(),
+                offset = torn.scan.end,
+                bytes = data_end - torn.scan.end,
+                "cut a torn tail"
             );
         }
-        let file = vfs
-            .open(&path, OpenMode::ReadWrite)
-            .map_err(|e| WalError::io("opening", &path, e))?;
-        let len = file.size().map_err(|e| WalError::io("reading", &path, e))?;
-        let scan =
-            scan_segment(&file, id, len, config).map_err(|e| WalError::io("reading", &path, e))?;
-        info.segments_scanned += 1;
-
-        let mut corruption = None;
-        if let Some(damage) = scan.damage {
-            if !is_newest || !scan.header_ok {
-                corruption = Some(damage);
-            } else {
-                match classify_tail(&file, id, len, &scan, damage)
-                    .map_err(|e| WalError::io("reading", &path, e))?
-                {
-                    Tail::Clean => {}
-                    Tail::Torn { data_end } => {
-                        info.bytes_truncated += data_end - scan.end;
-                        truncate(&file, scan.end, config)
-                            .map_err(|e| WalError::io("truncating", &path, e))?;
-                        tracing::warn!(
-                            file = %path.display(),
-                            offset = scan.end,
-                            bytes = data_end - scan.end,
-                            "cut a torn tail"
-                        );
-                    }
-                    Tail::Corrupt(damage) => corruption = Some(damage),
-                }
-            }
-        }
-
-        if let Some(damage) = corruption {
-            let report = CorruptionReport {
-                file: path.clone(),
-                offset: damage.offset,
-                reason: damage.reason.to_string(),
-            };
+        Verdict::Corrupt {
+            report,
+            keep_damaged,
+            removed_from,
+        } => {
             if !config.repair {
                 return Err(WalError::Corrupt {
                     file: report.file,
@@ -196,32 +385,33 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered> {
                     reason: report.reason,
                 });
             }
-            let (kept, later) = if scan.header_ok {
-                count(&mut info, id, &scan);
-                info.bytes_truncated += len - scan.end;
-                truncate(&file, scan.end, config)
-                    .map_err(|e| WalError::io("truncating", &path, e))?;
-                let kept = ActiveSegment {
-                    id,
-                    file,
-                    end: scan.end,
-                };
-                (Some(kept), &ids[index + 1..])
-            } else {
-                // The whole segment goes; `cut` counts its bytes.
-                (active, &ids[index..])
-            };
-            return cut(config, later, report, kept, info, first_segment);
+            if keep_damaged {
+                let damaged = newest.as_ref().expect("the damaged segment was scanned");
+                info.bytes_truncated += damaged.len - damaged.scan.end;
+                truncate(damaged.file(), damaged.scan.end, config)
+                    .map_err(|e| WalError::io("truncating", &damaged.path, e))?;
+            }
+            let kept = newest.map(|segment| ActiveSegment {
+                id: segment.id,
+                file: segment.file().clone(),
+                end: segment.scan.end,
+            });
+            return cut(
+                config,
+                &log.ids[removed_from..],
+                report,
+                kept,
+                info,
+                first_segment,
+            );
         }
-
-        count(&mut info, id, &scan);
-        active = Some(ActiveSegment {
-            id,
-            file,
-            end: scan.end,
-        });
     }
-    let active = active.expect("at least one segment was scanned");
+    let newest = newest.expect("at least one segment was scanned");
+    let active = ActiveSegment {
+        id: newest.id,
+        file: newest.file().clone(),
+        end: newest.scan.end,
+    };
     finish(config, info, first_segment, active)
 }
 
@@ -257,11 +447,11 @@ fn allocation(config: &WalConfig) -> Option<u64> {
     config.preallocate.then_some(config.max_segment_size)
 }
 
-fn count(info: &mut RecoveryInfo, id: u64, scan: &SegmentScan) {
-    info.valid_records += scan.records;
-    if let Some(offset) = scan.last_record {
+fn count(info: &mut RecoveryInfo, segment: &ScannedSegment) {
+    info.valid_records += segment.scan.records;
+    if let Some(offset) = segment.scan.last_record {
         info.last_valid_position = Some(Position {
-            segment_id: id,
+            segment_id: segment.id,
             offset,
         });
     }
@@ -336,6 +526,7 @@ fn scan_segment(
     id: u64,
     len: u64,
     config: &WalConfig,
+    hooks: &mut ScanHooks<'_>,
 ) -> std::io::Result<SegmentScan> {
     let mut scan = SegmentScan {
         header_ok: false,
@@ -363,12 +554,24 @@ fn scan_segment(
 
     let chunk = config.read_buffer_size.max(MIN_SCAN_CHUNK);
     let mut cursor = FileCursor::new(file.clone(), SEGMENT_HEADER_LEN, len, chunk);
+    // The records of the group being checked, handed on once the whole group is intact.
+    let mut group = hooks.records.is_some().then(Vec::new);
     while cursor.remaining() > 0 {
-        match scan_group(&mut cursor, id, len)? {
+        match scan_group(&mut cursor, id, len, group.as_mut())? {
             Ok((records, last_record)) => {
                 scan.end = cursor.pos();
                 scan.records += records;
                 scan.last_record = last_record.or(scan.last_record);
+                if let (Some(visit), Some(group)) = (hooks.records.as_mut(), group.as_mut()) {
+                    for (offset, record) in group.drain(..) {
+                        let position = Position {
+                            segment_id: id,
+                            offset,
+                        };
+                        visit(position, record);
+                    }
+                }
+                hooks.report(scan.end, false);
             }
             Err(damage) => {
                 scan.damage = Some(damage);
@@ -384,7 +587,11 @@ fn scan_group(
     cursor: &mut FileCursor,
     id: u64,
     len: u64,
+    mut records: Option<&mut Vec<(u64, Record)>>,
 ) -> std::io::Result<Result<(u64, Option<u64>), Damage>> {
+    if let Some(records) = records.as_mut() {
+        records.clear();
+    }
     let group_start = cursor.pos();
     let damage = |offset, reason| Ok(Err(Damage { offset, reason }));
     if !cursor.fill(GROUP_HEADER_LEN)? {
@@ -420,7 +627,16 @@ fn scan_group(
             return damage(frame_start, "record cut short");
         }
         match check_frame(cursor.bytes(), MAX_FRAME_BODY) {
-            Ok(_) => {}
+            Ok(layout) => {
+                if let Some(records) = records.as_mut() {
+                    let frame = cursor.buffered();
+                    let record = Record {
+                        key: frame.slice(layout.key_start..layout.key_end),
+                        value: frame.slice(layout.key_end..layout.len),
+                    };
+                    records.push((frame_start, record));
+                }
+            }
             Err(FrameError::Invalid(reason)) => return damage(frame_start, reason),
             Err(FrameError::Incomplete { .. }) => return damage(frame_start, "record cut short"),
         }

@@ -42,7 +42,6 @@ fn an_endless_loop_times_out_and_the_next_call_gets_a_fresh_instance() {
     );
     assert!(error.to_string().contains("CPU limit"), "{error}");
     assert!(elapsed >= CALL_TIMEOUT, "{elapsed:?}");
-    assert!(elapsed < CALL_TIMEOUT * 4, "{elapsed:?}");
 
     assert_eq!(
         instance.calls_on_current_instance(),

@@ -1,0 +1,221 @@
+//! The types of the [`Runtime`](crate::Runtime) API: configuration, options and answers.
+//!
+//! Versions count events: an aggregate with `n` events is at version `n` (0 before its
+//! first event), and the event that brought it there has version `n`. This is the
+//! `stream-version` the plugin's `handle` sees (`wit/aggregate.wit`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tally_store::StoreConfig;
+
+use crate::EngineConfig;
+
+/// Configuration of a [`Runtime`](crate::Runtime). Every limit has a default
+/// ([`RuntimeConfig::new`]).
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The data directory: the event store (`events/`, `snapshots/`), installed plugin
+    /// components (`plugins/`) and the compile cache (`compile-cache/`).
+    pub dir: PathBuf,
+    /// The event store's settings (its `dir` is replaced by [`dir`](Self::dir)).
+    pub store: StoreConfig,
+    /// The plugin engine's limits (its `cache_dir` defaults to `<dir>/compile-cache`).
+    pub engine: EngineConfig,
+    /// Bytes of aggregate states kept in memory (state plus key plus bookkeeping).
+    /// Default **256 MiB**. States beyond it are evicted least recently used first
+    /// and rebuilt from snapshot and log when needed.
+    pub state_cache_bytes: usize,
+    /// A snapshot of an aggregate's state is written after this many events since its
+    /// last one, so rebuilding a state never folds much more than this many events.
+    /// Default **1,000**; 0 turns snapshots off.
+    pub snapshot_every: u64,
+    /// Events passed to the plugin's `apply` per call when rebuilding a state.
+    /// Default **512**.
+    pub fold_batch: usize,
+    /// After a plugin version exceeds its CPU limit, its calls run on the blocking
+    /// thread pool for this long, so a plugin that loops forever cannot occupy the
+    /// threads serving other aggregate types. Default **10 s**.
+    pub isolate_after_timeout: Duration,
+    /// Threads that run plugin calls. Default: one per core.
+    pub plugin_threads: usize,
+}
+
+impl RuntimeConfig {
+    /// The default configuration for a runtime in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> RuntimeConfig {
+        let dir = dir.into();
+        RuntimeConfig {
+            store: StoreConfig::new(&dir),
+            engine: EngineConfig {
+                cache_dir: Some(dir.join("compile-cache")),
+                ..EngineConfig::default()
+            },
+            dir,
+            state_cache_bytes: 256 << 20,
+            snapshot_every: 1_000,
+            fold_batch: 512,
+            isolate_after_timeout: Duration::from_secs(10),
+            plugin_threads: std::thread::available_parallelism().map_or(2, usize::from),
+        }
+    }
+}
+
+/// How [`Runtime::install_plugin`](crate::Runtime::install_plugin) installs a component.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstallOptions {
+    /// Refuse the component unless it describes this aggregate type.
+    pub aggregate_type: Option<String>,
+    /// Activate it once installed (see [`ActivateOptions`]).
+    pub activate: bool,
+    /// Skip the check that the version is newer than the active one, and (when
+    /// activating) the schema check of a downgrade.
+    pub force: bool,
+    /// When activating: skip the verification fold.
+    pub skip_verify: bool,
+}
+
+/// How [`Runtime::activate`](crate::Runtime::activate) and
+/// [`Runtime::rollback`](crate::Runtime::rollback) switch versions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActivateOptions {
+    /// Skip folding every stream of the type under the new version first.
+    pub skip_verify: bool,
+    /// Switch even when stored events have schema versions the target does not know.
+    pub force: bool,
+}
+
+/// Options of one command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecuteOptions {
+    /// Idempotency key: a command id already applied returns that command's outcome
+    /// (marked duplicate) and applies nothing.
+    pub command_id: Option<String>,
+    /// The aggregate must be at exactly this version (0: it has no events).
+    pub expected_version: Option<u64>,
+    /// Stored with the events.
+    pub correlation_id: Option<String>,
+    /// Stored with the events.
+    pub causation_id: Option<String>,
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The aggregate's version after the command.
+    pub version: u64,
+    /// The events the command appended (none for a command that changed nothing).
+    pub events: Vec<StoredEvent>,
+    /// The command id was applied before: these are that command's events.
+    pub duplicate: bool,
+    /// The plugin version that decided the command (the active one for a duplicate).
+    pub plugin_version: semver::Version,
+}
+
+/// An event of an aggregate, as stored or upcast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Global position in the log (from 0).
+    pub position: u64,
+    /// The aggregate's version this event produced (from 1).
+    pub version: u64,
+    /// Event name.
+    pub name: String,
+    /// Schema version of `data`.
+    pub schema_version: u32,
+    /// When it was appended, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The command id it was appended with, if any.
+    pub command_id: Option<String>,
+    /// The event's fields, JSON.
+    pub data: Bytes,
+}
+
+/// The state of one aggregate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateState {
+    /// The aggregate's version (events folded).
+    pub version: u64,
+    /// The state rendered by the plugin's `state-json`: a JSON object.
+    pub state_json: String,
+    /// The plugin version that folded it.
+    pub plugin_version: semver::Version,
+}
+
+/// A point in the log for [`Runtime::state_at`](crate::Runtime::state_at).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// Events at or before this global position.
+    Position(u64),
+    /// Events appended at or before this time, milliseconds since the Unix epoch.
+    TimeMs(u64),
+}
+
+/// How [`Runtime::events`](crate::Runtime::events) shows events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EventView {
+    /// As stored.
+    #[default]
+    Stored,
+    /// Upcast to the active plugin's current schemas (an event may become several,
+    /// or none; each keeps the position and version of the stored one).
+    Current,
+}
+
+/// An installed plugin version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledPlugin {
+    /// What the plugin describes.
+    pub info: crate::PluginInfo,
+    /// Hex SHA-256 of the component.
+    pub sha256: String,
+    /// Size of the component in bytes.
+    pub size: u64,
+    /// When it was installed, milliseconds since the Unix epoch.
+    pub installed_at_ms: u64,
+}
+
+/// One switch of the active version of an aggregate type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    /// The version that became active.
+    pub version: semver::Version,
+    /// The version active before, if any.
+    pub previous: Option<semver::Version>,
+    /// Global position of the activation record in the log: commands appended after
+    /// it ran on this version.
+    pub position: u64,
+    /// When, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// A rollback rather than an activation.
+    pub rollback: bool,
+    /// Checks were skipped with `force`.
+    pub forced: bool,
+    /// Streams folded by the verification (`None`: skipped).
+    pub verified_streams: Option<u64>,
+}
+
+/// The plugins of one aggregate type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginStatus {
+    /// The aggregate type.
+    pub aggregate_type: String,
+    /// The version serving commands, if any.
+    pub active: Option<semver::Version>,
+    /// Installed versions, oldest version first.
+    pub installed: Vec<InstalledPlugin>,
+    /// Activations and rollbacks, oldest first.
+    pub history: Vec<Activation>,
+}
+
+/// What [`Runtime::activate`](crate::Runtime::activate) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivationReport {
+    /// The activation as recorded.
+    pub activation: Activation,
+    /// Events folded by the verification.
+    pub verified_events: u64,
+    /// How long the verification took, in milliseconds.
+    pub verify_ms: u64,
+}
