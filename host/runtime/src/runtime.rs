@@ -199,6 +199,12 @@ impl Runtime {
         Some((entry, active))
     }
 
+    /// The active plugin version of an aggregate type, if any. Cheap.
+    pub fn active_version(&self, aggregate_type: &str) -> Option<semver::Version> {
+        self.active_type(aggregate_type)
+            .map(|(_, active)| active.version().clone())
+    }
+
     /// The version and state JSON of an aggregate, from durable events only, under the
     /// active plugin; `None` when it has no events.
     pub async fn state(

@@ -43,4 +43,6 @@ pub use index::CommandRetention;
 pub use snapshot::Snapshot;
 pub use store::{EventStore, OpenReport, QueuedAppend, StreamRead, Submitted};
 pub use subscription::{Subscription, SubscriptionFilter};
+/// Re-exported: the store's configuration embeds the log's.
+pub use tally_wal;
 pub use verify::{StoreLog, StoreProblem, StoreVerifyReport, VerifyProgress, verify, verify_with};

@@ -58,6 +58,17 @@ pub struct WalConfig {
     pub repair: bool,
     /// The file system all I/O goes through. Default: the operating system's.
     pub vfs: Arc<dyn Vfs>,
+    /// Told of every group written and every fsync, for metrics. Default: none.
+    pub observer: Option<Arc<dyn WalObserver>>,
+}
+
+/// Receives the writer's figures as they happen (for metrics). Called on the writer
+/// thread: implementations must be quick and must not block.
+pub trait WalObserver: std::fmt::Debug + Send + Sync {
+    /// A group of `records` records taking `bytes` bytes was written.
+    fn group_written(&self, records: u32, bytes: u64);
+    /// An fsync (`fdatasync`) made `bytes` more bytes durable in `duration`.
+    fn synced(&self, duration: std::time::Duration, bytes: u64);
 }
 
 impl WalConfig {
@@ -128,6 +139,7 @@ impl Default for WalConfig {
             read_buffer_size: 1024 * 1024,
             repair: false,
             vfs: Arc::new(OsVfs),
+            observer: None,
         }
     }
 }

@@ -47,7 +47,7 @@ pub mod vfs;
 mod wal;
 mod writer;
 
-pub use config::{FsyncPolicy, WalConfig};
+pub use config::{FsyncPolicy, WalConfig, WalObserver};
 pub use error::{Result, WalError};
 pub use reader::WalReader;
 pub use record::{Position, Record};

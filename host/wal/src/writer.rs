@@ -432,6 +432,9 @@ impl Writer {
             .map_err(|e| WalError::io("writing", &self.path, e))?;
         self.segment.end += size;
         self.evidenced = self.evidenced.max(self.synced);
+        if let Some(observer) = &self.shared.config.observer {
+            observer.group_written(count, size);
+        }
         Ok(start)
     }
 
@@ -470,8 +473,12 @@ impl Writer {
                 self.poisoned = Some(reason.clone());
                 return Err(WalError::Poisoned(reason));
             }
+            let bytes = self.segment.end - self.synced;
             self.synced = self.segment.end;
             self.last_sync = started.elapsed();
+            if let Some(observer) = &self.shared.config.observer {
+                observer.synced(self.last_sync, bytes);
+            }
         }
         Ok(())
     }

@@ -1,0 +1,214 @@
+//! Extractors that turn bad input into clear [`ApiError`]s: JSON bodies (415, 413,
+//! 400), query strings and path ids (400).
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// A JSON request body: `Content-Type: application/json`, within the body limit,
+/// parsed into `T` (unknown fields refused where `T` says so).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|media| {
+                let media = media.trim();
+                media.eq_ignore_ascii_case("application/json")
+                    || (media.starts_with("application/") && media.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "the body must be JSON, sent with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = body_bytes(request, state).await?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|error| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed-body",
+                    format!("the body is not a valid request: {error}"),
+                )
+            })
+    }
+}
+
+/// The raw body, within the body limit (413 beyond it).
+pub async fn body_bytes(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(failed)
+                if failed.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    "the request body is larger than this service accepts",
+                )
+            }
+            other => ApiError::bad_request(format!("cannot read the request body: {other}")),
+        })
+}
+
+/// A query string parsed into `T`.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded_from_str(query).map(QueryParams)
+    }
+}
+
+fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{query}")
+            .parse()
+            .map_err(|_| ApiError::bad_request("the query string is malformed"))?,
+    )
+    .map(|query| query.0)
+    .map_err(|error| ApiError::bad_request(format!("bad query parameters: {}", error.body_text())))
+}
+
+/// Path segments: an aggregate type and, for routes that have one, an aggregate id,
+/// validated (length and characters) before anything else runs.
+pub struct AggregatePath {
+    /// The aggregate type (kebab-case).
+    pub aggregate_type: String,
+    /// The aggregate id, when the route has one.
+    pub aggregate_id: Option<String>,
+}
+
+impl FromRequestParts<AppState> for AggregatePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let axum::extract::Path(params) =
+            axum::extract::Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(|error| {
+                    ApiError::bad_request(format!("bad path: {}", error.body_text()))
+                })?;
+        let max = state.limits().max_id_len;
+        let mut path = AggregatePath {
+            aggregate_type: String::new(),
+            aggregate_id: None,
+        };
+        for (name, value) in params {
+            match name.as_str() {
+                "aggregate_type" => {
+                    check_type(&value)?;
+                    path.aggregate_type = value;
+                }
+                "aggregate_id" => {
+                    check_id(&value, max)?;
+                    path.aggregate_id = Some(value);
+                }
+                _ => {}
+            }
+        }
+        Ok(path)
+    }
+}
+
+impl AggregatePath {
+    /// The aggregate id (routes with one only).
+    pub fn id(&self) -> &str {
+        self.aggregate_id.as_deref().unwrap_or_default()
+    }
+}
+
+/// Aggregate types are kebab-case, at most 64 bytes (as plugins declare them).
+pub fn check_type(value: &str) -> Result<(), ApiError> {
+    let kebab = !value.is_empty()
+        && value.len() <= 64
+        && value.split('-').all(|word| {
+            !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+    if kebab {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-aggregate-type",
+            "an aggregate type is kebab-case (lowercase letters, digits and single dashes), \
+             at most 64 bytes",
+        ))
+    }
+}
+
+/// Aggregate ids and command ids: 1 to `max` bytes of letters, digits and `._-:@+=`.
+/// Never a path: ids never name files, and `.`/`..` alone are refused as well.
+pub fn check_id(value: &str, max: usize) -> Result<(), ApiError> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"._-:@+=".contains(&b);
+    let ok = !value.is_empty()
+        && value.len() <= max
+        && value.bytes().all(allowed)
+        && value != "."
+        && value != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-id",
+            format!(
+                "an id is 1 to {max} bytes of ASCII letters, digits and `._-:@+=`, got {:?}",
+                truncate(value, 80)
+            ),
+        ))
+    }
+}
+
+fn truncate(value: &str, max: usize) -> &str {
+    let mut end = value.len().min(max);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_plain_names() {
+        for good in ["alice", "acc-1", "a.b_c:d@e+f=g", "A1"] {
+            assert!(check_id(good, 256).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "a\0b", "é", &"x".repeat(257)] {
+            assert!(check_id(bad, 256).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn types_are_kebab_case() {
+        assert!(check_type("bank-account").is_ok());
+        for bad in ["", "Bank", "bank_account", "-a", "a--b", "../x"] {
+            assert!(check_type(bad).is_err(), "{bad:?}");
+        }
+    }
+}

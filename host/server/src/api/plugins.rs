@@ -1,0 +1,320 @@
+//! Plugin administration: upload, list, activate, roll back. Every endpoint needs
+//! the admin token when one is configured.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use tally_runtime::{
+    ActivateOptions, Activation, ActivationReport, InstallOptions, InstallReport, PluginStatus,
+};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::input::{AggregatePath, QueryParams, body_bytes, check_type};
+
+/// How an uploaded component is installed.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InstallQuery {
+    /// Activate it once installed (default false).
+    pub activate: Option<bool>,
+    /// When activating: fold every stream under it first (default true).
+    pub verify: Option<bool>,
+    /// Install a version not newer than the active one; switch despite unknown schemas.
+    pub force: Option<bool>,
+    /// Refuse the component unless it describes this aggregate type.
+    pub aggregate_type: Option<String>,
+}
+
+/// An installed plugin version.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PluginVersionBody {
+    /// The aggregate type.
+    pub aggregate_type: String,
+    /// The version.
+    pub version: String,
+    /// One sentence from the plugin.
+    pub description: String,
+    /// Commands it handles.
+    pub commands: Vec<String>,
+    /// Events with their current schema versions.
+    pub events: Vec<EventSchemaBody>,
+    /// Hex SHA-256 of the component.
+    pub sha256: String,
+    /// Component size in bytes.
+    pub size: u64,
+    /// When it was installed, ms since the Unix epoch.
+    pub installed_at_ms: u64,
+}
+
+/// An event name and schema version.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventSchemaBody {
+    /// Event name.
+    pub name: String,
+    /// Schema version.
+    pub version: u32,
+}
+
+/// One activation or rollback.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActivationBody {
+    /// The version that became active.
+    pub version: String,
+    /// The version active before.
+    pub previous: Option<String>,
+    /// Position of the activation record in the log.
+    pub position: u64,
+    /// When, ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// A rollback.
+    pub rollback: bool,
+    /// Checks were skipped with `force`.
+    pub forced: bool,
+    /// Streams folded by the verification (absent: skipped).
+    pub verified_streams: Option<u64>,
+}
+
+/// The result of an activation.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActivationResponse {
+    /// The activation as recorded.
+    pub activation: ActivationBody,
+    /// Events folded by the verification.
+    pub verified_events: u64,
+    /// Verification time, ms.
+    pub verify_ms: u64,
+}
+
+/// The result of an upload.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InstallResponse {
+    /// The installed version.
+    pub installed: PluginVersionBody,
+    /// The same component was installed already.
+    pub already_installed: bool,
+    /// The activation, when asked for.
+    pub activation: Option<ActivationResponse>,
+}
+
+/// The plugins of one aggregate type.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PluginTypeBody {
+    /// The aggregate type.
+    pub aggregate_type: String,
+    /// The active version.
+    pub active: Option<String>,
+    /// Installed versions, oldest first.
+    pub installed: Vec<PluginVersionBody>,
+    /// Activations and rollbacks, oldest first.
+    pub history: Vec<ActivationBody>,
+}
+
+/// Every aggregate type's plugins.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PluginsResponse {
+    /// By aggregate type.
+    pub plugins: Vec<PluginTypeBody>,
+}
+
+fn version_body(installed: &tally_runtime::InstalledPlugin) -> PluginVersionBody {
+    let info = &installed.info;
+    PluginVersionBody {
+        aggregate_type: info.aggregate_type.clone(),
+        version: info.version.to_string(),
+        description: info.description.clone(),
+        commands: info.commands.clone(),
+        events: info
+            .events
+            .iter()
+            .map(|event| EventSchemaBody {
+                name: event.name.clone(),
+                version: event.version,
+            })
+            .collect(),
+        sha256: installed.sha256.clone(),
+        size: installed.size,
+        installed_at_ms: installed.installed_at_ms,
+    }
+}
+
+fn activation_body(activation: Activation) -> ActivationBody {
+    ActivationBody {
+        version: activation.version.to_string(),
+        previous: activation.previous.map(|version| version.to_string()),
+        position: activation.position,
+        timestamp_ms: activation.timestamp_ms,
+        rollback: activation.rollback,
+        forced: activation.forced,
+        verified_streams: activation.verified_streams,
+    }
+}
+
+fn activation_response(report: ActivationReport) -> ActivationResponse {
+    ActivationResponse {
+        activation: activation_body(report.activation),
+        verified_events: report.verified_events,
+        verify_ms: report.verify_ms,
+    }
+}
+
+fn type_body(status: PluginStatus) -> PluginTypeBody {
+    PluginTypeBody {
+        aggregate_type: status.aggregate_type,
+        active: status.active.map(|version| version.to_string()),
+        installed: status.installed.iter().map(version_body).collect(),
+        history: status.history.into_iter().map(activation_body).collect(),
+    }
+}
+
+/// Uploads a plugin component (the body: the `.wasm` bytes), optionally activating
+/// it. Commands keep flowing during the install and the swap.
+#[utoipa::path(
+    post,
+    path = "/v1/plugins",
+    params(InstallQuery),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component"),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = InstallResponse),
+        (status = 400, description = "Not a plugin component (`not-wasm`, `not-a-component`, `wrong-world`, `aggregate-type-mismatch`, ...)", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 409, description = "`version-not-newer`, `version-exists`, `unknown-schema`", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "`verification-failed`: a stream does not fold under the new version", body = ErrorBody),
+    )
+)]
+pub async fn install(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<InstallQuery>,
+    request: Request,
+) -> Result<Json<InstallResponse>, ApiError> {
+    state.check_admin(request.headers())?;
+    let runtime = state.runtime()?.clone();
+    if let Some(aggregate_type) = &query.aggregate_type {
+        check_type(aggregate_type)?;
+    }
+    let bytes = body_bytes(request, &state).await?;
+    let options = InstallOptions {
+        aggregate_type: query.aggregate_type,
+        activate: query.activate.unwrap_or(false),
+        force: query.force.unwrap_or(false),
+        skip_verify: !query.verify.unwrap_or(true),
+    };
+    let InstallReport {
+        installed,
+        already_installed,
+        activation,
+    } = runtime.install_plugin(bytes.to_vec(), options).await?;
+    Ok(Json(InstallResponse {
+        installed: version_body(&installed),
+        already_installed,
+        activation: activation.map(activation_response),
+    }))
+}
+
+/// Installed plugin versions, the active one and the activation history, by type.
+#[utoipa::path(
+    get,
+    path = "/v1/plugins",
+    security(("admin_token" = [])),
+    responses((status = 200, body = PluginsResponse), (status = 401, body = ErrorBody))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<PluginsResponse>, ApiError> {
+    state.check_admin(&headers)?;
+    let runtime = state.runtime()?;
+    Ok(Json(PluginsResponse {
+        plugins: runtime.plugins().into_iter().map(type_body).collect(),
+    }))
+}
+
+/// How to switch versions.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateQuery {
+    /// The version to activate (activate only).
+    pub version: Option<String>,
+    /// Fold every stream under the target first (default true).
+    pub verify: Option<bool>,
+    /// Switch even when stored events have schemas the target does not know.
+    pub force: Option<bool>,
+}
+
+impl ActivateQuery {
+    fn options(&self) -> ActivateOptions {
+        ActivateOptions {
+            skip_verify: !self.verify.unwrap_or(true),
+            force: self.force.unwrap_or(false),
+        }
+    }
+}
+
+/// Activates an installed version (after verifying it, by default).
+#[utoipa::path(
+    post,
+    path = "/v1/plugins/{aggregate_type}/activate",
+    params(("aggregate_type" = String, Path, description = "Aggregate type"), ActivateQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = ActivationResponse),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "Unknown type or version", body = ErrorBody),
+        (status = 409, description = "`unknown-schema`", body = ErrorBody),
+        (status = 422, description = "`verification-failed`", body = ErrorBody),
+    )
+)]
+pub async fn activate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: AggregatePath,
+    QueryParams(query): QueryParams<ActivateQuery>,
+) -> Result<Json<ActivationResponse>, ApiError> {
+    state.check_admin(&headers)?;
+    let runtime = state.runtime()?;
+    let version = query
+        .version
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("give the version to activate: ?version=2.0.0"))?;
+    let report = runtime
+        .activate(&path.aggregate_type, version, query.options())
+        .await?;
+    Ok(Json(activation_response(report)))
+}
+
+/// Returns to the version active before the current one.
+#[utoipa::path(
+    post,
+    path = "/v1/plugins/{aggregate_type}/rollback",
+    params(("aggregate_type" = String, Path, description = "Aggregate type"), ActivateQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, body = ActivationResponse),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`unknown-schema` or `nothing-to-roll-back`", body = ErrorBody),
+    )
+)]
+pub async fn rollback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: AggregatePath,
+    QueryParams(query): QueryParams<ActivateQuery>,
+) -> Result<Json<ActivationResponse>, ApiError> {
+    state.check_admin(&headers)?;
+    let runtime = state.runtime()?;
+    if query.version.is_some() {
+        return Err(ApiError::bad_request(
+            "rollback takes no version: it returns to the previous one",
+        ));
+    }
+    let report = runtime
+        .rollback(&path.aggregate_type, query.options())
+        .await?;
+    Ok(Json(activation_response(report)))
+}

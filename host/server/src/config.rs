@@ -1,0 +1,270 @@
+//! The configuration of `tally serve`: every setting is a flag, an environment
+//! variable `TALLY_*` and a key of an optional TOML file, in that order of
+//! precedence, over a documented default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use serde::Deserialize;
+use tally_runtime::RuntimeConfig;
+use tally_runtime::tally_store::tally_wal::FsyncPolicy;
+
+use crate::api::ApiLimits;
+
+/// Flags of `tally serve` (each also `TALLY_<NAME>`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys in snake_case).
+    #[arg(long, env = "TALLY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./tally-data].
+    #[arg(long, env = "TALLY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7070].
+    #[arg(long, env = "TALLY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// When appends are acknowledged: `durable` (after fsync), `batch:<ms>` (fsync
+    /// every <ms>, answered once synced) or `os` (no fsync) [default: durable].
+    #[arg(long, env = "TALLY_FSYNC")]
+    pub fsync: Option<String>,
+    /// Install (and activate) every `.wasm` component in this directory at start.
+    #[arg(long, env = "TALLY_PLUGINS")]
+    pub plugins: Option<PathBuf>,
+    /// With --plugins: install and activate new or changed components live.
+    #[arg(long, env = "TALLY_WATCH")]
+    pub watch: bool,
+    /// Bearer token required by the admin endpoints (required to listen beyond
+    /// loopback).
+    #[arg(long, env = "TALLY_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Largest command request body in bytes [default: 1048576].
+    #[arg(long, env = "TALLY_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest plugin upload in bytes [default: 67108864].
+    #[arg(long, env = "TALLY_MAX_PLUGIN_BYTES")]
+    pub max_plugin_bytes: Option<usize>,
+    /// CPU limit of one plugin call in milliseconds [default: 1000].
+    #[arg(long, env = "TALLY_CALL_TIMEOUT_MS")]
+    pub call_timeout_ms: Option<u64>,
+    /// Memory limit of one plugin instance in MiB [default: 64].
+    #[arg(long, env = "TALLY_PLUGIN_MEMORY_MIB")]
+    pub plugin_memory_mib: Option<usize>,
+    /// Memory for cached aggregate states in MiB [default: 256].
+    #[arg(long, env = "TALLY_CACHE_MIB")]
+    pub cache_mib: Option<usize>,
+    /// Events between snapshots of an aggregate; 0 turns them off [default: 1000].
+    #[arg(long, env = "TALLY_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
+    /// Log format: `text` or `json` [default: text]; filter with RUST_LOG.
+    #[arg(long, env = "TALLY_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Directory of compiled plugins, shareable between data directories of the
+    /// same build [default: DATA_DIR/compile-cache].
+    #[arg(long, env = "TALLY_COMPILE_CACHE")]
+    pub compile_cache: Option<PathBuf>,
+}
+
+/// The same settings in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    fsync: Option<String>,
+    plugins: Option<PathBuf>,
+    watch: Option<bool>,
+    admin_token: Option<String>,
+    max_body_bytes: Option<usize>,
+    max_plugin_bytes: Option<usize>,
+    call_timeout_ms: Option<u64>,
+    plugin_memory_mib: Option<usize>,
+    cache_mib: Option<usize>,
+    snapshot_every: Option<u64>,
+    log_format: Option<String>,
+    compile_cache: Option<PathBuf>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The resolved settings of the service.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Components installed at start.
+    pub plugins: Option<PathBuf>,
+    /// Install changed components live.
+    pub watch: bool,
+    /// The admin token.
+    pub admin_token: Option<String>,
+    /// API limits.
+    pub limits: ApiLimits,
+    /// The runtime's settings.
+    pub runtime: RuntimeConfig,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl ServeConfig {
+    /// Resolves flags and environment over the file over the defaults, and checks
+    /// the result.
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<ServeConfig> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./tally-data"));
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
+        let admin_token = args
+            .admin_token
+            .or(file.admin_token)
+            .filter(|t| !t.is_empty());
+        if !listen.ip().is_loopback() && admin_token.is_none() {
+            anyhow::bail!(
+                "refusing to listen on {listen} (not loopback) without an admin token: \
+                 set --admin-token or TALLY_ADMIN_TOKEN"
+            );
+        }
+        let fsync = parse_fsync(args.fsync.or(file.fsync).as_deref().unwrap_or("durable"))?;
+        let log_format = match args.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => anyhow::bail!("unknown log format {other:?}: use text or json"),
+        };
+
+        let mut runtime = RuntimeConfig::new(&data_dir);
+        runtime.store.wal.fsync_policy = fsync;
+        if let Some(ms) = args.call_timeout_ms.or(file.call_timeout_ms) {
+            anyhow::ensure!(ms > 0, "call_timeout_ms must be at least 1");
+            runtime.engine.call_timeout = Duration::from_millis(ms);
+        }
+        if let Some(mib) = args.plugin_memory_mib.or(file.plugin_memory_mib) {
+            anyhow::ensure!(mib > 0, "plugin_memory_mib must be at least 1");
+            runtime.engine.memory_limit = mib << 20;
+        }
+        if let Some(mib) = args.cache_mib.or(file.cache_mib) {
+            runtime.state_cache_bytes = mib << 20;
+        }
+        if let Some(dir) = args.compile_cache.or(file.compile_cache) {
+            runtime.engine.cache_dir = Some(dir);
+        }
+        if let Some(every) = args.snapshot_every.or(file.snapshot_every) {
+            runtime.snapshot_every = every;
+        }
+        let defaults = ApiLimits::default();
+        let limits = ApiLimits {
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(defaults.max_body_bytes),
+            max_plugin_bytes: args
+                .max_plugin_bytes
+                .or(file.max_plugin_bytes)
+                .unwrap_or(defaults.max_plugin_bytes),
+            max_id_len: runtime.store.max_name_len,
+            ..defaults
+        };
+        Ok(ServeConfig {
+            listen,
+            plugins: args.plugins.or(file.plugins),
+            watch: args.watch || file.watch.unwrap_or(false),
+            admin_token,
+            limits,
+            runtime,
+            log_format,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| anyhow::anyhow!("cannot read config file {}: {error}", path.display()))?;
+    toml::from_str(&text)
+        .map_err(|error| anyhow::anyhow!("config file {}: {error}", path.display()))
+}
+
+/// `durable`, `batch:<ms>` or `os`.
+pub fn parse_fsync(text: &str) -> anyhow::Result<FsyncPolicy> {
+    match text {
+        "durable" | "always" => Ok(FsyncPolicy::Always),
+        "os" => Ok(FsyncPolicy::Os),
+        other => match other.strip_prefix("batch:") {
+            Some(ms) => {
+                let ms: u64 = ms
+                    .trim_end_matches("ms")
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("bad fsync interval in {other:?}"))?;
+                anyhow::ensure!(ms > 0, "the batch interval must be at least 1 ms");
+                Ok(FsyncPolicy::Batch(Duration::from_millis(ms)))
+            }
+            None => anyhow::bail!("unknown fsync policy {other:?}: use durable, batch:<ms> or os"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tally.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\ncache_mib = 8\nfsync = \"os\"\n",
+        )
+        .unwrap();
+        let config = ServeConfig::resolve(ServeArgs {
+            config: Some(file),
+            cache_mib: Some(16),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.runtime.state_cache_bytes, 16 << 20);
+        assert_eq!(config.runtime.store.wal.fsync_policy, FsyncPolicy::Os);
+        assert_eq!(config.runtime.dir, PathBuf::from("./tally-data"));
+        assert_eq!(config.limits.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_a_reason() {
+        let open = ServeArgs {
+            listen: Some("0.0.0.0:7070".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        let error = ServeConfig::resolve(open).unwrap_err().to_string();
+        assert!(error.contains("admin token"), "{error}");
+        assert!(parse_fsync("sometimes").is_err());
+        assert_eq!(
+            parse_fsync("batch:5ms").unwrap(),
+            FsyncPolicy::Batch(Duration::from_millis(5))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "no_such_key = 1\n").unwrap();
+        let error = ServeConfig::resolve(ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("no_such_key"), "{error}");
+    }
+}

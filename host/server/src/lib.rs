@@ -1,0 +1,19 @@
+//! `tally`: Tally's service and command line.
+//!
+//! - [`serve`]: the HTTP service (`tally serve`): commands, state and events under
+//!   `/v1` ([`api`]), a live event stream (SSE), plugin administration with hot
+//!   swap, Prometheus [`metrics`], graceful shutdown. Settings: [`config`].
+//! - [`cli`]: the command line; the client commands use [`client`] against a
+//!   running service; `tally verify` ([`verify`]) checks a data directory offline;
+//!   `tally plugin new` ([`scaffold`]) creates a plugin crate; `tally demo`
+//!   ([`demo`]) runs the README's tour by itself.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod scaffold;
+pub mod serve;
+pub mod verify;

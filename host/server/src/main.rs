@@ -1,0 +1,5 @@
+//! The `tally` binary: see `tally --help`.
+
+fn main() -> std::process::ExitCode {
+    tally_server::cli::main()
+}

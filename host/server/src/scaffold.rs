@@ -1,0 +1,850 @@
+//! `tally plugin new NAME`: scaffolds a plugin crate on `tally-sdk`.
+//!
+//! The generated crate is a workspace of its own (it builds wherever it is put) with
+//! one aggregate type called NAME: a `Record { value }` command, a `Recorded { value }`
+//! event, a state that keeps the count and total of the recorded values, one
+//! rejection code (`invalid-value`), given/when/then tests and a README with the
+//! build and install instructions. As generated, `cargo test` passes and
+//! `cargo build --release --target wasm32-wasip2` produces the component
+//! `target/wasm32-wasip2/release/<name_with_underscores>.wasm`.
+//!
+//! The generated sources are laid out as `rustfmt` (edition 2024) would lay them
+//! out, for every valid name, so `cargo fmt --check` passes on a fresh plugin.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Longest plugin name accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The Rust target plugins are built for.
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// What to generate and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scaffold {
+    /// Plugin name, kebab-case: the crate name and the aggregate type.
+    pub name: String,
+    /// The crate's root directory. It is created if missing and must be empty if it
+    /// exists (`tally plugin new NAME` defaults it to `./NAME`).
+    pub dir: PathBuf,
+    /// Where the generated crate takes `tally-sdk` from.
+    pub sdk: SdkSource,
+}
+
+/// Where the generated crate takes `tally-sdk` from (it is not on crates.io).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SdkSource {
+    /// A local checkout: the directory holding the SDK's `Cargo.toml`. A relative
+    /// path is taken from the current directory and written as an absolute one.
+    Path(PathBuf),
+    /// A git repository holding the `tally-sdk` package (cargo finds it anywhere in
+    /// the repository, e.g. in `guest-sdk/`).
+    Git {
+        /// Repository URL, e.g. `https://example.org/tally.git`.
+        url: String,
+    },
+}
+
+/// Why a plugin could not be generated.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaffoldError {
+    /// The name does not fit the rules.
+    #[error("invalid plugin name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// The target directory exists and holds something.
+    #[error(
+        "{} already exists and is not empty; refusing to overwrite it (choose another directory)",
+        .dir.display()
+    )]
+    DirNotEmpty {
+        /// The target directory.
+        dir: PathBuf,
+    },
+    /// The target path exists and is not a directory.
+    #[error("{} exists and is not a directory", .path.display())]
+    NotADirectory {
+        /// The target path.
+        path: PathBuf,
+    },
+    /// The SDK path does not hold a `Cargo.toml`.
+    #[error("no tally-sdk at {}: it has no Cargo.toml", .path.display())]
+    SdkNotFound {
+        /// The SDK path given.
+        path: PathBuf,
+    },
+    /// The SDK git URL is empty or cannot be written into `Cargo.toml`.
+    #[error("invalid tally-sdk git URL {url:?}: {reason}")]
+    InvalidGitUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A path that must go into `Cargo.toml` is not UTF-8.
+    #[error("{} is not valid UTF-8 and cannot be written into Cargo.toml", .path.display())]
+    NonUtf8Path {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Reading or writing the file system failed.
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        /// What was being done (`create`, `write`, `read`, ...).
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Rust keywords (strict, reserved, and edition 2024's `gen`): not a crate name.
+const KEYWORDS: &[&str] = &[
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
+    "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
+    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
+    "return", "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof",
+    "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+];
+
+/// The built-in crates: a crate of that name would clash with them.
+const BUILTIN_CRATES: &[&str] = &["alloc", "core", "proc-macro", "std", "test"];
+
+/// The generated crate's direct dependencies: a crate of the same name would clash.
+const DEPENDENCY_NAMES: &[&str] = &["serde", "tally-sdk"];
+
+/// File names Windows reserves in every directory.
+const WINDOWS_RESERVED: &[&str] = &[
+    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
+    "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+];
+
+/// Names the generated code uses (`Aggregate` .. `Serialize`) or the Rust prelude
+/// provides (`AsMut` ..), separated by spaces: the state type must not shadow them.
+const TAKEN_TYPE_NAMES: &str = "Aggregate Command Context Deserialize Event Rejection Serialize \
+    AsMut AsRef Box Clone Copy Debug Default DoubleEndedIterator Drop Eq Err ExactSizeIterator \
+    Extend Fn FnMut FnOnce From FromIterator Hash Into IntoIterator Iterator None Ok Option Ord \
+    PartialEq PartialOrd Result Send Sized Some String Sync ToOwned ToString TryFrom TryInto \
+    Unpin Vec";
+
+/// Checks a plugin name: kebab-case `[a-z][a-z0-9]*(-[a-z0-9]+)*`, at most
+/// [`MAX_NAME_LEN`] bytes, not a Rust keyword, built-in crate, dependency of the
+/// generated crate or Windows-reserved file name.
+pub fn validate_name(name: &str) -> Result<(), ScaffoldError> {
+    let invalid = |reason: String| {
+        Err(ScaffoldError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    let kebab = "use kebab-case: lowercase letters and digits in words joined by single `-`, \
+                 starting with a letter (e.g. `shopping-cart`)";
+    if name.is_empty() {
+        return invalid("the name is empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return invalid(format!(
+            "{} bytes long; at most {MAX_NAME_LEN} are allowed",
+            name.len()
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return invalid(format!("it must start with a lowercase letter; {kebab}"));
+    }
+    let words_ok = name.split('-').all(|word| {
+        !word.is_empty()
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    });
+    if !words_ok {
+        return invalid(kebab.into());
+    }
+    if KEYWORDS.contains(&name) {
+        return invalid("it is a Rust keyword".into());
+    }
+    if BUILTIN_CRATES.contains(&name) {
+        return invalid("it is the name of a built-in crate".into());
+    }
+    if DEPENDENCY_NAMES.contains(&name) {
+        return invalid("the plugin crate depends on a crate of that name".into());
+    }
+    if WINDOWS_RESERVED.contains(&name) {
+        return invalid("it is a reserved file name on Windows".into());
+    }
+    Ok(())
+}
+
+/// The crate's Rust name: NAME with `-` replaced by `_` (also the `.wasm` file stem).
+pub fn crate_ident(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// Where `cargo build --release --target wasm32-wasip2` puts the component,
+/// relative to the target directory (`target/` by default, or `CARGO_TARGET_DIR`).
+pub fn wasm_path(name: &str) -> PathBuf {
+    Path::new(WASM_TARGET)
+        .join("release")
+        .join(format!("{}.wasm", crate_ident(name)))
+}
+
+/// The state type's name: NAME in PascalCase (`shopping-cart` -> `ShoppingCart`),
+/// with an `Aggregate` suffix if that would shadow a name the code uses.
+pub fn type_ident(name: &str) -> String {
+    let pascal: String = name
+        .split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect();
+    if TAKEN_TYPE_NAMES
+        .split_whitespace()
+        .any(|taken| taken == pascal)
+    {
+        pascal + "Aggregate"
+    } else {
+        pascal
+    }
+}
+
+/// Generates the plugin crate described by `scaffold`; returns the files written,
+/// each as `scaffold.dir` joined with its relative path.
+///
+/// Nothing is overwritten: the directory must be missing or empty, and every file
+/// is created new. If writing fails part-way, what was written is removed again.
+pub fn generate(scaffold: &Scaffold) -> Result<Vec<PathBuf>, ScaffoldError> {
+    validate_name(&scaffold.name)?;
+    let files = render(&scaffold.name, &sdk_dependency(&scaffold.sdk)?);
+    let dir = &scaffold.dir;
+    let created_dir = prepare_dir(dir)?;
+
+    let mut written = Vec::new();
+    let mut created_subdirs = Vec::new();
+    let result = files.iter().try_for_each(|(relative, contents)| {
+        let path = dir.join(relative);
+        if let Some(parent) = path.parent()
+            && !parent.exists()
+        {
+            fs::create_dir_all(parent).map_err(|source| ScaffoldError::Io {
+                action: "create",
+                path: parent.to_owned(),
+                source,
+            })?;
+            created_subdirs.push(parent.to_owned());
+        }
+        write_new(&path, contents)?;
+        written.push(path);
+        Ok(())
+    });
+    if let Err(error) = result {
+        // Best effort: leave the file system as it was found.
+        for path in &written {
+            let _ = fs::remove_file(path);
+        }
+        for subdir in created_subdirs.iter().rev() {
+            let _ = fs::remove_dir(subdir);
+        }
+        if created_dir {
+            let _ = fs::remove_dir(dir);
+        }
+        return Err(error);
+    }
+    Ok(written)
+}
+
+/// Makes sure `dir` is an empty directory; returns whether it was created.
+fn prepare_dir(dir: &Path) -> Result<bool, ScaffoldError> {
+    match fs::metadata(dir) {
+        Ok(metadata) if !metadata.is_dir() => Err(ScaffoldError::NotADirectory {
+            path: dir.to_owned(),
+        }),
+        Ok(_) => {
+            let mut entries = fs::read_dir(dir).map_err(|source| ScaffoldError::Io {
+                action: "read",
+                path: dir.to_owned(),
+                source,
+            })?;
+            if entries.next().is_some() {
+                return Err(ScaffoldError::DirNotEmpty {
+                    dir: dir.to_owned(),
+                });
+            }
+            Ok(false)
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(|source| ScaffoldError::Io {
+                action: "create",
+                path: dir.to_owned(),
+                source,
+            })?;
+            Ok(true)
+        }
+        Err(source) => Err(ScaffoldError::Io {
+            action: "inspect",
+            path: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Writes a file that must not exist yet.
+fn write_new(path: &Path, contents: &str) -> Result<(), ScaffoldError> {
+    let io_error = |source| ScaffoldError::Io {
+        action: "write",
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_error)?;
+    file.write_all(contents.as_bytes()).map_err(io_error)
+}
+
+/// The `tally-sdk = ...` dependency's value in `Cargo.toml`.
+fn sdk_dependency(sdk: &SdkSource) -> Result<String, ScaffoldError> {
+    match sdk {
+        SdkSource::Path(path) => {
+            let path = std::path::absolute(path).map_err(|source| ScaffoldError::Io {
+                action: "resolve",
+                path: path.clone(),
+                source,
+            })?;
+            if !path.join("Cargo.toml").is_file() {
+                return Err(ScaffoldError::SdkNotFound { path });
+            }
+            let text = path
+                .to_str()
+                .ok_or_else(|| ScaffoldError::NonUtf8Path { path: path.clone() })?;
+            Ok(format!("{{ path = {} }}", toml_string(text)))
+        }
+        SdkSource::Git { url } => {
+            let invalid = |reason| ScaffoldError::InvalidGitUrl {
+                url: url.clone(),
+                reason,
+            };
+            if url.trim().is_empty() {
+                return Err(invalid("it is empty"));
+            }
+            if url.chars().any(char::is_control) {
+                return Err(invalid("it contains control characters"));
+            }
+            Ok(format!("{{ git = {} }}", toml_string(url)))
+        }
+    }
+}
+
+/// A TOML basic string holding `text`.
+fn toml_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `short` if its longest line is at most `width` bytes long, else `long`: how
+/// rustfmt (default `max_width = 100`) breaks the few lines that embed the name.
+fn fitting(width: usize, short: String, long: String) -> String {
+    if short.lines().all(|line| line.len() <= width) {
+        short
+    } else {
+        long
+    }
+}
+
+/// Every generated file: its path relative to the crate root and its contents.
+fn render(name: &str, sdk_dependency: &str) -> Vec<(&'static str, String)> {
+    let ident = crate_ident(name);
+    let ty = type_ident(name);
+
+    let aggregate_type = fitting(
+        100,
+        format!("    const AGGREGATE_TYPE: &'static str = \"{name}\";"),
+        format!("    const AGGREGATE_TYPE: &'static str =\n        \"{name}\";"),
+    );
+    // rustfmt sorts the names in braces; none of them contains `_`, so plain byte
+    // order is its version sort here.
+    let mut imported = ["Command", "Event", ty.as_str()];
+    imported.sort_unstable();
+    let imported = imported.join(", ");
+    // rustfmt keeps a `use` list on one line only up to 98 bytes (measured, 1.9.0).
+    let use_crate = fitting(
+        98,
+        format!("use {ident}::{{{imported}}};"),
+        format!("use {ident}::{{\n    {imported},\n}};"),
+    );
+
+    let fill = |template: &str| {
+        template
+            .replace("{{name}}", name)
+            .replace("{{crate}}", &ident)
+            .replace("{{Type}}", &ty)
+            .replace("{{sdk}}", sdk_dependency)
+            .replace("{{AGGREGATE_TYPE}}", &aggregate_type)
+            .replace("{{use_crate}}", &use_crate)
+    };
+    vec![
+        ("Cargo.toml", fill(CARGO_TOML)),
+        (".gitignore", GITIGNORE.to_owned()),
+        ("README.md", fill(README_MD)),
+        ("src/lib.rs", fill(LIB_RS)),
+        ("tests/given_when_then.rs", fill(TESTS_RS)),
+    ]
+}
+
+const CARGO_TOML: &str = r#"[package]
+name = "{{name}}"
+description = "Tally plugin: the {{name}} aggregate."
+version = "0.1.0"
+edition = "2024"
+publish = false
+
+[lib]
+# cdylib: the WebAssembly component; rlib: the native given/when/then tests.
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+serde = { version = "1", features = ["derive"] }
+tally-sdk = {{sdk}}
+
+# A workspace of its own, so that the plugin builds standalone wherever it lives.
+[workspace]
+
+# Components are shipped and loaded at run time: small beats fast to compile.
+# A panic aborts (wasm has no unwinding here); the SDK's panic hook has already
+# reported it on stderr by then.
+[profile.release]
+opt-level = "z"
+lto = true
+codegen-units = 1
+strip = true
+panic = "abort"
+debug = false
+"#;
+
+const GITIGNORE: &str = "/target\n";
+
+const LIB_RS: &str = r#"//! The `{{name}}` aggregate: a Tally plugin.
+//!
+//! Generated by `tally plugin new`: it records values above zero and keeps their
+//! count and total. Replace the commands, events, state and rules with your own.
+//!
+//! | code              | when                                                          |
+//! |-------------------|---------------------------------------------------------------|
+//! | `invalid-value`   | `Record` of zero or less, or of a value overflowing the total |
+//! | `invalid-command` | unknown command or malformed data (from the SDK)              |
+
+use serde::{Deserialize, Serialize};
+use tally_sdk::{Aggregate, Context, Rejection};
+
+/// What a client can ask of a `{{name}}`: one variant per command. On the wire a
+/// command is its variant name and its fields as JSON: `Record` with `{"value": 5}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Records a value above zero.
+    Record {
+        /// The value to record.
+        value: i64,
+    },
+}
+
+/// What happened to a `{{name}}`: one variant per event, all at schema version 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// A value was recorded.
+    Recorded {
+        /// The value recorded.
+        value: i64,
+    },
+}
+
+/// The state of one `{{name}}`, rebuilt from its events; also its state JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct {{Type}} {
+    /// How many values were recorded.
+    pub count: u64,
+    /// The sum of the recorded values.
+    pub total: i64,
+}
+
+impl Aggregate for {{Type}} {
+    type Command = Command;
+    type Event = Event;
+
+{{AGGREGATE_TYPE}}
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "Records values above zero; keeps their count and total.";
+
+    /// Decides a command: the events to record, or a rejection. Deterministic: the
+    /// time is `ctx.now_ms`, never the system clock.
+    fn handle(&self, _ctx: &Context, command: Command) -> Result<Vec<Event>, Rejection> {
+        match command {
+            Command::Record { value } => {
+                if value <= 0 {
+                    let message = format!("the value must be above zero, got {value}");
+                    return Err(Rejection::new("invalid-value", message));
+                }
+                if self.total.checked_add(value).is_none() {
+                    let message = format!("{value} would overflow the total {}", self.total);
+                    return Err(Rejection::new("invalid-value", message));
+                }
+                Ok(vec![Event::Recorded { value }])
+            }
+        }
+    }
+
+    /// Evolves the state by one event that `handle` accepted: no validation here.
+    fn apply(&mut self, event: Event) {
+        match event {
+            Event::Recorded { value } => {
+                self.count += 1;
+                self.total = self
+                    .total
+                    .checked_add(value)
+                    .expect("handle refuses values that overflow the total");
+            }
+        }
+    }
+}
+
+tally_sdk::export!({{Type}});
+"#;
+
+const TESTS_RS: &str = r##"//! Given/when/then tests, run natively with `cargo test`. Each step goes through
+//! the same JSON encoding the component uses.
+
+use tally_sdk::testing::given;
+
+{{use_crate}}
+
+#[test]
+fn recording_a_value_counts_it_and_adds_it_to_the_total() {
+    let history = [Event::Recorded { value: 2 }];
+    let state = given::<{{Type}}>(history)
+        .when(Command::Record { value: 3 })
+        .then_events([Event::Recorded { value: 3 }]);
+    assert_eq!(state.count, 2);
+    assert_eq!(state.total, 5);
+}
+
+#[test]
+fn recording_zero_is_rejected() {
+    given::<{{Type}}>([])
+        .when(Command::Record { value: 0 })
+        .then_rejects("invalid-value");
+}
+
+#[test]
+fn a_value_that_is_not_a_number_is_an_invalid_command() {
+    given::<{{Type}}>([])
+        .when_raw("Record", r#"{"value": "five"}"#)
+        .then_rejects("invalid-command");
+}
+"##;
+
+const README_MD: &str = r#"# {{name}}
+
+A Tally plugin: the `{{name}}` aggregate type, written in Rust on `tally-sdk`
+and compiled to a WebAssembly component. Generated by
+`tally plugin new {{name}}`.
+
+- `src/lib.rs`: the commands, events and state, `handle` (decide) and `apply`
+  (evolve), and `tally_sdk::export!`, which makes the crate a component.
+- `tests/given_when_then.rs`: given these events, when this command, then these
+  events (or this rejection).
+
+## Test
+
+```sh
+cargo test
+```
+
+runs the given/when/then tests natively (no WebAssembly involved); every step goes
+through the same JSON encoding the component uses.
+
+## Build
+
+```sh
+rustup target add wasm32-wasip2          # once
+cargo build --release --target wasm32-wasip2
+```
+
+The component lands in `target/wasm32-wasip2/release/{{crate}}.wasm` (under
+`$CARGO_TARGET_DIR` instead of `target/` if that is set). No `cargo-component` or
+other tool is needed.
+
+## Install
+
+```sh
+tally plugin install target/wasm32-wasip2/release/{{crate}}.wasm --activate
+```
+
+## Evolve it
+
+- A new command or event is a new enum variant; a refusal is a
+  `Rejection::new("kebab-case-code", "message")`, and its code never changes meaning.
+- `handle` and `apply` must be deterministic: the time is `ctx.now_ms`; no system
+  clock, randomness, files or network.
+- When an event's data changes, raise its schema version and add an upcaster
+  (`EVENT_VERSIONS` and `UPCASTERS` on `Aggregate`; see the tally-sdk README).
+- Raise `version` in `Cargo.toml` for every release: it is the plugin version
+  `describe` reports, by which the host tells your releases apart.
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh, missing directory under the system temp dir.
+    fn temp_dir(label: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "tally-scaffold-{label}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// A directory that looks like an SDK checkout (it has a `Cargo.toml`).
+    fn fake_sdk(label: &str) -> PathBuf {
+        let sdk = temp_dir(&format!("{label}-sdk"));
+        fs::create_dir_all(&sdk).unwrap();
+        fs::write(sdk.join("Cargo.toml"), "").unwrap();
+        sdk
+    }
+
+    fn scaffold(name: &str, dir: &Path, sdk: &Path) -> Scaffold {
+        Scaffold {
+            name: name.to_owned(),
+            dir: dir.to_owned(),
+            sdk: SdkSource::Path(sdk.to_owned()),
+        }
+    }
+
+    #[test]
+    fn kebab_case_names_are_accepted() {
+        for name in [
+            "a",
+            "counter",
+            "shopping-cart",
+            "v2",
+            "order-line-2",
+            "a1-b2-c3",
+        ] {
+            assert!(validate_name(name).is_ok(), "{name:?} was refused");
+        }
+        assert!(validate_name(&"a".repeat(MAX_NAME_LEN)).is_ok());
+    }
+
+    #[test]
+    fn other_names_are_refused() {
+        let too_long = "a".repeat(MAX_NAME_LEN + 1);
+        for name in [
+            "",
+            "Counter",
+            "shopping_cart",
+            "shopping cart",
+            "1counter",
+            "-counter",
+            "counter-",
+            "shopping--cart",
+            "café",
+            "a/b",
+            "..",
+            too_long.as_str(),
+        ] {
+            let error = validate_name(name).expect_err(name);
+            assert!(
+                matches!(&error, ScaffoldError::InvalidName { name: n, .. } if n == name),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn keywords_builtin_crates_dependencies_and_windows_names_are_refused() {
+        for name in [
+            "fn",
+            "self",
+            "gen",
+            "std",
+            "test",
+            "proc-macro",
+            "serde",
+            "tally-sdk",
+            "nul",
+        ] {
+            assert!(validate_name(name).is_err(), "{name:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn the_error_message_says_what_is_wrong() {
+        let message = validate_name("Shopping_Cart").unwrap_err().to_string();
+        assert!(message.contains("\"Shopping_Cart\""), "{message}");
+        assert!(message.contains("kebab-case"), "{message}");
+        let message = validate_name(&"a".repeat(65)).unwrap_err().to_string();
+        assert!(message.contains("at most 64"), "{message}");
+    }
+
+    #[test]
+    fn identifiers_derive_from_the_name() {
+        assert_eq!(crate_ident("shopping-cart"), "shopping_cart");
+        assert_eq!(type_ident("shopping-cart"), "ShoppingCart");
+        assert_eq!(type_ident("order-line-2"), "OrderLine2");
+        assert_eq!(type_ident("event"), "EventAggregate");
+        assert_eq!(type_ident("result"), "ResultAggregate");
+        assert_eq!(
+            wasm_path("shopping-cart"),
+            Path::new("wasm32-wasip2/release/shopping_cart.wasm")
+        );
+    }
+
+    #[test]
+    fn sdk_sources_become_toml_dependencies() {
+        let sdk = fake_sdk("toml");
+        let dependency = sdk_dependency(&SdkSource::Path(sdk.clone())).unwrap();
+        assert_eq!(dependency, format!("{{ path = \"{}\" }}", sdk.display()));
+        let git = SdkSource::Git {
+            url: "https://example.org/tally.git".into(),
+        };
+        assert_eq!(
+            sdk_dependency(&git).unwrap(),
+            "{ git = \"https://example.org/tally.git\" }"
+        );
+        assert_eq!(toml_string(r#"C:\a "b""#), r#""C:\\a \"b\"""#);
+        let missing = SdkSource::Path(sdk.join("nowhere"));
+        assert!(matches!(
+            sdk_dependency(&missing),
+            Err(ScaffoldError::SdkNotFound { .. })
+        ));
+        fs::remove_dir_all(sdk).unwrap();
+    }
+
+    #[test]
+    fn generates_the_crate_into_a_missing_directory() {
+        let sdk = fake_sdk("fresh");
+        let root = temp_dir("fresh");
+        let dir = root.join("nested").join("shopping-cart");
+        let files = generate(&scaffold("shopping-cart", &dir, &sdk)).unwrap();
+        let relative: Vec<_> = files
+            .iter()
+            .map(|f| f.strip_prefix(&dir).unwrap())
+            .collect();
+        assert_eq!(
+            relative,
+            [
+                "Cargo.toml",
+                ".gitignore",
+                "README.md",
+                "src/lib.rs",
+                "tests/given_when_then.rs"
+            ]
+            .map(Path::new)
+        );
+        let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("name = \"shopping-cart\""), "{manifest}");
+        assert!(manifest.contains("[workspace]"), "{manifest}");
+        let lib = fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+        assert!(lib.contains("pub struct ShoppingCart {"), "{lib}");
+        assert!(lib.contains("= \"shopping-cart\";"), "{lib}");
+        assert!(lib.contains("tally_sdk::export!(ShoppingCart);"), "{lib}");
+        let readme = fs::read_to_string(dir.join("README.md")).unwrap();
+        assert!(
+            readme.contains("target/wasm32-wasip2/release/shopping_cart.wasm --activate"),
+            "{readme}"
+        );
+        assert!(!lib.contains("{{") && !readme.contains("{{") && !manifest.contains("{{"));
+        fs::remove_dir_all(root).unwrap();
+        fs::remove_dir_all(sdk).unwrap();
+    }
+
+    #[test]
+    fn an_existing_empty_directory_is_used() {
+        let sdk = fake_sdk("empty");
+        let dir = temp_dir("empty");
+        fs::create_dir_all(&dir).unwrap();
+        assert_eq!(generate(&scaffold("counter", &dir, &sdk)).unwrap().len(), 5);
+        fs::remove_dir_all(dir).unwrap();
+        fs::remove_dir_all(sdk).unwrap();
+    }
+
+    #[test]
+    fn a_non_empty_directory_is_never_overwritten() {
+        let sdk = fake_sdk("busy");
+        let dir = temp_dir("busy");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("notes.txt"), "mine").unwrap();
+        let error = generate(&scaffold("counter", &dir, &sdk)).unwrap_err();
+        assert!(
+            matches!(error, ScaffoldError::DirNotEmpty { .. }),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("refusing to overwrite"),
+            "{error}"
+        );
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["notes.txt"]);
+        assert_eq!(fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine");
+
+        // A second run into a generated plugin is refused as well.
+        let plugin = dir.join("counter");
+        generate(&scaffold("counter", &plugin, &sdk)).unwrap();
+        let before = fs::read_to_string(plugin.join("src/lib.rs")).unwrap();
+        let again = generate(&scaffold("counter", &plugin, &sdk)).unwrap_err();
+        assert!(
+            matches!(again, ScaffoldError::DirNotEmpty { .. }),
+            "{again}"
+        );
+        assert_eq!(
+            fs::read_to_string(plugin.join("src/lib.rs")).unwrap(),
+            before
+        );
+
+        // A file in the way is not a directory.
+        let file = dir.join("notes.txt");
+        let error = generate(&scaffold("counter", &file, &sdk)).unwrap_err();
+        assert!(
+            matches!(error, ScaffoldError::NotADirectory { .. }),
+            "{error}"
+        );
+        fs::remove_dir_all(dir).unwrap();
+        fs::remove_dir_all(sdk).unwrap();
+    }
+
+    #[test]
+    fn an_invalid_name_or_sdk_creates_nothing() {
+        let sdk = fake_sdk("nothing");
+        let dir = temp_dir("nothing");
+        assert!(generate(&scaffold("Bad_Name", &dir, &sdk)).is_err());
+        assert!(generate(&scaffold("counter", &dir, &sdk.join("missing"))).is_err());
+        assert!(!dir.exists());
+        fs::remove_dir_all(sdk).unwrap();
+    }
+}
