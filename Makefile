@@ -1,19 +1,25 @@
 # The two commands a newcomer needs (see README.md):
-#   make demo   runs Tally's main job
+#   make run    builds the plugins and the host, and starts `tally serve` with the
+#               bank-account plugin on 127.0.0.1:7070, data in ./tally-data
 #   make test   runs every check and test (CI runs exactly this)
 # Each sets up what it needs on a fresh machine.
 
 CARGO ?= cargo
 PLUGINS := --manifest-path plugins/Cargo.toml
 
-.PHONY: demo test setup plugins
+.PHONY: run demo test setup plugins
 
 setup:
 	rustup target add wasm32-wasip2
 
-demo: setup
-	$(CARGO) run --release -p tally-wal --example wal_bench -- --quick
-	$(CARGO) run --release -p tally-store --example store_bench -- --quick
+run: plugins
+	mkdir -p target/tally-plugins
+	cp plugins/target/wasm32-wasip2/release/bank_account.wasm target/tally-plugins/
+	$(CARGO) run --release --locked -p tally -- serve --plugins target/tally-plugins
+
+# The README's tour, run by itself in a temporary directory.
+demo: plugins
+	$(CARGO) run --release --locked -p tally -- demo
 
 # The plugin components (plugins/target/wasm32-wasip2/release/*.wasm).
 plugins: setup
