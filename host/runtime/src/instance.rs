@@ -128,6 +128,19 @@ impl ResourceLimiter for Limits {
     }
 }
 
+/// A wall clock that always reads the Unix epoch.
+struct FrozenWallClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
 /// Table elements an instance may have: far more than a Rust plugin uses, few
 /// enough (8 MiB of host memory) that a table cannot be grown into a bomb.
 const TABLE_ELEMENTS_LIMIT: usize = 1 << 20;
@@ -229,8 +242,11 @@ impl Live {
         let config = engine.config();
         let stdout = Output::new(config.output_capacity, false);
         let stderr = Output::new(config.output_capacity, true);
-        // Nothing granted: no preopens, environment, arguments, stdin or network.
+        // Nothing granted: no preopens, environment, arguments, stdin or network; the
+        // wall clock is frozen at the Unix epoch (the context's `now-ms` is the only
+        // time a plugin may use, so folds are the same on every replay).
         let wasi = WasiCtx::builder()
+            .wall_clock(FrozenWallClock)
             .stdout(stdout.pipe.clone())
             .stderr(stderr.pipe.clone())
             .allow_tcp(false)

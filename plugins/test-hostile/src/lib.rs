@@ -29,6 +29,8 @@ pub enum Command {
     BigEvent,
     /// Writes [`CHATTER_LINE`] to stdout and to stderr, then records `Touched`.
     Chatter,
+    /// Reads the system clock (which the host freezes) into a `Clocked` event.
+    Clock,
 }
 
 /// Events of the hostile plugin.
@@ -42,6 +44,11 @@ pub enum Event {
     Big {
         /// [`BIG_EVENT_BYTES`] of `x`.
         blob: String,
+    },
+    /// What the system clock said, in ms since the Unix epoch.
+    Clocked {
+        /// `SystemTime::now()` as ms since the Unix epoch.
+        unix_ms: u64,
     },
 }
 
@@ -74,6 +81,12 @@ impl Aggregate for TestHostile {
                 eprintln!("{CHATTER_LINE}");
                 Ok(vec![Event::Touched])
             }
+            Command::Clock => {
+                let unix_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |elapsed| elapsed.as_millis() as u64);
+                Ok(vec![Event::Clocked { unix_ms }])
+            }
         }
     }
 
@@ -81,7 +94,7 @@ impl Aggregate for TestHostile {
         match event {
             Event::Touched => self.touches += 1,
             Event::Doomed => panic!("{APPLY_PANIC_MESSAGE}"),
-            Event::Big { .. } => {}
+            Event::Big { .. } | Event::Clocked { .. } => {}
         }
     }
 }

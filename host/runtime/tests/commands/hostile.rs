@@ -98,3 +98,19 @@ async fn hostile_commands_fail_alone_and_append_nothing() {
     assert_eq!(hostile_stats.accepted, 2);
     runtime.close().await.unwrap();
 }
+
+/// The host freezes the wall clock a plugin can read: the context's `now-ms` is the only
+/// time, so replays fold the same.
+#[tokio::test]
+async fn the_system_clock_a_plugin_reads_is_frozen() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = crate::open(dir.path()).await;
+    install(&runtime, components::TEST_HOSTILE).await;
+    let outcome = runtime
+        .execute("test-hostile", "c", command("Clock", "null"), ExecuteOptions::default())
+        .await
+        .unwrap();
+    let data: serde_json::Value = serde_json::from_slice(&outcome.events[0].data).unwrap();
+    assert_eq!(data["unix_ms"], 0, "{data}");
+    runtime.close().await.unwrap();
+}
