@@ -468,15 +468,7 @@ impl Runtime {
             up_to_position: None,
             use_snapshot: true,
         };
-        let folded = fold_stream(
-            &self.inner.store,
-            plugin,
-            stream,
-            limit,
-            self.inner.config.fold_batch,
-        )
-        .await
-        .map_err(|error| fold_failure(plugin, stream, error))?;
+        let folded = self.fold_command(plugin, stream, limit).await?;
         let micros = started.elapsed().as_micros() as u64;
         let runtime_counters = &self.inner.counters;
         runtime_counters
@@ -494,21 +486,28 @@ impl Runtime {
         Ok(())
     }
 
+    /// Folds `stream` under `plugin` with the configured batch size.
+    async fn fold_command(
+        &self,
+        plugin: &Arc<PluginVersion>,
+        stream: &StreamId,
+        limit: FoldLimit,
+    ) -> Result<Folded, CommandError> {
+        let batch = self.inner.config.fold_batch;
+        fold_stream(&self.inner.store, plugin, stream, limit, batch)
+            .await
+            .map_err(|error| fold_failure(plugin, stream, error))
+    }
+
     async fn fold(
         &self,
         plugin: &Arc<PluginVersion>,
         stream: &StreamId,
         limit: FoldLimit,
     ) -> Result<Folded, RuntimeError> {
-        fold_stream(
-            &self.inner.store,
-            plugin,
-            stream,
-            limit,
-            self.inner.config.fold_batch,
-        )
-        .await
-        .map_err(|error| Box::new(fold_failure(plugin, stream, error)).into())
+        self.fold_command(plugin, stream, limit)
+            .await
+            .map_err(|error| Box::new(error).into())
     }
 
     async fn render(
