@@ -6,9 +6,10 @@
 //! - [`cli`]: the command line; the client commands use [`client`] against a
 //!   running service; `tally verify` ([`verify`]) checks a data directory offline;
 //!   `tally plugin new` ([`scaffold`]) creates a plugin crate; `tally demo`
-//!   ([`demo`]) runs the README's tour by itself.
+//!   ([`demo`]) runs the README's tour by itself; `tally bench` ([`bench`]) measures.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

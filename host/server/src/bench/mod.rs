@@ -1,0 +1,213 @@
+//! `tally bench <suite> [--quick] [--json]`: reproducible performance suites. Every
+//! figure stands beside a reference measured in the same run on the same machine
+//! (the disk's raw fsync rate, native code, the in-process path), because machines
+//! are shared and noisy. Progress goes to stderr; stdout gets a table and, with
+//! `--json`, one final JSON line whose keys name each figure and ratio.
+
+pub mod hot;
+pub mod http;
+pub mod load;
+pub mod report;
+pub mod setup;
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+
+use report::Report;
+
+/// Accounts of the deposit workloads.
+pub const ACCOUNTS: u64 = 10_000;
+
+/// Where the built plugin components are in this checkout (`make plugins`).
+const BUILT_PLUGINS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../plugins/target/wasm32-wasip2/release"
+);
+
+/// The suites.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Suite {
+    /// Durable deposits over HTTP from 64 connections, beside in-process.
+    Http,
+    /// 64 clients on one aggregate.
+    Hot,
+    /// Every suite, then a summary.
+    All,
+}
+
+/// Options of a run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
+    /// Short windows (about a second each): a smoke run.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print one JSON line with every figure last.
+    #[arg(long)]
+    pub json: bool,
+    /// `http`: load this running service instead of starting one (it must have
+    /// bank-account installed).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Directory with bank_account.wasm and bank_account_v2.wasm [default: the
+    /// plugins built in this checkout].
+    #[arg(long)]
+    pub plugins: Option<PathBuf>,
+    /// Directory for the working data (a temporary directory inside it is removed
+    /// after each suite) [default: the system's temporary directory].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+impl BenchOptions {
+    /// The measuring window of load figures.
+    pub fn window(&self) -> Duration {
+        if self.quick {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(10)
+        }
+    }
+
+    /// The window of the fsync floor loop.
+    pub fn floor_window(&self) -> Duration {
+        if self.quick {
+            Duration::from_millis(300)
+        } else {
+            Duration::from_secs(2)
+        }
+    }
+
+    /// A fresh working directory for a suite, removed when dropped.
+    pub fn work_dir(&self, suite: &str) -> anyhow::Result<tempfile::TempDir> {
+        let base = self.dir.clone().unwrap_or_else(std::env::temp_dir);
+        std::fs::create_dir_all(&base)?;
+        Ok(tempfile::Builder::new()
+            .prefix(&format!("tally-bench-{suite}-"))
+            .tempdir_in(base)?)
+    }
+
+    /// The compile cache shared by the suites (kept across runs).
+    pub fn compile_cache(&self) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("tally-bench-compile-cache")
+    }
+
+    /// The path of a built component.
+    pub fn component(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let dir = self
+            .plugins
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(BUILT_PLUGINS));
+        let path = dir.join(name);
+        anyhow::ensure!(
+            path.is_file(),
+            "{} is missing: build the plugins with `make plugins` (or give --plugins DIR)",
+            path.display()
+        );
+        Ok(path)
+    }
+}
+
+/// A progress line on stderr (a spinner on a terminal, plain lines otherwise).
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        if !std::io::stderr().is_terminal() {
+            return Progress { bar: None };
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Progress { bar: Some(bar) }
+    }
+
+    /// Says what runs now.
+    pub fn set(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(message.to_owned()),
+            None => eprintln!("[bench] {message}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Runs a suite and prints its table (and JSON line).
+pub async fn run(suite: Suite, options: BenchOptions) -> anyhow::Result<Report> {
+    let progress = Progress::new();
+    let suites: &[Suite] = match suite {
+        Suite::All => &[Suite::Http, Suite::Hot],
+        one => std::slice::from_ref(match one {
+            Suite::Http => &Suite::Http,
+            Suite::Hot => &Suite::Hot,
+            Suite::All => unreachable!(),
+        }),
+    };
+    let mut all = Report::default();
+    for suite in suites {
+        let started = Instant::now();
+        let report = match suite {
+            Suite::Http => http::run(&options, &progress).await?,
+            Suite::Hot => hot::run(&options, &progress).await?,
+            Suite::All => unreachable!(),
+        };
+        progress.finish();
+        let name = suite
+            .to_possible_value()
+            .expect("named")
+            .get_name()
+            .to_owned();
+        report.print_table(&format!(
+            "{name} ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        ));
+        all.extend(report);
+    }
+    if suites.len() > 1 {
+        all.print_table("summary");
+    }
+    if options.json {
+        println!("{}", all.json());
+    }
+    Ok(all)
+}
+
+/// Appends of 4 KiB, each followed by `fdatasync`, in `dir` for `window`: the
+/// disk's floor for durable writes, per second.
+pub fn fsync_floor(dir: &Path, window: Duration) -> anyhow::Result<f64> {
+    let path = dir.join("fsync-floor");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    let block = vec![0x5au8; 4096];
+    let started = Instant::now();
+    let mut syncs = 0u64;
+    while started.elapsed() < window {
+        file.write_all_at(&block, syncs * 4096)?;
+        file.sync_data()?;
+        syncs += 1;
+    }
+    let rate = syncs as f64 / started.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(rate)
+}
