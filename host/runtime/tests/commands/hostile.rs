@@ -107,7 +107,12 @@ async fn the_system_clock_a_plugin_reads_is_frozen() {
     let runtime = crate::open(dir.path()).await;
     install(&runtime, components::TEST_HOSTILE).await;
     let outcome = runtime
-        .execute("test-hostile", "c", command("Clock", "null"), ExecuteOptions::default())
+        .execute(
+            "test-hostile",
+            "c",
+            command("Clock", "null"),
+            ExecuteOptions::default(),
+        )
         .await
         .unwrap();
     let data: serde_json::Value = serde_json::from_slice(&outcome.events[0].data).unwrap();
