@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::aggregate::{Aggregate, Context, Rejection};
-use crate::codec::{from_named, parse_data, to_named};
+use crate::codec::{decode_named, from_named, parse_data, to_named};
 use crate::introspect::variant_names;
 use crate::upcast::{JsonEvent, upcast_event};
 use crate::{INVALID_COMMAND, INVALID_STATE};
@@ -181,8 +181,7 @@ pub(crate) fn decode_event<A: Aggregate>(event: &RawEvent) -> Result<A::Event, S
             event.name, event.version
         ));
     }
-    let data = parse_data(&event.data)?;
-    from_named(&event.name, data)
+    decode_named(&event.name, &event.data)
         .map_err(|error| format!("{} v{}: {error}", event.name, event.version))
 }
 

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tally_store::StreamId;
+use tally_store::{StreamId, StreamRead};
 
 use crate::api::{ActivateOptions, ActivationReport, InstallOptions, InstalledPlugin};
 use crate::error::PluginError;
-use crate::fold::{FoldLimit, fold_stream};
+use crate::fold::{FoldLimit, fold_short_streams, fold_stream};
 use crate::registry::{PluginVersion, TypeEntry, sha256_hex};
 use crate::runtime::Runtime;
 use crate::{InstallError, LoadedPlugin};
@@ -291,8 +291,8 @@ impl Runtime {
 
     /// Folds every stream of the type under `target`; writes a snapshot for `target`
     /// of every stream that needed at least `snapshot_every` events, so that the
-    /// first command after the switch does not fold them again. Returns the streams
-    /// and events folded.
+    /// first command after the switch does not fold them again. Short streams are
+    /// folded many per plugin job. Returns the streams and events folded.
     async fn verify(
         &self,
         entry: &TypeEntry,
@@ -304,12 +304,31 @@ impl Runtime {
         let (mut streams, mut events) = (0u64, 0u64);
         let mut skip = 0;
         loop {
-            let batch = store.list_streams(&entry.name, skip, page);
-            if batch.is_empty() {
+            let listed = store.list_streams(&entry.name, skip, page);
+            if listed.is_empty() {
                 return Ok((streams, events));
             }
-            skip += batch.len();
-            for (stream, _) in batch {
+            skip += listed.len();
+            let (short, long): (Vec<_>, Vec<_>) = listed
+                .into_iter()
+                .partition(|(_, last)| *last < SHORT_STREAM_EVENTS);
+            for group in short.chunks(SHORT_STREAMS_PER_JOB) {
+                let mut read = Vec::with_capacity(group.len());
+                for (stream, last) in group {
+                    let all = StreamRead::forward(0, *last as usize + 1);
+                    read.push(store.read_stream(stream, all).await?);
+                }
+                let folded = fold_short_streams(target, read, config.fold_batch)
+                    .await
+                    .map_err(|(index, error)| {
+                        verify_failed(entry, target, &group[index].0, error.message())
+                    })?;
+                streams += folded.len() as u64;
+                events += folded.iter().map(|f| f.version).sum::<u64>();
+                // Yield between jobs, so that commands keep their share of the threads.
+                tokio::task::yield_now().await;
+            }
+            for (stream, _) in long {
                 let limit = FoldLimit {
                     up_to_position: None,
                     use_snapshot: true,
@@ -334,6 +353,12 @@ impl Runtime {
         }
     }
 }
+
+/// Streams of at most this many events are verified many per plugin job (the
+/// listed version is the last event's, from 0).
+const SHORT_STREAM_EVENTS: u64 = 64;
+/// Short streams per verification job.
+const SHORT_STREAMS_PER_JOB: usize = 128;
 
 fn verify_failed(
     entry: &TypeEntry,

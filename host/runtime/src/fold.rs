@@ -85,36 +85,34 @@ pub(crate) async fn fold_stream(
             snapshot_version: 0,
         },
     };
+    // Pages are read one ahead: the next page is read while the plugin folds this one.
     let page = store.config().max_read_count;
-    loop {
-        let mut read = StreamRead::forward(folded.version, page);
+    let read_page = |from: u64| {
+        let (store, stream) = (store.clone(), stream.clone());
+        let mut read = StreamRead::forward(from, page);
         read.up_to_position = limit.up_to_position;
-        let events = store.read_stream(stream, read).await?;
-        if events.is_empty() {
-            return Ok(folded);
+        tokio::spawn(async move { store.read_stream(&stream, read).await })
+    };
+    let mut next = Some(read_page(folded.version));
+    while let Some(reading) = next.take() {
+        let events = reading
+            .await
+            .map_err(|join| FoldError::Refused(format!("reading the stream failed: {join}")))??;
+        if events.len() == page {
+            next = Some(read_page(folded.version + page as u64));
         }
-        let read_count = events.len() as u64;
-        for chunk in chunks(events, batch.max(1)) {
+        let mut events = events.into_iter();
+        loop {
+            let chunk: Vec<RecordedEvent> = events.by_ref().take(batch.max(1)).collect();
+            if chunk.is_empty() {
+                break;
+            }
             let count = chunk.len() as u64;
             folded.state = apply_stored(plugin, std::mem::take(&mut folded.state), chunk).await?;
             folded.version += count;
         }
-        if read_count < page as u64 {
-            return Ok(folded);
-        }
     }
-}
-
-/// Splits `events` into owned chunks of at most `size`.
-fn chunks(mut events: Vec<RecordedEvent>, size: usize) -> Vec<Vec<RecordedEvent>> {
-    let mut chunks = Vec::with_capacity(events.len().div_ceil(size));
-    while events.len() > size {
-        let rest = events.split_off(size);
-        chunks.push(events);
-        events = rest;
-    }
-    chunks.push(events);
-    chunks
+    Ok(folded)
 }
 
 /// Upcasts stored events and folds them into `state` in one `apply` call.
@@ -169,4 +167,61 @@ pub(crate) fn to_current(
         }
     }
     Ok(events)
+}
+
+/// Folds many short streams, each from its initial state through all `events`
+/// given, in one plugin job (one hand-off to a worker thread for the lot, one
+/// `initial-state` call): verification folds every stream of a type, and separate
+/// jobs per stream would cost more than the folding. Returns the states in order,
+/// or the index of the first stream that failed and why.
+pub(crate) async fn fold_short_streams(
+    plugin: &Arc<PluginVersion>,
+    streams: Vec<Vec<RecordedEvent>>,
+    batch: usize,
+) -> Result<Vec<Folded>, (usize, FoldError)> {
+    let handle = plugin.clone();
+    let answer = plugin
+        .run(move |instance| {
+            let initial = instance.initial_state()?;
+            let mut folded = Vec::with_capacity(streams.len());
+            for (index, events) in streams.into_iter().enumerate() {
+                let version = events.len() as u64;
+                let mut state = initial.clone();
+                let mut events = events.into_iter();
+                loop {
+                    let chunk: Vec<RecordedEvent> = events.by_ref().take(batch.max(1)).collect();
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    let current = match to_current(&handle, instance, chunk) {
+                        Ok(current) => current,
+                        Err(FoldError::Call(error)) => return Ok(Err((index, Ok(error)))),
+                        Err(other) => return Ok(Err((index, Err(other.message())))),
+                    };
+                    state = match instance.apply(&state, &current) {
+                        Ok(Ok(state)) => state,
+                        Ok(Err(message)) => return Ok(Err((index, Err(message)))),
+                        Err(error) => return Ok(Err((index, Ok(error)))),
+                    };
+                }
+                folded.push(Folded {
+                    version,
+                    state,
+                    snapshot_version: 0,
+                });
+            }
+            Ok(Ok(folded))
+        })
+        .await
+        .map_err(|error| (0, FoldError::Call(error)))?;
+    answer.map_err(|(index, error)| {
+        let error = match error {
+            Ok(call) => {
+                plugin.note_failure(&call);
+                FoldError::Call(call)
+            }
+            Err(message) => FoldError::Refused(message),
+        };
+        (index, error)
+    })
 }

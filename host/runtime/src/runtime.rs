@@ -3,13 +3,13 @@
 //! opens and closes the runtime and answers queries.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tally_store::{
     EventStore, OpenReport, RecordedEvent, StreamId, StreamRead, Subscription, SubscriptionFilter,
 };
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::api::{AggregateState, At, EventView, PluginStatus, RuntimeConfig, StoredEvent};
 use crate::error::{CommandError, RuntimeError};
@@ -37,7 +37,9 @@ pub(crate) struct Inner {
     pub cache: StateCache,
     pub counters: RuntimeCounters,
     /// Commands and admin operations running.
-    running: watch::Sender<usize>,
+    running: AtomicUsize,
+    /// Woken when `running` drops to zero while closing.
+    stopped: Notify,
     /// Set by `close`: no new operation starts.
     closing: AtomicBool,
     closed: AtomicBool,
@@ -105,11 +107,15 @@ pub struct PluginStats {
 }
 
 /// Held while a command or admin operation runs; [`Runtime::close`] waits for all.
-pub(crate) struct Running<'a>(&'a watch::Sender<usize>);
+pub(crate) struct Running<'a>(&'a Inner);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.send_modify(|count| *count -= 1);
+        let inner = self.0;
+        if inner.running.fetch_sub(1, Ordering::SeqCst) == 1 && inner.closing.load(Ordering::SeqCst)
+        {
+            inner.stopped.notify_waiters();
+        }
     }
 }
 
@@ -155,7 +161,8 @@ impl Runtime {
                 registry,
                 cache,
                 counters: RuntimeCounters::default(),
-                running: watch::Sender::new(0),
+                running: AtomicUsize::new(0),
+                stopped: Notify::new(),
                 closing: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
             }),
@@ -182,9 +189,8 @@ impl Runtime {
 
     /// Counts an operation as running; `None` once the runtime is closing.
     pub(crate) fn enter(&self) -> Option<Running<'_>> {
-        let running = &self.inner.running;
-        running.send_modify(|count| *count += 1);
-        let guard = Running(running);
+        self.inner.running.fetch_add(1, Ordering::SeqCst);
+        let guard = Running(&self.inner);
         // Counted before looking: `close` sets `closing`, then waits for zero.
         (!self.inner.closing.load(Ordering::SeqCst)).then_some(guard)
     }
@@ -428,8 +434,15 @@ impl Runtime {
     /// (flushing the log). Later calls fail with `Closed`.
     pub async fn close(&self) -> Result<(), RuntimeError> {
         self.inner.closing.store(true, Ordering::SeqCst);
-        let mut running = self.inner.running.subscribe();
-        let _ = running.wait_for(|count| *count == 0).await;
+        loop {
+            let stopped = self.inner.stopped.notified();
+            tokio::pin!(stopped);
+            stopped.as_mut().enable();
+            if self.inner.running.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            stopped.await;
+        }
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
 use tally_store::StreamId;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::registry::PluginVersion;
 
@@ -43,7 +43,9 @@ pub(crate) struct SlotState {
 pub(crate) struct Slot {
     pub state: tokio::sync::Mutex<SlotState>,
     /// Appends queued through this slot and not yet answered.
-    in_flight: watch::Sender<usize>,
+    in_flight: AtomicUsize,
+    /// Woken when `in_flight` drops to zero.
+    settled: Notify,
     /// An append through this slot failed or was refused as out of date: the cached
     /// state may include events that are not in the log.
     stale: AtomicBool,
@@ -55,7 +57,8 @@ impl Slot {
     fn new() -> Slot {
         Slot {
             state: tokio::sync::Mutex::new(SlotState::default()),
-            in_flight: watch::Sender::new(0),
+            in_flight: AtomicUsize::new(0),
+            settled: Notify::new(),
             stale: AtomicBool::new(false),
             accounted: AtomicUsize::new(0),
         }
@@ -63,7 +66,7 @@ impl Slot {
 
     /// Counts an append queued through this slot.
     pub fn begin_append(&self) {
-        self.in_flight.send_modify(|count| *count += 1);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Counts an answered append; `failed` marks the cached state stale.
@@ -71,7 +74,9 @@ impl Slot {
         if failed {
             self.stale.store(true, Ordering::Release);
         }
-        self.in_flight.send_modify(|count| *count -= 1);
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.settled.notify_waiters();
+        }
     }
 
     /// Marks the cached state as possibly ahead of the log.
@@ -86,14 +91,21 @@ impl Slot {
 
     /// Whether no append is in flight.
     pub fn settled(&self) -> bool {
-        *self.in_flight.borrow() == 0
+        self.in_flight.load(Ordering::Acquire) == 0
     }
 
     /// Waits until every append queued through this slot has been answered.
     pub async fn wait_settled(&self) {
-        let mut in_flight = self.in_flight.subscribe();
-        // The sender lives as long as the slot, which the caller holds.
-        let _ = in_flight.wait_for(|count| *count == 0).await;
+        loop {
+            // Registered before looking, so a wake-up between the two is not lost.
+            let notified = self.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.settled() {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
