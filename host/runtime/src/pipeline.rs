@@ -27,6 +27,10 @@ use crate::registry::{PluginVersion, now_ms};
 use crate::runtime::{Runtime, plugin_error, stored_event};
 use crate::{CallError, Command, Context, Event, Rejection};
 
+/// Attempts of a command whose append the store refuses as out of date (each after
+/// rebuilding the state from the log).
+const MAX_ATTEMPTS: u32 = 4;
+
 /// What the plugin decided: the events and the state after them, or a rejection.
 type Decision = Result<(Vec<Event>, Vec<u8>), Rejection>;
 
@@ -59,7 +63,7 @@ impl Runtime {
         }
 
         let slot = self.inner.cache.slot(&stream);
-        let mut retried = false;
+        let mut attempts = 1;
         loop {
             let mut guard = slot.state.lock().await;
             // The version active when the command's turn comes decides it.
@@ -131,19 +135,27 @@ impl Runtime {
                         .duplicate(&stream, &stream, command_id, result, Some(plugin))
                         .await;
                 }
-                Err(StoreError::WrongExpectedVersion { .. }) if !retried => {
+                Err(StoreError::WrongExpectedVersion { .. }) if attempts < MAX_ATTEMPTS => {
                     // The log moved without this slot (an append failed, or someone
                     // wrote to the stream directly): rebuild and decide again.
                     slot.mark_stale();
-                    retried = true;
+                    attempts += 1;
                     continue;
                 }
-                Err(error) => {
-                    if matches!(error, StoreError::WrongExpectedVersion { .. }) {
-                        slot.mark_stale();
+                Err(StoreError::WrongExpectedVersion { .. }) => {
+                    // Still out of step after rebuilding: the log keeps failing this
+                    // aggregate's appends (a full disk) or others keep writing to it.
+                    slot.mark_stale();
+                    return Err(StoreError::Unavailable {
+                        reason: format!(
+                            "appends to {stream} keep failing; the last failure: {}",
+                            slot.last_failure().unwrap_or_else(|| "a concurrent write".into())
+                        ),
+                        storage_full: slot.last_failure_was_storage_full(),
                     }
-                    return Err(error.into());
+                    .into());
                 }
+                Err(error) => return Err(error.into()),
             };
 
             let count = events.len() as u64;
@@ -159,7 +171,7 @@ impl Runtime {
             drop(guard);
 
             let durable = queued.durable().await;
-            slot.end_append(durable.is_err());
+            slot.end_append(durable.as_ref().err());
             self.inner.cache.account(&stream, &slot, state_len);
             let result = durable?;
             if let Some((version, state)) = snapshot {

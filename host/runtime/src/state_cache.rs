@@ -51,6 +51,9 @@ pub(crate) struct Slot {
     stale: AtomicBool,
     /// Bytes this slot was last accounted for in its shard.
     accounted: AtomicUsize,
+    /// The last failed append through this slot: its error, and whether it was a
+    /// full disk.
+    last_failure: std::sync::Mutex<Option<(String, bool)>>,
 }
 
 impl Slot {
@@ -61,6 +64,7 @@ impl Slot {
             settled: Notify::new(),
             stale: AtomicBool::new(false),
             accounted: AtomicUsize::new(0),
+            last_failure: std::sync::Mutex::new(None),
         }
     }
 
@@ -69,14 +73,28 @@ impl Slot {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Counts an answered append; `failed` marks the cached state stale.
-    pub fn end_append(&self, failed: bool) {
-        if failed {
+    /// Counts an answered append; a failure marks the cached state stale.
+    pub fn end_append(&self, failure: Option<&tally_store::StoreError>) {
+        if let Some(error) = failure {
+            *self.last_failure.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((error.to_string(), error.is_storage_full()));
             self.stale.store(true, Ordering::Release);
         }
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.settled.notify_waiters();
         }
+    }
+
+    /// The error of the last failed append through this slot.
+    pub fn last_failure(&self) -> Option<String> {
+        let failure = self.last_failure.lock().unwrap_or_else(PoisonError::into_inner);
+        failure.as_ref().map(|(error, _)| error.clone())
+    }
+
+    /// Whether the last failed append through this slot failed for a full disk.
+    pub fn last_failure_was_storage_full(&self) -> bool {
+        let failure = self.last_failure.lock().unwrap_or_else(PoisonError::into_inner);
+        failure.as_ref().is_some_and(|(_, full)| *full)
     }
 
     /// Marks the cached state as possibly ahead of the log.

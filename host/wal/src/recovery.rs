@@ -424,9 +424,7 @@ fn finish(
 ) -> Result<Recovered> {
     let path = segment_path(&config.dir, active.id);
     if config.preallocate {
-        active
-            .file
-            .allocate(config.max_segment_size)
+        preallocate(&active.file, config.max_segment_size)
             .map_err(|e| WalError::io("preallocating", &path, e))?;
     }
     // What recovery found may still be only in the page cache (the last process was killed
@@ -514,9 +512,21 @@ fn cut(
 fn truncate(file: &Arc<dyn VfsFile>, end: u64, config: &WalConfig) -> std::io::Result<()> {
     file.set_len(end)?;
     if config.preallocate {
-        file.allocate(config.max_segment_size)?;
+        preallocate(file, config.max_segment_size)?;
     }
     file.sync_data()
+}
+
+/// Preallocates the active segment, but only as an optimisation: on a full disk the
+/// log still opens (reads are served; appends fail until there is room).
+fn preallocate(file: &Arc<dyn VfsFile>, size: u64) -> std::io::Result<()> {
+    match file.allocate(size) {
+        Err(error) if error.kind() == std::io::ErrorKind::StorageFull => {
+            tracing::warn!(%error, "the disk is full: the active segment is not preallocated");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Reads every group of a segment, checking every checksum, until the end or the first

@@ -390,6 +390,12 @@ impl Writer {
                 WalError::Io { source, .. } => source.kind(),
                 _ => std::io::ErrorKind::Other,
             };
+            // A write cut short (a full disk) may have left bytes past the end of the
+            // data: cut them, so that the log stays exactly what was written whole
+            // (shrinking needs no space). Recovery would cut them too, as a torn tail.
+            if let Err(error) = self.segment.file.set_len(self.segment.end) {
+                tracing::warn!(%error, "cannot cut a failed write off the active segment");
+            }
             *self.shared.stalled.lock().expect("stall poisoned") = Some(Stall {
                 kind,
                 message: err.to_string(),
@@ -509,7 +515,13 @@ impl Writer {
                 self.evidenced = self.synced;
             }
             // Only evidence for recovery is lost; the next group's header carries it again.
-            Err(err) => tracing::warn!(error = %err, "writing a sync marker failed"),
+            // A marker cut short (a full disk) is cut off, so the log ends with whole groups.
+            Err(err) => {
+                tracing::warn!(error = %err, "writing a sync marker failed");
+                if let Err(error) = self.segment.file.set_len(self.segment.end) {
+                    tracing::warn!(%error, "cannot cut a failed marker off the active segment");
+                }
+            }
         }
     }
 

@@ -3,10 +3,10 @@
 //!
 //! The log preallocates each segment (128 MiB by default, in both the event and the
 //! snapshot log), so a running service meets a full disk only at a segment rotation,
-//! or on a file system without `fallocate` (appends grow the file). Both tests create
+//! or on a file system without `fallocate` (appends grow the file). The tests create
 //! that state quickly: the service starts on a roomy tmpfs, the preallocated space after
-//! the data of each log's active segment is released (`fallocate --punch-hole`), and
-//! the tmpfs is shrunk to 64 MiB (`mount -o remount`).
+//! the data of each log's active segment is released (`fallocate --punch-hole`, or a
+//! cut), and the tmpfs is shrunk to 64 MiB (`mount -o remount`).
 //!
 //! - `a_full_disk_refuses_commands_keeps_reads_and_recovers_without_a_restart`: under
 //!   load until the disk is full, commands fail with 503 `storage-full` (code and
@@ -17,6 +17,12 @@
 //!   whose active segment is not preallocated (as a failed rotation leaves it: sealed,
 //!   cut to its data) on a full disk; the service must come up, serve reads and refuse
 //!   commands with `storage-full`; afterwards `tally verify` passes.
+//! - `a_clean_stop_on_a_full_disk_leaves_a_log_that_verifies_clean`: SIGTERM while the
+//!   disk is full exits cleanly, and once space is back `tally verify` passes and every
+//!   acknowledged command is there.
+//! - `commands_pipelined_on_one_account_meet_a_full_disk_with_storage_full`: all clients
+//!   on one aggregate, three times over: when the disk fills, every refused command is a
+//!   503 `storage-full` (never another error) and none of them is stored.
 //!
 //! Without permission to mount, the tests fail when `CI=true` and are skipped (loudly)
 //! otherwise. The tmpfs is unmounted at the end, also on failure.
@@ -240,21 +246,28 @@ async fn check_accounts(http: &reqwest::Client, url: &str, acked: &[(usize, Stri
     }
 }
 
-/// Sends deposits from 8 clients until each meets the full disk (503
-/// `storage-full`, checked); returns the acknowledged `(account, command id, amount)`
-/// and how many commands were sent.
-async fn load_until_full(http: &reqwest::Client, url: &str) -> (Vec<(usize, String, i64)>, u64) {
+/// Sends deposits from 8 clients to the first `accounts` accounts until each client
+/// meets the full disk (503 `storage-full`, checked); returns the acknowledged
+/// `(account, command id, amount)` and how many commands were sent. Command ids are
+/// `<prefix>-<n>`: give each call its own prefix.
+async fn load_until_full(
+    http: &reqwest::Client,
+    url: &str,
+    accounts: usize,
+    prefix: &str,
+) -> (Vec<(usize, String, i64)>, u64) {
     let counter = Arc::new(AtomicU64::new(0));
     let mut clients = Vec::new();
     for client in 0..CLIENTS {
         let (http, url, counter) = (http.clone(), url.to_owned(), counter.clone());
+        let prefix = prefix.to_owned();
         clients.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             loop {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 assert!(n < 200_000, "the disk never filled up");
-                let account = (n as usize + client) % ACCOUNTS;
-                let (amount, id) = ((n % 997 + 1) as i64, format!("fill-{n}"));
+                let account = (n as usize + client) % accounts;
+                let (amount, id) = ((n % 997 + 1) as i64, format!("{prefix}-{n}"));
                 let (status, body) = deposit(&http, &url, &account_name(account), &id, amount)
                     .await
                     .expect("the server answers");
@@ -293,7 +306,7 @@ async fn a_full_disk_refuses_commands_keeps_reads_and_recovers_without_a_restart
     let filler = tmpfs.path().join("filler");
     fill(&filler, HEADROOM);
 
-    let (mut acked, refused_before) = load_until_full(&http, &url).await;
+    let (mut acked, refused_before) = load_until_full(&http, &url, ACCOUNTS, "fill").await;
     eprintln!(
         "full disk: {} commands acknowledged before the disk filled up",
         acked.len()
@@ -433,12 +446,45 @@ async fn a_clean_stop_on_a_full_disk_leaves_a_log_that_verifies_clean() {
     tmpfs.resize(64);
     let filler = tmpfs.path().join("filler");
     fill(&filler, HEADROOM);
-    let (acked, _) = load_until_full(&http, &service.url).await;
+    let (acked, _) = load_until_full(&http, &service.url, ACCOUNTS, "fill").await;
     let status = service.terminate();
     assert!(status.success(), "SIGTERM on a full disk: {status}");
     std::fs::remove_file(&filler).expect("delete the filler");
     assert_verify_passes(&data);
     let service = Service::start(&data, &[]).await;
     check_accounts(&http, &service.url, &acked).await;
+    service.stop();
+}
+
+/// Commands pipelined on one aggregate when the disk fills: an append in flight fails,
+/// and the commands decided after it must still be answered 503 `storage-full` (never
+/// another error), and none of them may be stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_pipelined_on_one_account_meet_a_full_disk_with_storage_full() {
+    let Some(tmpfs) = mount_or_skip(300) else {
+        return;
+    };
+    let data = tmpfs.path().join("data");
+    let http = reqwest::Client::new();
+    let service = Service::start(&data, &[]).await;
+    for account in 0..ACCOUNTS {
+        open_account(&http, &service.url, &account_name(account)).await;
+    }
+    release_preallocation(&data.join("events"), false);
+    release_preallocation(&data.join("snapshots"), false);
+    tmpfs.resize(64);
+    let filler = tmpfs.path().join("filler");
+    let mut acked = Vec::new();
+    for round in 0..3 {
+        fill(&filler, HEADROOM / 4);
+        let (mut round_acked, sent) = load_until_full(&http, &service.url, 1, &format!("round{round}")).await;
+        eprintln!(
+            "full disk, one account, round {round}: {} of {sent} acknowledged",
+            round_acked.len()
+        );
+        acked.append(&mut round_acked);
+        check_accounts(&http, &service.url, &acked).await;
+        std::fs::remove_file(&filler).expect("delete the filler");
+    }
     service.stop();
 }
