@@ -149,7 +149,8 @@ impl Runtime {
                     return Err(StoreError::Unavailable {
                         reason: format!(
                             "appends to {stream} keep failing; the last failure: {}",
-                            slot.last_failure().unwrap_or_else(|| "a concurrent write".into())
+                            slot.last_failure()
+                                .unwrap_or_else(|| "a concurrent write".into())
                         ),
                         storage_full: slot.last_failure_was_storage_full(),
                     }

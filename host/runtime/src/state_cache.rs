@@ -76,7 +76,10 @@ impl Slot {
     /// Counts an answered append; a failure marks the cached state stale.
     pub fn end_append(&self, failure: Option<&tally_store::StoreError>) {
         if let Some(error) = failure {
-            *self.last_failure.lock().unwrap_or_else(PoisonError::into_inner) =
+            *self
+                .last_failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) =
                 Some((error.to_string(), error.is_storage_full()));
             self.stale.store(true, Ordering::Release);
         }
@@ -87,13 +90,19 @@ impl Slot {
 
     /// The error of the last failed append through this slot.
     pub fn last_failure(&self) -> Option<String> {
-        let failure = self.last_failure.lock().unwrap_or_else(PoisonError::into_inner);
+        let failure = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         failure.as_ref().map(|(error, _)| error.clone())
     }
 
     /// Whether the last failed append through this slot failed for a full disk.
     pub fn last_failure_was_storage_full(&self) -> bool {
-        let failure = self.last_failure.lock().unwrap_or_else(PoisonError::into_inner);
+        let failure = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         failure.as_ref().is_some_and(|(_, full)| *full)
     }
 

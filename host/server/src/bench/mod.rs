@@ -4,11 +4,17 @@
 //! are shared and noisy. Progress goes to stderr; stdout gets a table and, with
 //! `--json`, one final JSON line whose keys name each figure and ratio.
 
+pub mod commands;
+pub mod fold;
 pub mod hot;
 pub mod http;
 pub mod load;
+pub mod native;
 pub mod report;
 pub mod setup;
+pub mod store;
+pub mod swap;
+pub mod wal;
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -32,10 +38,23 @@ const BUILT_PLUGINS: &str = concat!(
 /// The suites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Suite {
+    /// The log: appends under Always (1/16/256 appenders), Batch(5 ms) and Os beside
+    /// the disk's fsync floor; recovery and scan MiB/s.
+    Wal,
+    /// The event store: appends over 10,000 streams from 256 writers beside the log;
+    /// stream read latency; open time and memory.
+    Store,
+    /// Rehydration: events/s folded through the bank-account plugin beside native code.
+    Fold,
+    /// Durable in-process commands/s through the plugin beside native code and beside
+    /// re-folding the whole log per command.
+    Commands,
     /// Durable deposits over HTTP from 64 connections, beside in-process.
     Http,
     /// 64 clients on one aggregate.
     Hot,
+    /// Activation of a new plugin version, and command latency around a hot swap.
+    Swap,
     /// Every suite, then a summary.
     All,
 }
@@ -61,6 +80,17 @@ pub struct BenchOptions {
     /// after each suite) [default: the system's temporary directory].
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Internal (`store`, in a child process): open the store in DIR, print `open_ms
+    /// rss_kib`.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub measure_open: Option<PathBuf>,
+    /// `store`, for profiling: only build its large store in DIR.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub build_only: Option<PathBuf>,
+    /// `store`, for profiling: only time reading the spread-out stream of the store in
+    /// DIR (built by --build-only).
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub read_only: Option<PathBuf>,
 }
 
 impl BenchOptions {
@@ -70,6 +100,16 @@ impl BenchOptions {
             Duration::from_secs(1)
         } else {
             Duration::from_secs(10)
+        }
+    }
+
+    /// The window of each throughput case of the wal, store, fold, commands and swap
+    /// suites (3 s, as the former benchmark examples measured; 1 s with `--quick`).
+    pub fn case_window(&self) -> Duration {
+        if self.quick {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(3)
         }
     }
 
@@ -150,21 +190,42 @@ impl Progress {
 
 /// Runs a suite and prints its table (and JSON line).
 pub async fn run(suite: Suite, options: BenchOptions) -> anyhow::Result<Report> {
+    if let Some(dir) = &options.measure_open {
+        store::measure_open(dir).await?;
+        return Ok(Report::default());
+    }
+    if let Some(dir) = &options.build_only {
+        store::build_only(&options, dir).await?;
+        return Ok(Report::default());
+    }
+    if let Some(dir) = &options.read_only {
+        store::read_only(&options, dir).await?;
+        return Ok(Report::default());
+    }
     let progress = Progress::new();
-    let suites: &[Suite] = match suite {
-        Suite::All => &[Suite::Http, Suite::Hot],
-        one => std::slice::from_ref(match one {
-            Suite::Http => &Suite::Http,
-            Suite::Hot => &Suite::Hot,
-            Suite::All => unreachable!(),
-        }),
+    let suites: Vec<Suite> = match suite {
+        Suite::All => vec![
+            Suite::Wal,
+            Suite::Store,
+            Suite::Fold,
+            Suite::Commands,
+            Suite::Http,
+            Suite::Hot,
+            Suite::Swap,
+        ],
+        one => vec![one],
     };
     let mut all = Report::default();
-    for suite in suites {
+    for suite in &suites {
         let started = Instant::now();
         let report = match suite {
+            Suite::Wal => wal::run(&options, &progress).await?,
+            Suite::Store => store::run(&options, &progress).await?,
+            Suite::Fold => fold::run(&options, &progress).await?,
+            Suite::Commands => commands::run(&options, &progress).await?,
             Suite::Http => http::run(&options, &progress).await?,
             Suite::Hot => hot::run(&options, &progress).await?,
+            Suite::Swap => swap::run(&options, &progress).await?,
             Suite::All => unreachable!(),
         };
         progress.finish();

@@ -1,9 +1,17 @@
 //! What several suites need: a runtime with bank-account v1 and its accounts, and
 //! the in-process deposit load.
 
+use std::future::Future;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+use tally_runtime::tally_store::tally_wal::FsyncPolicy;
+use tally_runtime::tally_store::{
+    AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId,
+};
 use tally_runtime::{Command, ExecuteOptions, InstallOptions, Runtime, RuntimeConfig};
 
 use super::load::{self, LoadResult};
@@ -106,4 +114,225 @@ pub async fn in_process_deposits(
         result.first_error
     );
     Ok(result)
+}
+
+// ---------------------------------------------------------------------------------------
+// The wal, store and runtime suites' shared pieces (from the former `*_bench` examples).
+
+/// The aggregate type of bank-account.
+pub const TYPE: &str = "bank-account";
+
+/// A bank-account deposit of 1.
+pub fn deposit() -> Command {
+    command("Deposit", r#"{"amount":1}"#)
+}
+
+/// A bank-account opening with a zero balance.
+pub fn open_account() -> Command {
+    command("OpenAccount", r#"{"initial_balance":0}"#)
+}
+
+/// The id of account `n`.
+pub fn account_id(n: u64) -> String {
+    format!("acc-{n}")
+}
+
+/// A small LCG: each task picks its accounts (of [`ACCOUNTS`]) from its own sequence.
+pub fn next_account(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (*seed >> 33) % ACCOUNTS
+}
+
+/// The bytes of a built component (`bank_account.wasm`, `bank_account_v2.wasm`).
+pub fn component_bytes(options: &BenchOptions, name: &str) -> anyhow::Result<Vec<u8>> {
+    let path = options.component(name)?;
+    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A store config for building logs fast (`FsyncPolicy::Os`: flushed on close).
+pub fn building(dir: &Path) -> StoreConfig {
+    let mut config = StoreConfig::new(dir);
+    config.wal.fsync_policy = FsyncPolicy::Os;
+    config
+}
+
+/// Lets `count` warm up for a quarter of a second, counts for `measure`, then sets
+/// `stop`; returns the count per second over the measured window.
+pub async fn measure_rate(count: &AtomicU64, stop: &AtomicBool, measure: Duration) -> f64 {
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let before = count.load(Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(measure).await;
+    let done = count.load(Ordering::Relaxed) - before;
+    let rate = done as f64 / started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    rate
+}
+
+/// Runs `tasks` tasks calling `call` with random accounts until stopped; the calls
+/// finished per second in a `measure` window after a quarter-second warm-up.
+pub async fn drive<F, Fut>(tasks: u64, measure: Duration, call: F) -> anyhow::Result<f64>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let count = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let (count, stop, call) = (count.clone(), stop.clone(), call.clone());
+        handles.push(tokio::spawn(async move {
+            let mut seed = task + 1;
+            while !stop.load(Ordering::Relaxed) {
+                call(next_account(&mut seed)).await?;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let rate = measure_rate(&count, &stop, measure).await;
+    for handle in handles {
+        handle.await??;
+    }
+    Ok(rate)
+}
+
+/// Runs `call` once for each of [`ACCOUNTS`] accounts, from 256 tasks (untimed setup).
+pub async fn for_each_account<F, Fut>(call: F) -> anyhow::Result<()>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..256 {
+        let (next, call) = (next.clone(), call.clone());
+        handles.push(tokio::spawn(async move {
+            loop {
+                let account = next.fetch_add(1, Ordering::Relaxed);
+                if account >= ACCOUNTS {
+                    return anyhow::Ok(());
+                }
+                call(account).await?;
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await??;
+    }
+    Ok(())
+}
+
+/// Opens a runtime with `config` (and the bench's compile cache) and installs and
+/// activates `plugin`.
+pub async fn open_runtime(
+    options: &BenchOptions,
+    mut config: RuntimeConfig,
+    plugin: &[u8],
+) -> anyhow::Result<Runtime> {
+    config.engine.cache_dir = Some(options.compile_cache());
+    let (runtime, _) = Runtime::open(config).await?;
+    let install = InstallOptions {
+        activate: true,
+        ..InstallOptions::default()
+    };
+    runtime.install_plugin(plugin.to_vec(), install).await?;
+    Ok(runtime)
+}
+
+/// Opens [`ACCOUNTS`] accounts through a runtime with `config` and `plugin` (untimed),
+/// then measures durable deposits from `tasks` tasks over them; the rate and the runtime.
+pub async fn wasm_commands(
+    options: &BenchOptions,
+    config: RuntimeConfig,
+    plugin: &[u8],
+    tasks: u64,
+    measure: Duration,
+) -> anyhow::Result<(f64, Runtime)> {
+    let runtime = open_runtime(options, config, plugin).await?;
+    let opener = runtime.clone();
+    for_each_account(move |account| {
+        let runtime = opener.clone();
+        async move {
+            let id = account_id(account);
+            runtime
+                .execute(TYPE, &id, open_account(), ExecuteOptions::default())
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let worker = runtime.clone();
+    let rate = drive(tasks, measure, move |account| {
+        let runtime = worker.clone();
+        async move {
+            let id = account_id(account);
+            runtime
+                .execute(TYPE, &id, deposit(), ExecuteOptions::default())
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok((rate, runtime))
+}
+
+/// Makes a runtime in `dir` with one account `id` opened through `plugin`, then appends
+/// deposits straight to the store (batches of 1,000, the plugin's exact event JSON)
+/// until the account has `events` events. Snapshots are off.
+pub async fn build_account(
+    options: &BenchOptions,
+    dir: &Path,
+    plugin: &[u8],
+    id: &str,
+    events: u64,
+) -> anyhow::Result<()> {
+    let mut config = RuntimeConfig::new(dir);
+    config.snapshot_every = 0;
+    let runtime = open_runtime(options, config, plugin).await?;
+    runtime
+        .execute(TYPE, id, open_account(), ExecuteOptions::default())
+        .await?;
+    runtime.close().await?;
+    drop(runtime);
+
+    let (store, _) = EventStore::open(building(dir)).await?;
+    let stream = StreamId::new(TYPE, id);
+    let remaining = Arc::new(AtomicU64::new(events - 1));
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let (store, stream, remaining) = (store.clone(), stream.clone(), remaining.clone());
+        handles.push(tokio::spawn(async move {
+            loop {
+                let taken = remaining
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                        (left > 0).then(|| left.saturating_sub(1_000))
+                    })
+                    .map_or(0, |left| left.min(1_000));
+                if taken == 0 {
+                    return anyhow::Ok(());
+                }
+                let batch = (0..taken)
+                    .map(|_| NewEvent::new("MoneyDeposited", r#"{"amount":1}"#))
+                    .collect();
+                store
+                    .append(
+                        &stream,
+                        ExpectedVersion::Any,
+                        batch,
+                        AppendOptions::default(),
+                    )
+                    .await?;
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await??;
+    }
+    let version = store.stream_version(&stream).context("the stream exists")?;
+    anyhow::ensure!(version + 1 == events, "built {} events", version + 1);
+    store.close().await?;
+    Ok(())
 }

@@ -477,7 +477,8 @@ async fn commands_pipelined_on_one_account_meet_a_full_disk_with_storage_full() 
     let mut acked = Vec::new();
     for round in 0..3 {
         fill(&filler, HEADROOM / 4);
-        let (mut round_acked, sent) = load_until_full(&http, &service.url, 1, &format!("round{round}")).await;
+        let (mut round_acked, sent) =
+            load_until_full(&http, &service.url, 1, &format!("round{round}")).await;
         eprintln!(
             "full disk, one account, round {round}: {} of {sent} acknowledged",
             round_acked.len()

@@ -1,0 +1,305 @@
+//! `tally bench commands`: durable commands per second through the bank-account plugin
+//! (`Runtime::execute`), beside the same logic compiled natively on the same store and
+//! pipeline, and beside the recipe's approach of re-folding the whole log per command
+//! (formerly part of the `runtime_bench` example).
+//!
+//! | figure | how |
+//! | --- | --- |
+//! | `fsync_floor_per_s` | a plain loop of one 1 KiB `pwrite` then `fdatasync` (preallocated file), before and after the command runs; their mean |
+//! | `wasm_commands_per_s` | 256 tasks send `Deposit` commands to random accounts of 10,000 (opened first, not timed) through `Runtime::execute` and bank-account v1, `FsyncPolicy::Always` |
+//! | `native_commands_per_s` | the same workload through [`NativeRuntime`] |
+//! | `wasm_os_commands_per_s` / `native_os_commands_per_s` | both again with `FsyncPolicy::Os`: what the CPU allows |
+//! | `naive_commands_per_s` | per command, read the whole log (100,000 events; 10,000 with `--quick`) with `read_all`, fold it through the plugin, handle, append |
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tally_runtime::tally_store::tally_wal::FsyncPolicy;
+use tally_runtime::tally_store::{
+    AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId,
+};
+use tally_runtime::{Context, EngineConfig, Event, LoadedPlugin, PluginEngine, RuntimeConfig};
+
+use super::native::NativeRuntime;
+use super::report::Report;
+use super::setup::{self, TYPE, account_id, deposit, open_account};
+use super::{ACCOUNTS, BenchOptions, Progress};
+
+/// Concurrent command senders.
+const WRITERS: u64 = 256;
+
+/// Runs the suite.
+pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> {
+    let measure = options.case_window();
+    let work = options.work_dir("commands")?;
+    let v1 = setup::component_bytes(options, "bank_account.wasm")?;
+
+    progress.set("commands: fsync floor (1 KiB pwrite + fdatasync loop)");
+    let floor_before = fsync_floor(work.path(), measure / 2)?;
+    progress.set(&format!(
+        "commands: native, 256 tasks over {ACCOUNTS} accounts, Always"
+    ));
+    let dir = work.path().join("native");
+    let native = native_commands(StoreConfig::new(&dir), measure).await?;
+    // Each store preallocates its logs: keep one at a time on disk.
+    std::fs::remove_dir_all(&dir)?;
+    progress.set(&format!(
+        "commands: wasm, 256 tasks over {ACCOUNTS} accounts, Always"
+    ));
+    let dir = work.path().join("wasm");
+    let (wasm, runtime) =
+        setup::wasm_commands(options, RuntimeConfig::new(&dir), &v1, WRITERS, measure).await?;
+    runtime.close().await?;
+    drop(runtime);
+    std::fs::remove_dir_all(&dir)?;
+    // The same without an fsync per group (FsyncPolicy::Os): what the CPU allows.
+    progress.set("commands: native with FsyncPolicy::Os");
+    let dir = work.path().join("native-os");
+    let native_os = native_commands(setup::building(&dir), measure).await?;
+    std::fs::remove_dir_all(&dir)?;
+    progress.set("commands: wasm with FsyncPolicy::Os");
+    let dir = work.path().join("wasm-os");
+    let mut config = RuntimeConfig::new(&dir);
+    config.store.wal.fsync_policy = FsyncPolicy::Os;
+    let (wasm_os, runtime) = setup::wasm_commands(options, config, &v1, WRITERS, measure).await?;
+    runtime.close().await?;
+    drop(runtime);
+    std::fs::remove_dir_all(&dir)?;
+    // Measured again after the plugin runs, so that drift of the disk shows.
+    let floor_after = fsync_floor(work.path(), measure / 2)?;
+    let floor = (floor_before + floor_after) / 2.0;
+
+    let (naive_events, naive_count) = if options.quick {
+        (10_000, 10)
+    } else {
+        (100_000, 5)
+    };
+    progress.set(&format!(
+        "commands: naive, {naive_count} commands each folding a log of {naive_events} events"
+    ));
+    let naive_seconds = naive(
+        options,
+        &work.path().join("naive"),
+        &v1,
+        naive_events,
+        naive_count,
+    )
+    .await?;
+    work.close()?;
+    let naive_per_s = naive_count as f64 / naive_seconds;
+
+    let mut report = Report::default();
+    report.add(
+        "fsync_floor_per_s",
+        "fsync floor (1 KiB write+fdatasync loop)",
+        floor.round(),
+        "/s",
+    );
+    report.add(
+        "wasm_commands_per_s",
+        "durable commands through the plugin (256 tasks)",
+        wasm.round(),
+        "/s",
+    );
+    report.add(
+        "native_commands_per_s",
+        "  the same logic compiled natively",
+        native.round(),
+        "/s",
+    );
+    report.add(
+        "native_ratio",
+        "  plugin / native",
+        wasm / native.max(1e-9),
+        "x",
+    );
+    report.add(
+        "commands_vs_fsync",
+        "  plugin / fsync floor",
+        wasm / floor.max(1e-9),
+        "x",
+    );
+    report.add(
+        "wasm_os_commands_per_s",
+        "commands through the plugin, FsyncPolicy::Os",
+        wasm_os.round(),
+        "/s",
+    );
+    report.add(
+        "native_os_commands_per_s",
+        "  natively, FsyncPolicy::Os",
+        native_os.round(),
+        "/s",
+    );
+    report.add(
+        "native_os_ratio",
+        "  plugin / native",
+        wasm_os / native_os.max(1e-9),
+        "x",
+    );
+    report.add(
+        "naive_commands_per_s",
+        &format!("recipe: re-fold the whole log per command ({naive_events} events)"),
+        naive_per_s,
+        "/s",
+    );
+    report.add(
+        "naive_command_ms",
+        "  per command",
+        naive_seconds * 1e3 / naive_count as f64,
+        "ms",
+    );
+    report.add(
+        "naive_log_events",
+        "  events of that log",
+        naive_events as f64,
+        "",
+    );
+    report.add(
+        "wasm_vs_naive",
+        "plugin commands / recipe commands",
+        wasm / naive_per_s.max(1e-9),
+        "x",
+    );
+    Ok(report)
+}
+
+/// 1 KiB `pwrite` + `fdatasync` per round for `duration` on a preallocated file; rounds/s.
+fn fsync_floor(dir: &Path, duration: Duration) -> Result<f64> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("fsync-floor");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    const SLOTS: u64 = 1024;
+    file.write_all_at(&vec![0u8; (SLOTS * 1024) as usize], 0)?;
+    file.sync_all()?;
+    let block = [7u8; 1024];
+    let started = Instant::now();
+    let mut rounds = 0u64;
+    while started.elapsed() < duration {
+        file.write_all_at(&block, (rounds % SLOTS) * 1024)?;
+        file.sync_data()?;
+        rounds += 1;
+    }
+    let rate = rounds as f64 / started.elapsed().as_secs_f64();
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(rate)
+}
+
+/// Opens the accounts through [`NativeRuntime`] (untimed), then measures deposits.
+async fn native_commands(config: StoreConfig, measure: Duration) -> Result<f64> {
+    let (store, _) = EventStore::open(config).await?;
+    let native = Arc::new(NativeRuntime::new(store.clone()));
+    let opener = native.clone();
+    setup::for_each_account(move |account| {
+        let native = opener.clone();
+        async move {
+            native
+                .execute(&account_id(account), &open_account())
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let worker = native.clone();
+    let rate = setup::drive(WRITERS, measure, move |account| {
+        let native = worker.clone();
+        async move {
+            native.execute(&account_id(account), &deposit()).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    drop(native);
+    store.close().await?;
+    Ok(rate)
+}
+
+/// The recipe's naive approach. Per command: read the whole log with `read_all`, fold
+/// the account's events through the plugin (a `LoadedPlugin` instance, batches of 512),
+/// `handle`, `apply`, append. Returns the seconds `commands` commands took.
+async fn naive(
+    options: &BenchOptions,
+    dir: &Path,
+    plugin_bytes: &[u8],
+    events: u64,
+    commands: u64,
+) -> Result<f64> {
+    setup::build_account(options, dir, plugin_bytes, "naive", events).await?;
+    let engine = PluginEngine::new(EngineConfig {
+        cache_dir: Some(options.compile_cache()),
+        ..EngineConfig::default()
+    })?;
+    let bytes = plugin_bytes.to_vec();
+    let plugin = tokio::task::spawn_blocking(move || LoadedPlugin::load(&engine, &bytes)).await??;
+    let (store, _) = EventStore::open(StoreConfig::new(dir)).await?;
+    let stream = StreamId::new(TYPE, "naive");
+    let started = Instant::now();
+    for _ in 0..commands {
+        let mut log = Vec::new();
+        let page = store.config().max_read_count;
+        let mut position = 0;
+        loop {
+            let read = store.read_all(position, page).await?;
+            let Some(last) = read.last() else { break };
+            position = last.position + 1;
+            log.extend(read.into_iter().filter(|event| event.stream == stream));
+        }
+        let plugin = plugin.clone();
+        let id = stream.aggregate_id.clone();
+        let (version, decided) = tokio::task::spawn_blocking(move || {
+            let mut instance = plugin.instance();
+            let mut state = instance.initial_state()?;
+            let version = log.len() as u64;
+            for chunk in log.chunks(512) {
+                let events: Vec<Event> = chunk
+                    .iter()
+                    .map(|event| Event {
+                        name: event.name.clone(),
+                        version: event.schema_version,
+                        data: event.data.to_vec(),
+                    })
+                    .collect();
+                state = instance
+                    .apply(&state, &events)?
+                    .map_err(anyhow::Error::msg)?;
+            }
+            let context = Context {
+                aggregate_id: id,
+                stream_version: version,
+                now_ms: 0,
+            };
+            let decided = instance
+                .handle(&context, &state, &deposit())?
+                .map_err(|rejection| anyhow::anyhow!("rejected: {}", rejection.code))?;
+            instance
+                .apply(&state, &decided)?
+                .map_err(anyhow::Error::msg)?;
+            anyhow::Ok((version, decided))
+        })
+        .await??;
+        let new_events = decided
+            .into_iter()
+            .map(|event| NewEvent::new(event.name, event.data).with_schema_version(event.version))
+            .collect();
+        store
+            .append(
+                &stream,
+                ExpectedVersion::Exact(version - 1),
+                new_events,
+                AppendOptions::default(),
+            )
+            .await?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    store.close().await?;
+    Ok(seconds)
+}

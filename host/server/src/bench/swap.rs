@@ -1,0 +1,229 @@
+//! `tally bench swap`: hot swap of bank-account v1 to v2 (formerly part of the
+//! `runtime_bench` example).
+//!
+//! | figure | how |
+//! | --- | --- |
+//! | `swap_activate_ms` | `activate` of v2 over v1 (compiled and installed before: a cached compile) with no load; the verification folds all 10,000 accounts |
+//! | `rollback_ms` | `rollback` to v1 right after |
+//! | `swap_pause_ms` / `steady_max_ms` | the longest command latency of 64 tasks sending deposits, in a window where v2 is activated in the middle / in an equal window without a swap (p99 beside each) |
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tally_runtime::{ActivateOptions, ExecuteOptions, InstallOptions, RuntimeConfig};
+
+use super::report::Report;
+use super::setup::{self, TYPE, account_id, deposit, next_account};
+use super::{ACCOUNTS, BenchOptions, Progress};
+
+/// Tasks sending deposits around the swap.
+const SWAP_WRITERS: u64 = 64;
+
+/// One command's latency, by when it started (from the run's start).
+#[derive(Clone, Copy)]
+struct Sample {
+    started: Duration,
+    latency: Duration,
+}
+
+/// Runs the suite.
+pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> {
+    let measure = options.case_window();
+    let work = options.work_dir("swap")?;
+    let v1 = setup::component_bytes(options, "bank_account.wasm")?;
+    let v2 = setup::component_bytes(options, "bank_account_v2.wasm")?;
+    let mut report = Report::default();
+
+    progress.set(&format!("swap: opening {ACCOUNTS} accounts, a little load"));
+    let config = RuntimeConfig::new(work.path().join("swap"));
+    let (_, runtime) =
+        setup::wasm_commands(options, config, &v1, SWAP_WRITERS, measure / 4).await?;
+    progress.set("swap: installing v2 (compiled, not active)");
+    runtime
+        .install_plugin(v2, InstallOptions::default())
+        .await?;
+
+    progress.set("swap: activating v2 with no load");
+    let started = Instant::now();
+    let activation = runtime
+        .activate(TYPE, "2.0.0", ActivateOptions::default())
+        .await?;
+    let activate_ms = started.elapsed().as_secs_f64() * 1e3;
+    report.add(
+        "swap_activate_ms",
+        &format!("activate v2 (cached compile, no load, verifies {ACCOUNTS} accounts)"),
+        activate_ms,
+        "ms",
+    );
+    report.add(
+        "swap_verified_streams",
+        "  streams verified",
+        activation.activation.verified_streams.unwrap_or(0) as f64,
+        "",
+    );
+    report.add(
+        "swap_verified_events",
+        "  events verified",
+        activation.verified_events as f64,
+        "",
+    );
+    report.add(
+        "swap_verify_ms",
+        "  verification",
+        activation.verify_ms as f64,
+        "ms",
+    );
+    report.add(
+        "verify_ms_per_million_events",
+        "  verification per million events",
+        activation.verify_ms as f64 * 1e6 / activation.verified_events.max(1) as f64,
+        "ms",
+    );
+    progress.set("swap: rolling back to v1");
+    let started = Instant::now();
+    runtime.rollback(TYPE, ActivateOptions::default()).await?;
+    report.add(
+        "rollback_ms",
+        "roll back to v1",
+        started.elapsed().as_secs_f64() * 1e3,
+        "ms",
+    );
+
+    // 64 tasks depositing continuously, latencies recorded.
+    progress.set(&format!(
+        "swap: {SWAP_WRITERS} tasks; a steady window, then one with v2 activated in the middle"
+    ));
+    let origin = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for task in 0..SWAP_WRITERS {
+        let (runtime, stop) = (runtime.clone(), stop.clone());
+        handles.push(tokio::spawn(async move {
+            let mut seed = task + 1_000;
+            let mut samples = Vec::with_capacity(1 << 16);
+            while !stop.load(Ordering::Relaxed) {
+                let id = account_id(next_account(&mut seed));
+                let started = Instant::now();
+                runtime
+                    .execute(TYPE, &id, deposit(), ExecuteOptions::default())
+                    .await?;
+                samples.push(Sample {
+                    started: started - origin,
+                    latency: started.elapsed(),
+                });
+            }
+            anyhow::Ok(samples)
+        }));
+    }
+    // Warm-up, then the steady window, then the swap window (v2 activated after half of
+    // `measure`). Both last `window`: `measure` plus three times the unloaded activation
+    // (activation under load takes longer); the swap window is longer if it has to be.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let window = measure + Duration::from_secs_f64(3.0 * activate_ms / 1e3);
+    let steady_start = origin.elapsed();
+    tokio::time::sleep(window).await;
+    let swap_start = origin.elapsed();
+    let steady = (steady_start, swap_start);
+    tokio::time::sleep(measure / 2).await;
+    let activate_start = origin.elapsed();
+    runtime
+        .activate(TYPE, "2.0.0", ActivateOptions::default())
+        .await?;
+    let activate_end = origin.elapsed();
+    let rest = (swap_start + window).saturating_sub(origin.elapsed());
+    tokio::time::sleep(rest.max(measure / 4)).await;
+    let swap_end = origin.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut samples = Vec::new();
+    for handle in handles {
+        samples.extend(handle.await??);
+    }
+    runtime.close().await?;
+    drop(runtime);
+    work.close()?;
+
+    let window = |(from, to): (Duration, Duration)| {
+        let mut latencies: Vec<Duration> = samples
+            .iter()
+            .filter(|sample| sample.started >= from && sample.started < to)
+            .map(|sample| sample.latency)
+            .collect();
+        latencies.sort_unstable();
+        let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
+        let max = latencies.last().copied().map_or(0.0, ms);
+        let p99 = latencies
+            .get(latencies.len() * 99 / 100)
+            .copied()
+            .map_or(0.0, ms);
+        (max, p99, latencies.len() as u64)
+    };
+    let (steady_max, steady_p99, steady_count) = window(steady);
+    let (swap_max, swap_p99, swap_count) = window((swap_start, swap_end));
+    let slow = samples
+        .iter()
+        .filter(|sample| sample.started >= swap_start && sample.latency > Duration::from_millis(50))
+        .count();
+
+    report.add(
+        "swap_under_load_activate_ms",
+        &format!("activate v2 under load ({SWAP_WRITERS} tasks depositing)"),
+        (activate_end - activate_start).as_secs_f64() * 1e3,
+        "ms",
+    );
+    report.add(
+        "swap_pause_ms",
+        "  max command latency, window with the swap",
+        swap_max,
+        "ms",
+    );
+    report.add(
+        "swap_p99_ms",
+        "  p99 latency, window with the swap",
+        swap_p99,
+        "ms",
+    );
+    report.add(
+        "steady_max_ms",
+        "  max command latency, window without",
+        steady_max,
+        "ms",
+    );
+    report.add(
+        "steady_p99_ms",
+        "  p99 latency, window without",
+        steady_p99,
+        "ms",
+    );
+    report.add(
+        "swap_window_commands",
+        "  commands in the swap window",
+        swap_count as f64,
+        "",
+    );
+    report.add(
+        "steady_window_commands",
+        "  commands in the steady window",
+        steady_count as f64,
+        "",
+    );
+    report.add(
+        "swap_window_s",
+        "  length of the swap window",
+        (swap_end - swap_start).as_secs_f64(),
+        "s",
+    );
+    report.add(
+        "steady_window_s",
+        "  length of the steady window",
+        (steady.1 - steady.0).as_secs_f64(),
+        "s",
+    );
+    report.note(format!(
+        "swap: activation {:.0}..{:.0} ms into the swap window; {slow} commands over 50 ms in it",
+        (activate_start - swap_start).as_secs_f64() * 1e3,
+        (activate_end - swap_start).as_secs_f64() * 1e3,
+    ));
+    Ok(report)
+}
