@@ -3,8 +3,6 @@
 //! memory and pipelines their appends, so the bound is the plugin calls of one
 //! aggregate in a row (and the group commit behind them), not conflicts.
 
-use tally_runtime::ExecuteOptions;
-
 use super::report::Report;
 use super::{BenchOptions, Progress, load, setup};
 
@@ -30,16 +28,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> anyhow::Result<
         move |(), _, _| {
             let runtime = load_runtime.clone();
             async move {
-                let outcome = runtime
-                    .execute(
-                        "bank-account",
-                        "acc-0",
-                        setup::command("Withdraw", r#"{"amount":1}"#),
-                        ExecuteOptions::default(),
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| error.to_string());
+                let outcome = setup::send(&runtime, "acc-0", "Withdraw", r#"{"amount":1}"#).await;
                 ((), outcome)
             }
         },

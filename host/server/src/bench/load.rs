@@ -2,6 +2,8 @@
 //! the previous one is answered, for a fixed time; latencies in a histogram.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -58,61 +60,8 @@ where
     Request: Fn(S, usize, u64) -> RequestFut + Clone + Send + Sync + 'static,
     RequestFut: Future<Output = (S, Result<(), String>)> + Send,
 {
-    let mut states = Vec::with_capacity(workers);
-    for worker in 0..workers {
-        states.push(setup(worker).await?);
-    }
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = states
-        .into_iter()
-        .enumerate()
-        .map(|(worker, state)| {
-            let request = request.clone();
-            tokio::spawn(async move {
-                let mut latency = histogram();
-                let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
-                let mut n = 0;
-                let mut state = Some(state);
-                while Instant::now() < deadline {
-                    let sent = Instant::now();
-                    let (back, outcome) = request(state.take().expect("state"), worker, n).await;
-                    state = Some(back);
-                    match outcome {
-                        Ok(()) => {
-                            ok += 1;
-                            let micros = sent.elapsed().as_micros() as u64;
-                            latency.saturating_record(micros.max(1));
-                        }
-                        Err(error) => {
-                            errors += 1;
-                            first_error.get_or_insert(error);
-                        }
-                    }
-                    n += 1;
-                }
-                (ok, errors, first_error, latency)
-            })
-        })
-        .collect();
-    let mut result = LoadResult {
-        ok: 0,
-        errors: 0,
-        first_error: None,
-        latency_us: histogram(),
-        elapsed: Duration::ZERO,
-    };
-    for task in tasks {
-        let (ok, errors, first_error, latency) = task.await?;
-        result.ok += ok;
-        result.errors += errors;
-        if result.first_error.is_none() {
-            result.first_error = first_error;
-        }
-        result.latency_us.add(latency)?;
-    }
-    result.elapsed = started.elapsed();
-    Ok(result)
+    let schedule = Schedule::Until(Instant::now() + duration);
+    drive(workers, schedule, setup, request).await
 }
 
 /// Sends exactly `total` requests from `workers` workers (request `i` for each `i`
@@ -131,59 +80,119 @@ where
     Request: Fn(S, u64) -> RequestFut + Clone + Send + Sync + 'static,
     RequestFut: Future<Output = (S, Result<(), String>)> + Send,
 {
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let schedule = Schedule::Count {
+        total,
+        next: AtomicU64::new(0),
+    };
+    drive(workers, schedule, setup, move |state, _, i| {
+        request(state, i)
+    })
+    .await
+}
+
+/// Which request a worker sends next, if any.
+enum Schedule {
+    /// Every worker counts its own requests until the deadline.
+    Until(Instant),
+    /// Request indices `0..total` handed out once each.
+    Count { total: u64, next: AtomicU64 },
+}
+
+impl Schedule {
+    /// The index of a worker's next request (`n`: requests it sent so far).
+    fn next(&self, n: u64) -> Option<u64> {
+        match self {
+            Schedule::Until(deadline) => (Instant::now() < *deadline).then_some(n),
+            Schedule::Count { total, next } => {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                (index < *total).then_some(index)
+            }
+        }
+    }
+}
+
+/// The workers' loop: set up every worker, then each sends requests as the
+/// schedule says and tallies them; the tallies are merged.
+async fn drive<S, Setup, SetupFut, Request, RequestFut>(
+    workers: usize,
+    schedule: Schedule,
+    setup: Setup,
+    request: Request,
+) -> anyhow::Result<LoadResult>
+where
+    S: Send + 'static,
+    Setup: Fn(usize) -> SetupFut,
+    SetupFut: Future<Output = anyhow::Result<S>>,
+    Request: Fn(S, usize, u64) -> RequestFut + Clone + Send + Sync + 'static,
+    RequestFut: Future<Output = (S, Result<(), String>)> + Send,
+{
     let mut states = Vec::with_capacity(workers);
     for worker in 0..workers {
         states.push(setup(worker).await?);
     }
+    let schedule = Arc::new(schedule);
     let started = Instant::now();
     let tasks: Vec<_> = states
         .into_iter()
-        .map(|state| {
-            let (request, next) = (request.clone(), next.clone());
+        .enumerate()
+        .map(|(worker, state)| {
+            let (request, schedule) = (request.clone(), schedule.clone());
             tokio::spawn(async move {
-                let mut latency = histogram();
-                let (mut ok, mut errors, mut first_error) = (0u64, 0u64, None);
+                let mut tally = LoadResult::empty();
                 let mut state = Some(state);
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= total {
-                        break;
-                    }
+                let mut sent_so_far = 0;
+                while let Some(index) = schedule.next(sent_so_far) {
                     let sent = Instant::now();
-                    let (back, outcome) = request(state.take().expect("state"), i).await;
+                    let (back, outcome) =
+                        request(state.take().expect("state"), worker, index).await;
                     state = Some(back);
-                    match outcome {
-                        Ok(()) => {
-                            ok += 1;
-                            latency.saturating_record((sent.elapsed().as_micros() as u64).max(1));
-                        }
-                        Err(error) => {
-                            errors += 1;
-                            first_error.get_or_insert(error);
-                        }
-                    }
+                    tally.record(outcome, sent.elapsed());
+                    sent_so_far += 1;
                 }
-                (ok, errors, first_error, latency)
+                tally
             })
         })
         .collect();
-    let mut result = LoadResult {
-        ok: 0,
-        errors: 0,
-        first_error: None,
-        latency_us: histogram(),
-        elapsed: Duration::ZERO,
-    };
+    let mut result = LoadResult::empty();
     for task in tasks {
-        let (ok, errors, first_error, latency) = task.await?;
-        result.ok += ok;
-        result.errors += errors;
-        if result.first_error.is_none() {
-            result.first_error = first_error;
-        }
-        result.latency_us.add(latency)?;
+        result.merge(task.await?)?;
     }
     result.elapsed = started.elapsed();
     Ok(result)
+}
+
+impl LoadResult {
+    fn empty() -> LoadResult {
+        LoadResult {
+            ok: 0,
+            errors: 0,
+            first_error: None,
+            latency_us: histogram(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn record(&mut self, outcome: Result<(), String>, latency: Duration) {
+        match outcome {
+            Ok(()) => {
+                self.ok += 1;
+                let micros = latency.as_micros() as u64;
+                self.latency_us.saturating_record(micros.max(1));
+            }
+            Err(error) => {
+                self.errors += 1;
+                self.first_error.get_or_insert(error);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: LoadResult) -> anyhow::Result<()> {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.latency_us.add(other.latency_us)?;
+        Ok(())
+    }
 }

@@ -39,6 +39,20 @@ pub fn command(name: &str, data: &str) -> Command {
     }
 }
 
+/// Sends one bank-account command through the runtime, as a load request's outcome.
+pub async fn send(runtime: &Runtime, id: &str, name: &str, data: &str) -> Result<(), String> {
+    runtime
+        .execute(
+            "bank-account",
+            id,
+            command(name, data),
+            ExecuteOptions::default(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
 /// Opens accounts `acc-0` .. `acc-{count-1}` with `balance`, 64 at a time.
 pub async fn open_accounts(runtime: &Runtime, count: u64, balance: i64) -> anyhow::Result<()> {
     let runtime = runtime.clone();
@@ -50,16 +64,7 @@ pub async fn open_accounts(runtime: &Runtime, count: u64, balance: i64) -> anyho
         move |(), i| {
             let (runtime, data) = (runtime.clone(), data.clone());
             async move {
-                let outcome = runtime
-                    .execute(
-                        "bank-account",
-                        &format!("acc-{i}"),
-                        command("OpenAccount", &data),
-                        ExecuteOptions::default(),
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| error.to_string());
+                let outcome = send(&runtime, &format!("acc-{i}"), "OpenAccount", &data).await;
                 ((), outcome)
             }
         },
@@ -92,16 +97,7 @@ pub async fn in_process_deposits(
             let runtime = load_runtime.clone();
             async move {
                 let id = format!("acc-{}", (worker as u64 * 7_919 + n * 31) % ACCOUNTS);
-                let outcome = runtime
-                    .execute(
-                        "bank-account",
-                        &id,
-                        command("Deposit", r#"{"amount":1}"#),
-                        ExecuteOptions::default(),
-                    )
-                    .await
-                    .map(|_| ())
-                    .map_err(|error| error.to_string());
+                let outcome = send(&runtime, &id, "Deposit", r#"{"amount":1}"#).await;
                 ((), outcome)
             }
         },
