@@ -11,7 +11,9 @@ async fn every_status_code_has_its_body_and_failures_append_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let service = Service::start(
         dir.path(),
-        &["--max-body-bytes", "4096", "--call-timeout-ms", "200"],
+        // A CPU limit that the memory bomb stays well inside on a loaded machine
+        // (it must hit the memory limit first), short enough for the spin.
+        &["--max-body-bytes", "4096", "--call-timeout-ms", "2000"],
     )
     .await;
     let (status, _) = service
