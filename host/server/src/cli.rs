@@ -485,37 +485,23 @@ async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
             force,
             client,
         } => {
-            let query = vec![
-                ("version", version),
-                ("verify", (!no_verify).to_string()),
-                ("force", force.to_string()),
-            ];
-            let answer = connect(&client)
-                .switch(&aggregate_type, "activate", &query)
-                .await?;
-            print(&client, &answer, |answer| {
-                activation_line(&aggregate_type, answer)
-            });
-            Ok(())
+            let version = Some(version);
+            switch(
+                &client,
+                &aggregate_type,
+                "activate",
+                version,
+                no_verify,
+                force,
+            )
+            .await
         }
         PluginCommand::Rollback {
             aggregate_type,
             no_verify,
             force,
             client,
-        } => {
-            let query = vec![
-                ("verify", (!no_verify).to_string()),
-                ("force", force.to_string()),
-            ];
-            let answer = connect(&client)
-                .switch(&aggregate_type, "rollback", &query)
-                .await?;
-            print(&client, &answer, |answer| {
-                activation_line(&aggregate_type, answer)
-            });
-            Ok(())
-        }
+        } => switch(&client, &aggregate_type, "rollback", None, no_verify, force).await,
         PluginCommand::New { name, dir, sdk } => {
             let sdk = match sdk {
                 Some(sdk) => sdk,
@@ -545,6 +531,29 @@ async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `tally plugin activate` / `rollback`: switches versions and prints the activation.
+async fn switch(
+    client: &ClientArgs,
+    aggregate_type: &str,
+    action: &str,
+    version: Option<String>,
+    no_verify: bool,
+    force: bool,
+) -> anyhow::Result<()> {
+    let mut query = vec![
+        ("verify", (!no_verify).to_string()),
+        ("force", force.to_string()),
+    ];
+    query.extend(version.map(|version| ("version", version)));
+    let answer = connect(client)
+        .switch(aggregate_type, action, &query)
+        .await?;
+    print(client, &answer, |answer| {
+        activation_line(aggregate_type, answer)
+    });
+    Ok(())
 }
 
 fn activation_line(aggregate_type: &str, answer: &Value) -> String {
