@@ -272,7 +272,7 @@ impl Runtime {
             };
             position = last.position + 1;
             for event in &events {
-                if event.stream.aggregate_type != entry.name {
+                if *event.stream.aggregate_type != *entry.name {
                     continue;
                 }
                 let known = target.plugin.event_version(&event.name);

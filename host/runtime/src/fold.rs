@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tally_store::{EventStore, RecordedEvent, StoreError, StreamId, StreamRead};
+use tally_store::{EventRef, EventStore, RecordedEvent, StoreError, StreamId, StreamRead};
 
 use crate::registry::PluginVersion;
 use crate::{CallError, Event, PluginInstance};
@@ -85,46 +85,46 @@ pub(crate) async fn fold_stream(
             snapshot_version: 0,
         },
     };
-    // Pages are read one ahead: the next page is read while the plugin folds this one.
+    // Pages are read one ahead, and turned into `apply`'s batches there: the next page
+    // is read and converted while the plugin folds this one.
     let page = store.config().max_read_count;
     let read_page = |from: u64| {
-        let (store, stream) = (store.clone(), stream.clone());
+        let (store, stream, plugin) = (store.clone(), stream.clone(), plugin.clone());
         let mut read = StreamRead::forward(from, page);
         read.up_to_position = limit.up_to_position;
-        tokio::spawn(async move { store.read_stream(&stream, read).await })
+        tokio::spawn(async move {
+            let events = store
+                .read_stream_with(&stream, read, move |event| WireEvent::new(&plugin, event))
+                .await?;
+            Ok::<_, StoreError>((events.len(), WireEvents::batches(events, batch)))
+        })
     };
     let mut next = Some(read_page(folded.version));
     while let Some(reading) = next.take() {
-        let events = reading
+        let (read, batches) = reading
             .await
             .map_err(|join| FoldError::Refused(format!("reading the stream failed: {join}")))??;
-        if events.len() == page {
+        if read == page {
             next = Some(read_page(folded.version + page as u64));
         }
-        let mut events = events.into_iter();
-        loop {
-            let chunk: Vec<RecordedEvent> = events.by_ref().take(batch.max(1)).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            let count = chunk.len() as u64;
-            folded.state = apply_stored(plugin, std::mem::take(&mut folded.state), chunk).await?;
+        for events in batches {
+            let count = events.stored_count();
+            folded.state = apply_batch(plugin, std::mem::take(&mut folded.state), events).await?;
             folded.version += count;
         }
     }
     Ok(folded)
 }
 
-/// Upcasts stored events and folds them into `state` in one `apply` call.
-async fn apply_stored(
+/// Upcasts a batch and folds it into `state` in one `apply` call.
+async fn apply_batch(
     plugin: &Arc<PluginVersion>,
     state: Vec<u8>,
-    stored: Vec<RecordedEvent>,
+    events: WireEvents,
 ) -> Result<Vec<u8>, FoldError> {
-    let plugin_handle = plugin.clone();
     plugin
         .run(move |instance| {
-            let events = match to_current(&plugin_handle, instance, stored) {
+            let events = match events.into_current(instance) {
                 Ok(events) => events,
                 Err(FoldError::Call(error)) => return Err(error),
                 Err(other) => return Ok(Err(other.message())),
@@ -135,38 +135,111 @@ async fn apply_stored(
         .map_err(FoldError::Refused)
 }
 
-/// Stored events in the plugin's current schemas: events already current pass
-/// through; others go through `upcast`.
-pub(crate) fn to_current(
-    plugin: &PluginVersion,
-    instance: &mut PluginInstance,
-    stored: Vec<RecordedEvent>,
-) -> Result<Vec<Event>, FoldError> {
-    let mut events = Vec::with_capacity(stored.len());
-    for event in stored {
-        let current = plugin.plugin.event_version(&event.name);
-        let wire = Event {
-            name: event.name,
-            version: event.schema_version,
-            data: event.data.to_vec(),
-        };
-        if current == Some(wire.version) {
-            events.push(wire);
-            continue;
-        }
-        match instance.upcast(&wire)? {
-            Ok(upcast) => events.extend(upcast),
-            Err(message) => {
-                return Err(FoldError::Refused(format!(
-                    "cannot upcast {} (schema version {}) at version {}: {message}",
-                    wire.name,
-                    wire.version,
-                    event.version + 1
-                )));
-            }
+/// A stored event in the shape `apply` and `upcast` take, converted before the plugin
+/// call (off the plugin's thread).
+pub(crate) struct WireEvent {
+    event: Event,
+    /// Its version in the stream (from 0), for errors.
+    version: u64,
+    /// Whether it is at an older schema version than the plugin's: it needs `upcast`.
+    stale: bool,
+}
+
+impl WireEvent {
+    /// Converts a stored event for `plugin`.
+    pub(crate) fn new(plugin: &PluginVersion, stored: EventRef<'_>) -> WireEvent {
+        WireEvent {
+            stale: plugin.plugin.event_version(stored.name) != Some(stored.schema_version),
+            version: stored.version,
+            event: Event {
+                name: stored.name.to_owned(),
+                version: stored.schema_version,
+                data: stored.data.to_vec(),
+            },
         }
     }
-    Ok(events)
+
+    /// Converts an owned stored event for `plugin`.
+    pub(crate) fn from_recorded(plugin: &PluginVersion, stored: RecordedEvent) -> WireEvent {
+        WireEvent {
+            stale: plugin.plugin.event_version(&stored.name) != Some(stored.schema_version),
+            version: stored.version,
+            event: Event {
+                name: stored.name,
+                version: stored.schema_version,
+                data: stored.data.to_vec(),
+            },
+        }
+    }
+}
+
+/// A batch of stored events for one `apply` call: events at the plugin's current
+/// schema versions are ready; the others are marked for `upcast`.
+pub(crate) struct WireEvents {
+    events: Vec<Event>,
+    /// Indexes into `events` of those at an older schema version, with their stream
+    /// versions (for errors), in order.
+    stale: Vec<(usize, u64)>,
+}
+
+impl WireEvents {
+    /// A batch of `events`.
+    pub(crate) fn new(events: impl IntoIterator<Item = WireEvent>) -> WireEvents {
+        let mut wire = WireEvents {
+            events: Vec::new(),
+            stale: Vec::new(),
+        };
+        for event in events {
+            if event.stale {
+                wire.stale.push((wire.events.len(), event.version));
+            }
+            wire.events.push(event.event);
+        }
+        wire
+    }
+
+    /// `events` in batches of at most `batch`.
+    pub(crate) fn batches(events: Vec<WireEvent>, batch: usize) -> Vec<WireEvents> {
+        let mut events = events.into_iter().peekable();
+        let mut batches = Vec::new();
+        while events.peek().is_some() {
+            batches.push(WireEvents::new(events.by_ref().take(batch.max(1))));
+        }
+        batches
+    }
+
+    /// Stored events in the batch (upcasting may turn them into more or fewer).
+    pub(crate) fn stored_count(&self) -> u64 {
+        self.events.len() as u64
+    }
+
+    /// The events in the plugin's current schemas: the stale ones go through
+    /// `upcast` on `instance`.
+    pub(crate) fn into_current(self, instance: &mut PluginInstance) -> Result<Vec<Event>, FoldError> {
+        if self.stale.is_empty() {
+            return Ok(self.events);
+        }
+        let mut current = Vec::with_capacity(self.events.len());
+        let mut stale = self.stale.into_iter().peekable();
+        for (index, event) in self.events.into_iter().enumerate() {
+            let Some((_, version)) = stale.next_if(|&(at, _)| at == index) else {
+                current.push(event);
+                continue;
+            };
+            match instance.upcast(&event)? {
+                Ok(upcast) => current.extend(upcast),
+                Err(message) => {
+                    return Err(FoldError::Refused(format!(
+                        "cannot upcast {} (schema version {}) at version {}: {message}",
+                        event.name,
+                        event.version,
+                        version + 1
+                    )));
+                }
+            }
+        }
+        Ok(current)
+    }
 }
 
 /// Folds many short streams, each from its initial state through all `events`
@@ -179,21 +252,25 @@ pub(crate) async fn fold_short_streams(
     streams: Vec<Vec<RecordedEvent>>,
     batch: usize,
 ) -> Result<Vec<Folded>, (usize, FoldError)> {
-    let handle = plugin.clone();
+    let streams: Vec<(u64, Vec<WireEvents>)> = streams
+        .into_iter()
+        .map(|events| {
+            let version = events.len() as u64;
+            let events = events
+                .into_iter()
+                .map(|event| WireEvent::from_recorded(plugin, event))
+                .collect();
+            (version, WireEvents::batches(events, batch))
+        })
+        .collect();
     let answer = plugin
         .run(move |instance| {
             let initial = instance.initial_state()?;
             let mut folded = Vec::with_capacity(streams.len());
-            for (index, events) in streams.into_iter().enumerate() {
-                let version = events.len() as u64;
+            for (index, (version, batches)) in streams.into_iter().enumerate() {
                 let mut state = initial.clone();
-                let mut events = events.into_iter();
-                loop {
-                    let chunk: Vec<RecordedEvent> = events.by_ref().take(batch.max(1)).collect();
-                    if chunk.is_empty() {
-                        break;
-                    }
-                    let current = match to_current(&handle, instance, chunk) {
+                for events in batches {
+                    let current = match events.into_current(instance) {
                         Ok(current) => current,
                         Err(FoldError::Call(error)) => return Ok(Err((index, Ok(error)))),
                         Err(other) => return Ok(Err((index, Err(other.message())))),

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 use crate::api::{AggregateState, At, EventView, PluginStatus, RuntimeConfig, StoredEvent};
 use crate::error::{CommandError, RuntimeError};
-use crate::fold::{FoldError, FoldLimit, Folded, fold_stream, to_current};
+use crate::fold::{FoldError, FoldLimit, Folded, WireEvent, WireEvents, fold_stream};
 use crate::registry::{PluginVersion, REGISTRY_TYPE, Registry, TypeEntry};
 use crate::state_cache::{Cached, Slot, SlotState, StateCache};
 use crate::workers::PluginWorkers;
@@ -311,15 +311,23 @@ impl Runtime {
                 let (_, plugin) = self
                     .active_type(aggregate_type)
                     .ok_or_else(|| RuntimeError::UnknownAggregateType(aggregate_type.to_owned()))?;
-                let handle = plugin.clone();
+                let stored: Vec<_> = stored
+                    .into_iter()
+                    .map(|event| {
+                        let about = (event.position, event.version, event.timestamp_ms);
+                        let command_id = event.command_id.clone();
+                        (
+                            about,
+                            command_id,
+                            WireEvents::new([WireEvent::from_recorded(&plugin, event)]),
+                        )
+                    })
+                    .collect();
                 let upcast = plugin
                     .run(move |instance| {
                         let mut out = Vec::new();
-                        for event in stored {
-                            let (position, version, timestamp_ms) =
-                                (event.position, event.version, event.timestamp_ms);
-                            let command_id = event.command_id.clone();
-                            let current = match to_current(&handle, instance, vec![event]) {
+                        for ((position, version, timestamp_ms), command_id, event) in stored {
+                            let current = match event.into_current(instance) {
                                 Ok(current) => current,
                                 Err(FoldError::Call(error)) => return Err(error),
                                 Err(other) => return Ok(Err(other.message())),
@@ -363,7 +371,7 @@ impl Runtime {
         let page = store
             .list_streams(aggregate_type, skip, max_count)
             .into_iter()
-            .map(|(stream, version)| (stream.aggregate_id, version + 1))
+            .map(|(stream, version)| (stream.aggregate_id.to_string(), version + 1))
             .collect();
         (page, store.count_streams(aggregate_type))
     }

@@ -431,11 +431,11 @@ tally-sdk = {{sdk}}
 # A workspace of its own, so that the plugin builds standalone wherever it lives.
 [workspace]
 
-# Components are shipped and loaded at run time: small beats fast to compile.
-# A panic aborts (wasm has no unwinding here); the SDK's panic hook has already
-# reported it on stderr by then.
+# Plugins run on every command and every fold: built for speed. A panic aborts
+# (wasm has no unwinding here); the SDK's panic hook has already reported it on
+# stderr by then.
 [profile.release]
-opt-level = "z"
+opt-level = 3
 lto = true
 codegen-units = 1
 strip = true

@@ -113,8 +113,8 @@ pub(crate) fn validate(
         ));
     }
     let names = [
-        ("aggregate type", Some(stream.aggregate_type.as_str())),
-        ("aggregate id", Some(stream.aggregate_id.as_str())),
+        ("aggregate type", Some(&*stream.aggregate_type)),
+        ("aggregate id", Some(&*stream.aggregate_id)),
         ("command id", options.command_id.as_deref()),
         ("correlation id", options.correlation_id.as_deref()),
         ("causation id", options.causation_id.as_deref()),

@@ -123,13 +123,34 @@ impl<'a> EnvelopeRef<'a> {
 pub struct DecodeError(pub &'static str);
 
 /// Decodes an envelope; `data` and `metadata` are zero-copy slices of `bytes`.
+#[cfg(test)]
 pub fn decode(bytes: &Bytes) -> Result<Decoded, DecodeError> {
+    decode_after(bytes, &mut None)
+}
+
+/// [`decode`], sharing the stream id with the event decoded before (`last`) when both
+/// are in the same stream, as all events of a stream read are; `last` becomes this
+/// event's stream.
+pub fn decode_after(bytes: &Bytes, last: &mut Option<StreamId>) -> Result<Decoded, DecodeError> {
     let fields = parse(bytes)?;
     let owned = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let stream = match last {
+        Some(stream)
+            if *stream.aggregate_id == *fields.aggregate_id
+                && *stream.aggregate_type == *fields.aggregate_type =>
+        {
+            stream.clone()
+        }
+        _ => {
+            let stream = StreamId::new(fields.aggregate_type, fields.aggregate_id);
+            *last = Some(stream.clone());
+            stream
+        }
+    };
     Ok(Decoded {
         event: RecordedEvent {
             position: fields.position,
-            stream: StreamId::new(fields.aggregate_type, fields.aggregate_id),
+            stream,
             version: fields.version,
             name: fields.name.to_string(),
             schema_version: fields.schema_version,

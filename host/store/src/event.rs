@@ -1,21 +1,24 @@
 //! The event model: streams, events to append, recorded events, expected versions.
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 /// A stream: the events of one aggregate, named by its type and id.
+///
+/// Cheap to clone (shared strings): every event read from a stream carries its id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId {
     /// The aggregate type, e.g. `bank-account`.
-    pub aggregate_type: String,
+    pub aggregate_type: Arc<str>,
     /// The aggregate's id within its type.
-    pub aggregate_id: String,
+    pub aggregate_id: Arc<str>,
 }
 
 impl StreamId {
     /// The stream of aggregate `aggregate_id` of type `aggregate_type`.
-    pub fn new(aggregate_type: impl Into<String>, aggregate_id: impl Into<String>) -> StreamId {
+    pub fn new(aggregate_type: impl Into<Arc<str>>, aggregate_id: impl Into<Arc<str>>) -> StreamId {
         StreamId {
             aggregate_type: aggregate_type.into(),
             aggregate_id: aggregate_id.into(),
@@ -124,6 +127,25 @@ pub struct RecordedEvent {
     pub metadata: Bytes,
     /// The payload (JSON).
     pub data: Bytes,
+}
+
+/// A stored event borrowed from where it lies, as
+/// [`EventStore::read_stream_with`](crate::EventStore::read_stream_with) hands it over:
+/// the fields a fold needs, without copying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// Global position.
+    pub position: u64,
+    /// Version within the stream: dense from 0.
+    pub version: u64,
+    /// The event's name.
+    pub name: &'a str,
+    /// The schema version of `data`.
+    pub schema_version: u32,
+    /// When it was appended: milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The payload (JSON).
+    pub data: &'a [u8],
 }
 
 /// What an append did.

@@ -96,7 +96,7 @@ pub struct Index {
     events: Vec<u64>,
     streams: HashMap<Arc<StreamId>, StreamEntry>,
     /// Streams of each aggregate type, in creation order.
-    types: HashMap<String, Vec<Arc<StreamId>>>,
+    types: HashMap<Arc<str>, Vec<Arc<StreamId>>>,
     commands: CommandIndex,
     last_timestamp_ms: u64,
 }
@@ -249,7 +249,7 @@ impl Index {
 
     /// Every aggregate type with at least one stream.
     pub fn aggregate_types(&self) -> Vec<String> {
-        let mut types: Vec<String> = self.types.keys().cloned().collect();
+        let mut types: Vec<String> = self.types.keys().map(|key| key.to_string()).collect();
         types.sort();
         types
     }

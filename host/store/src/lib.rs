@@ -38,7 +38,9 @@ mod verify;
 
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
-pub use event::{AppendOptions, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+pub use event::{
+    AppendOptions, AppendResult, EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
+};
 pub use index::CommandRetention;
 pub use snapshot::Snapshot;
 pub use store::{EventStore, OpenReport, QueuedAppend, StreamRead, Submitted};

@@ -266,8 +266,8 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<Snapshot, &'static str> {
     let tag = take()?;
     Ok(Snapshot {
         stream: StreamId {
-            aggregate_type,
-            aggregate_id,
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
         },
         version,
         tag,

@@ -14,7 +14,7 @@ use crate::codec;
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::event::{
-    AppendOptions, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
+    AppendOptions, AppendResult, EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
 };
 use crate::index::Index;
 use crate::rebuild::IndexBuilder;
@@ -319,11 +319,64 @@ impl EventStore {
         stream: &StreamId,
         read: StreamRead,
     ) -> Result<Vec<RecordedEvent>> {
+        let positions = self.stream_positions(stream, &read);
+        self.read_positions(&positions).await
+    }
+
+    /// Reads events of one stream as [`read_stream`](Self::read_stream) does, handing
+    /// each to `visit` borrowed from where it is stored rather than building a
+    /// [`RecordedEvent`]: for readers that turn events into something else at once
+    /// (folds), it saves the copies and allocations of the owned form.
+    pub async fn read_stream_with<T, F>(
+        &self,
+        stream: &StreamId,
+        read: StreamRead,
+        mut visit: F,
+    ) -> Result<Vec<T>>
+    where
+        F: FnMut(EventRef<'_>) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let positions = self.stream_positions(stream, &read);
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wal_positions = self.wal_positions(&positions)?;
+        let mut expected = positions.into_iter();
+        let visited = self
+            .inner
+            .core
+            .wal
+            .read_many_with(wal_positions, move |value| {
+                let position = expected.next().expect("one record per position");
+                let envelope = codec::parse(value)
+                    .map_err(|e| StoreError::Corrupt(format!("event {position}: {e}")))?;
+                if envelope.position != position {
+                    return Err(StoreError::Corrupt(format!(
+                        "the index points event {position} at event {}",
+                        envelope.position
+                    )));
+                }
+                Ok(visit(EventRef {
+                    position,
+                    version: envelope.version,
+                    name: envelope.name,
+                    schema_version: envelope.schema_version,
+                    timestamp_ms: envelope.timestamp_ms,
+                    data: envelope.data,
+                }))
+            })
+            .await?;
+        visited.into_iter().collect()
+    }
+
+    /// The global positions of the events of `stream` that `read` selects.
+    fn stream_positions(&self, stream: &StreamId, read: &StreamRead) -> Vec<u64> {
         let max = read.max_count.min(self.inner.config.max_read_count);
-        let positions: Vec<u64> = {
+        {
             let index = self.index();
             let Some(entry) = index.stream(stream) else {
-                return Ok(Vec::new());
+                return Vec::new();
             };
             let all = &entry.positions;
             let up_to = read.up_to_position.unwrap_or(u64::MAX);
@@ -348,8 +401,7 @@ impl EventStore {
                     .take(max)
                     .collect()
             }
-        };
-        self.read_positions(&positions).await
+        }
     }
 
     /// Reads the global log forward from `from_position`, at most `max_count` events.
@@ -391,23 +443,14 @@ impl EventStore {
         if positions.is_empty() {
             return Ok(Vec::new());
         }
-        let wal_positions: Vec<Position> = {
-            let index = self.index();
-            positions
-                .iter()
-                .map(|position| {
-                    index.wal_position(*position).ok_or_else(|| {
-                        StoreError::InvalidInput(format!("no event at position {position}"))
-                    })
-                })
-                .collect::<Result<_>>()?
-        };
+        let wal_positions = self.wal_positions(positions)?;
         let records = self.inner.core.wal.read_many(wal_positions).await?;
+        let mut last_stream = None;
         records
             .iter()
             .zip(positions)
             .map(|(record, position)| {
-                let decoded = codec::decode(&record.value)
+                let decoded = codec::decode_after(&record.value, &mut last_stream)
                     .map_err(|e| StoreError::Corrupt(format!("event {position}: {e}")))?;
                 if decoded.event.position != *position {
                     return Err(StoreError::Corrupt(format!(
@@ -416,6 +459,19 @@ impl EventStore {
                     )));
                 }
                 Ok(decoded.event)
+            })
+            .collect()
+    }
+
+    /// Where the events at global `positions` are in the log.
+    fn wal_positions(&self, positions: &[u64]) -> Result<Vec<Position>> {
+        let index = self.index();
+        positions
+            .iter()
+            .map(|position| {
+                index.wal_position(*position).ok_or_else(|| {
+                    StoreError::InvalidInput(format!("no event at position {position}"))
+                })
             })
             .collect()
     }

@@ -33,7 +33,7 @@ impl SubscriptionFilter {
     pub fn matches(&self, event: &RecordedEvent) -> bool {
         self.aggregate_type
             .as_ref()
-            .is_none_or(|t| *t == event.stream.aggregate_type)
+            .is_none_or(|t| **t == *event.stream.aggregate_type)
             && self.stream.as_ref().is_none_or(|s| *s == event.stream)
             && self.event_name.as_ref().is_none_or(|n| *n == event.name)
     }

@@ -1,5 +1,6 @@
 //! The [`Wal`] handle: open, append, sync, read, delete, close.
 
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -10,7 +11,7 @@ use tokio::sync::{oneshot, watch};
 use crate::config::WalConfig;
 use crate::error::{Result, WalError};
 use crate::format::{
-    MAX_FRAME_BODY, RECORD_HEADER_LEN, check_frame, decode_frame, encode_frame, frame_len, read_u32,
+    FrameLayout, MAX_FRAME_BODY, RECORD_HEADER_LEN, check_frame, encode_frame, frame_len, read_u32,
 };
 use crate::reader::{WalReader, run_blocking};
 use crate::record::{Position, Record};
@@ -283,10 +284,67 @@ impl Wal {
     /// Reads the durable records that start at `positions`, in that order, on one blocking
     /// thread (cheaper than one `read_at` each).
     pub async fn read_many(&self, positions: Vec<Position>) -> Result<Vec<Record>> {
+        let (shared, end) = self.readable(&positions)?;
+        run_blocking(move || {
+            // The records' bytes are copied into one buffer that they share: one
+            // allocation per call rather than two per record.
+            let mut buf = Vec::new();
+            let mut copied = Vec::new();
+            let ranges = positions
+                .into_iter()
+                .map(|position| {
+                    read_record(&shared, position, end, &mut buf, |frame, layout| {
+                        CopiedRecord::copy(frame, layout, &mut copied)
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let copied = Bytes::from(copied);
+            Ok(ranges
+                .into_iter()
+                .map(|range| Record {
+                    key: copied.slice(range.key),
+                    value: copied.slice(range.value),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// Reads the durable records that start at `positions`, in that order, on one blocking
+    /// thread, handing each record's value to `visit` where it lies (in the segment's
+    /// memory map, or a read buffer) instead of copying it out: what a reader that
+    /// turns records into something else wants.
+    pub async fn read_many_with<T, F>(
+        &self,
+        positions: Vec<Position>,
+        mut visit: F,
+    ) -> Result<Vec<T>>
+    where
+        F: FnMut(&[u8]) -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (shared, end) = self.readable(&positions)?;
+        run_blocking(move || {
+            let mut buf = Vec::new();
+            positions
+                .into_iter()
+                .map(|position| {
+                    read_record(&shared, position, end, &mut buf, |frame, layout| {
+                        visit(&frame[layout.key_end..layout.len])
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// The log's state for reading `positions`, and its durable end; an error if one of
+    /// them is deleted or not yet durable.
+    fn readable(&self, positions: &[Position]) -> Result<(Arc<Shared>, Position)> {
         let shared = self.inner.shared.clone();
         let end = *shared.visible.borrow();
         let first = shared.first_segment.load(Ordering::Acquire);
-        for &position in &positions {
+        for &position in positions {
             if position.segment_id < first {
                 return Err(WalError::SegmentDeleted(position));
             }
@@ -294,14 +352,7 @@ impl Wal {
                 return Err(WalError::NoRecord(position));
             }
         }
-        run_blocking(move || {
-            let mut buf = Vec::new();
-            positions
-                .into_iter()
-                .map(|position| read_record(&shared, position, end, &mut buf))
-                .collect()
-        })
-        .await
+        Ok((shared, end))
     }
 
     /// Removes whole segments that end before `position`'s segment (never the segment
@@ -369,12 +420,14 @@ const READ_AHEAD: usize = 512;
 /// `end` is the durable end of the log: a frame that would reach past it, or past the
 /// configured record limits, or past the end of the file, is no record (the position is
 /// not the start of one), not an I/O error, and nothing is allocated for it.
-fn read_record(
+/// `visit` gets the checked frame and its layout.
+fn read_record<T>(
     shared: &Shared,
     position: Position,
     end: Position,
     buf: &mut Vec<u8>,
-) -> Result<Record> {
+    visit: impl FnOnce(&[u8], &FrameLayout) -> T,
+) -> Result<T> {
     let config = &shared.config;
     let largest = config.max_record_size.max(config.max_batch_size);
     // The log's bytes in this segment end at the durable end (active segment) or at the
@@ -406,7 +459,7 @@ fn read_record(
                     map.len()
                 }
             };
-            return read_mapped(&map, position, bound.min(map.len()), largest);
+            return read_mapped(&map, position, bound.min(map.len()), largest, visit);
         }
         Ok(None) => {}
         Err(err) => return Err(deleted_or(shared, position, err)),
@@ -447,14 +500,38 @@ fn read_record(
             _ => WalError::io("reading", path(), e),
         })?;
     }
-    let frame = Bytes::copy_from_slice(&buf[..frame_len]);
-    decode_frame(&frame, MAX_FRAME_BODY)
-        .map(|(record, _)| record)
-        .map_err(|_| WalError::NoRecord(position))
+    let frame = &buf[..frame_len];
+    let layout = check_frame(frame, MAX_FRAME_BODY).map_err(|_| WalError::NoRecord(position))?;
+    Ok(visit(frame, &layout))
+}
+
+/// Where a record's key and value were copied to, in the buffer of a `read_many`.
+struct CopiedRecord {
+    key: Range<usize>,
+    value: Range<usize>,
+}
+
+impl CopiedRecord {
+    /// Appends the key and value of the checked `frame` to `copied`.
+    fn copy(frame: &[u8], layout: &FrameLayout, copied: &mut Vec<u8>) -> CopiedRecord {
+        let start = copied.len();
+        copied.extend_from_slice(&frame[layout.key_start..layout.len]);
+        let key_end = start + (layout.key_end - layout.key_start);
+        CopiedRecord {
+            key: start..key_end,
+            value: key_end..copied.len(),
+        }
+    }
 }
 
 /// Reads the record at `position` from a memory map, never looking at or past `bound`.
-fn read_mapped(map: &MappedFile, position: Position, bound: u64, largest: usize) -> Result<Record> {
+fn read_mapped<T>(
+    map: &MappedFile,
+    position: Position,
+    bound: u64,
+    largest: usize,
+    visit: impl FnOnce(&[u8], &FrameLayout) -> T,
+) -> Result<T> {
     let no_record = || WalError::NoRecord(position);
     if position.offset.saturating_add(RECORD_HEADER_LEN as u64) > bound {
         return Err(no_record());
@@ -472,10 +549,7 @@ fn read_mapped(map: &MappedFile, position: Position, bound: u64, largest: usize)
     }
     let frame = map.get(position.offset, frame_len).ok_or_else(no_record)?;
     let layout = check_frame(frame, MAX_FRAME_BODY).map_err(|_| no_record())?;
-    Ok(Record {
-        key: Bytes::copy_from_slice(&frame[layout.key_start..layout.key_end]),
-        value: Bytes::copy_from_slice(&frame[layout.key_end..layout.len]),
-    })
+    Ok(visit(frame, &layout))
 }
 
 /// A segment that is gone because `delete_segments_before` removed it meanwhile is

@@ -294,7 +294,7 @@ pub async fn all_events(
             query
                 .aggregate_type
                 .as_ref()
-                .is_none_or(|t| *t == event.stream.aggregate_type)
+                .is_none_or(|t| **t == *event.stream.aggregate_type)
                 && query.event_type.as_ref().is_none_or(|e| *e == event.name)
         })
         .map(log_event)
@@ -311,8 +311,8 @@ pub async fn all_events(
 pub fn log_event(event: RecordedEvent) -> EventBody {
     EventBody {
         position: event.position,
-        aggregate_type: Some(event.stream.aggregate_type),
-        aggregate_id: Some(event.stream.aggregate_id),
+        aggregate_type: Some(event.stream.aggregate_type.to_string()),
+        aggregate_id: Some(event.stream.aggregate_id.to_string()),
         version: event.version + 1,
         event_type: event.name,
         schema_version: event.schema_version,

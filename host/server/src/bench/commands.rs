@@ -273,7 +273,7 @@ async fn naive(
                     .map_err(anyhow::Error::msg)?;
             }
             let context = Context {
-                aggregate_id: id,
+                aggregate_id: id.to_string(),
                 stream_version: version,
                 now_ms: 0,
             };

@@ -97,30 +97,42 @@ impl NativeRuntime {
     }
 }
 
-/// The state of `stream` folded natively from the store; (version, state).
+/// The state of `stream` folded natively from the store; (version, state). Read as the
+/// runtime's fold reads: pages borrowed from the log (`read_stream_with`), one page read
+/// ahead while this one is folded, batches of 512.
 pub async fn native_fold(store: &EventStore, stream: &StreamId) -> Result<(u64, Vec<u8>)> {
     let mut state = bank_account::initial_state();
     let mut version = 0u64;
     let page = store.config().max_read_count;
-    loop {
-        let events = store
-            .read_stream(stream, StreamRead::forward(version, page))
-            .await?;
+    let read_page = |from: u64| {
+        let (store, stream) = (store.clone(), stream.clone());
+        tokio::spawn(async move {
+            store
+                .read_stream_with(&stream, StreamRead::forward(from, page), |event| {
+                    (event.name.to_owned(), event.data.to_vec())
+                })
+                .await
+        })
+    };
+    let mut next = Some(read_page(0));
+    while let Some(reading) = next.take() {
+        let events = reading.await??;
         let read = events.len();
+        if read == page {
+            next = Some(read_page(version + page as u64));
+        }
         for chunk in events.chunks(512) {
             state = bank_account::apply(
                 &state,
                 chunk
                     .iter()
-                    .map(|event| (event.name.as_str(), event.data.as_ref())),
+                    .map(|(name, data)| (name.as_str(), data.as_slice())),
             )
             .map_err(anyhow::Error::msg)?;
         }
         version += read as u64;
-        if read < page {
-            return Ok((version, state));
-        }
     }
+    Ok((version, state))
 }
 
 /// bank-account v1 compiled natively. It mirrors `plugins/bank-account/src/lib.rs` (the
