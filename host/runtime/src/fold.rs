@@ -215,7 +215,10 @@ impl WireEvents {
 
     /// The events in the plugin's current schemas: the stale ones go through
     /// `upcast` on `instance`.
-    pub(crate) fn into_current(self, instance: &mut PluginInstance) -> Result<Vec<Event>, FoldError> {
+    pub(crate) fn into_current(
+        self,
+        instance: &mut PluginInstance,
+    ) -> Result<Vec<Event>, FoldError> {
         if self.stale.is_empty() {
             return Ok(self.events);
         }

@@ -313,6 +313,82 @@ async fn streams_read_forward_backward_paged_and_up_to_a_position() {
         page.iter().map(|e| e.position).collect::<Vec<_>>(),
         vec![10, 11, 12, 13, 14]
     );
+    // Events of one read share their stream id, and each its own data.
+    let read = store
+        .read_stream(&a, StreamRead::forward(0, 100))
+        .await
+        .unwrap();
+    assert!(read.iter().all(|event| event.stream == a));
+    assert_eq!(read[3].data, Bytes::from(r#"{"amount":3}"#));
+}
+
+#[tokio::test]
+async fn borrowed_reads_see_exactly_what_owned_reads_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).await;
+    let a = StreamId::new("t", "a");
+    let other = StreamId::new("t", "other");
+    for n in 0..30 {
+        let stream = if n % 3 == 0 { &other } else { &a };
+        store
+            .append(
+                stream,
+                ExpectedVersion::Any,
+                vec![
+                    deposit(n),
+                    NewEvent::new("Noted", "{}").with_schema_version(2),
+                ],
+                AppendOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let reads = [
+        StreamRead::forward(0, 1000),
+        StreamRead::forward(7, 5),
+        StreamRead::backward(4),
+        StreamRead::forward(0, 1000).up_to(30),
+        StreamRead::forward(100, 5),
+    ];
+    for read in reads {
+        let owned = store.read_stream(&a, read).await.unwrap();
+        let borrowed = store
+            .read_stream_with(&a, read, |event| {
+                (
+                    event.position,
+                    event.version,
+                    event.name.to_owned(),
+                    event.schema_version,
+                    event.timestamp_ms,
+                    event.data.to_vec(),
+                )
+            })
+            .await
+            .unwrap();
+        let expected: Vec<_> = owned
+            .iter()
+            .map(|event| {
+                (
+                    event.position,
+                    event.version,
+                    event.name.clone(),
+                    event.schema_version,
+                    event.timestamp_ms,
+                    event.data.to_vec(),
+                )
+            })
+            .collect();
+        assert_eq!(borrowed, expected, "{read:?}");
+    }
+    let none = store
+        .read_stream_with(
+            &StreamId::new("t", "missing"),
+            StreamRead::forward(0, 10),
+            |_| (),
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
 }
 
 #[tokio::test]
