@@ -45,6 +45,14 @@ pub struct ServeArgs {
     /// Largest plugin upload in bytes [default: 67108864].
     #[arg(long, env = "TALLY_MAX_PLUGIN_BYTES")]
     pub max_plugin_bytes: Option<usize>,
+    /// Time a client has to send a request's headers, in milliseconds; the
+    /// connection is closed after it [default: 10000].
+    #[arg(long, env = "TALLY_HEADER_TIMEOUT_MS")]
+    pub header_timeout_ms: Option<u64>,
+    /// Time a client has to send a request's body, in milliseconds; answered 408
+    /// after it [default: 60000].
+    #[arg(long, env = "TALLY_BODY_TIMEOUT_MS")]
+    pub body_timeout_ms: Option<u64>,
     /// CPU limit of one plugin call in milliseconds [default: 1000].
     #[arg(long, env = "TALLY_CALL_TIMEOUT_MS")]
     pub call_timeout_ms: Option<u64>,
@@ -78,6 +86,8 @@ struct FileSettings {
     admin_token: Option<String>,
     max_body_bytes: Option<usize>,
     max_plugin_bytes: Option<usize>,
+    header_timeout_ms: Option<u64>,
+    body_timeout_ms: Option<u64>,
     call_timeout_ms: Option<u64>,
     plugin_memory_mib: Option<usize>,
     cache_mib: Option<usize>,
@@ -167,7 +177,22 @@ impl ServeConfig {
             runtime.snapshot_every = every;
         }
         let defaults = ApiLimits::default();
+        let millis = |name: &str, value: Option<u64>, default: Duration| match value {
+            Some(0) => anyhow::bail!("{name} must be at least 1"),
+            Some(ms) => Ok(Duration::from_millis(ms)),
+            None => Ok(default),
+        };
         let limits = ApiLimits {
+            header_read_timeout: millis(
+                "header_timeout_ms",
+                args.header_timeout_ms.or(file.header_timeout_ms),
+                defaults.header_read_timeout,
+            )?,
+            body_read_timeout: millis(
+                "body_timeout_ms",
+                args.body_timeout_ms.or(file.body_timeout_ms),
+                defaults.body_read_timeout,
+            )?,
             max_body_bytes: args
                 .max_body_bytes
                 .or(file.max_body_bytes)

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod http_server;
 pub mod metrics;
 pub mod scaffold;
 pub mod serve;

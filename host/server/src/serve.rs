@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{AppState, router};
 use crate::config::{LogFormat, ServeArgs, ServeConfig};
+use crate::http_server::serve_http;
 use crate::metrics::Metrics;
 
 /// How often `--watch` looks at the plugins directory.
@@ -50,14 +51,12 @@ pub async fn run(
         shutdown.clone(),
     );
     let app = router(state.clone());
-    let server = {
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-        })
-    };
+    let server = tokio::spawn(serve_http(
+        listener,
+        app,
+        config.limits.header_read_timeout,
+        shutdown.clone(),
+    ));
 
     tracing::info!(data_dir = %config.runtime.dir.display(), "recovering");
     let opened = Runtime::open(config.runtime.clone()).await;
@@ -106,7 +105,7 @@ pub async fn run(
     tracing::info!("stopped accepting; closing the log");
     runtime.close().await?;
     tracing::info!("shut down cleanly");
-    served??;
+    served?;
     Ok(())
 }
 

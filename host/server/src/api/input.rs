@@ -49,22 +49,32 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
-/// The raw body, within the body limit (413 beyond it).
+/// The raw body, within the body limit (413 beyond it) and the body timeout (408
+/// after it).
 pub async fn body_bytes(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(failed)
-                if failed.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body-too-large",
-                    "the request body is larger than this service accepts",
-                )
-            }
-            other => ApiError::bad_request(format!("cannot read the request body: {other}")),
-        })
+    let timeout = state.limits().body_read_timeout;
+    let Ok(read) = tokio::time::timeout(timeout, Bytes::from_request(request, state)).await else {
+        return Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            format!(
+                "the request body did not arrive within {} ms",
+                timeout.as_millis()
+            ),
+        ));
+    };
+    read.map_err(|rejection| match rejection {
+        BytesRejection::FailedToBufferBody(failed)
+            if failed.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "the request body is larger than this service accepts",
+            )
+        }
+        other => ApiError::bad_request(format!("cannot read the request body: {other}")),
+    })
 }
 
 /// A query string parsed into `T`.

@@ -12,6 +12,7 @@ pub mod queries;
 pub mod stream;
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -36,6 +37,12 @@ pub struct ApiLimits {
     pub max_page: usize,
     /// Longest aggregate type or id in a path, bytes.
     pub max_id_len: usize,
+    /// Time a client has to send a request's headers; the connection is closed
+    /// after it (also an idle keep-alive connection's time to its next request).
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's body once the handler reads it;
+    /// answered 408 after it.
+    pub body_read_timeout: Duration,
 }
 
 impl Default for ApiLimits {
@@ -45,6 +52,8 @@ impl Default for ApiLimits {
             max_plugin_bytes: 64 << 20,
             max_page: 1_000,
             max_id_len: 256,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -380,3 +380,68 @@ async fn queries_page_and_travel_in_time() {
     );
     service.stop();
 }
+
+/// Connects to the service and sends `bytes`, then returns what the service answers
+/// before it closes the connection (or `None` if it keeps it open for `patience`).
+async fn send_and_wait_for_close(
+    service: &Service,
+    bytes: &[u8],
+    patience: std::time::Duration,
+) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = service.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(patience, stream.read_to_end(&mut answer)).await;
+    // Closed (or reset) by the service within our patience.
+    read.is_ok()
+        .then(|| String::from_utf8_lossy(&answer).into_owned())
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_append_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(
+        dir.path(),
+        &["--header-timeout-ms", "300", "--body-timeout-ms", "300"],
+    )
+    .await;
+    let patience = std::time::Duration::from_secs(10);
+    let before = service.end_position().await;
+
+    // Headers that never end: the connection is closed, no request is served.
+    let answer = send_and_wait_for_close(
+        &service,
+        b"POST /v1/aggregates/bank-account/slow/commands HTTP/1.1\r\nHost: x\r\n",
+        patience,
+    )
+    .await;
+    assert!(
+        answer.is_some(),
+        "the service kept a half-sent request open"
+    );
+
+    // A body that never arrives: 408 with the error body, and the connection closes.
+    let answer = send_and_wait_for_close(
+        &service,
+        b"POST /v1/aggregates/bank-account/slow/commands HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"command\":",
+        patience,
+    )
+    .await
+    .expect("the service kept a request with a missing body open");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"request-timeout\""), "{answer}");
+
+    // Nothing was appended, and the service still serves.
+    assert_eq!(service.end_position().await, before);
+    let (status, _) = service
+        .command(
+            "bank-account",
+            "slow",
+            bank("OpenAccount", json!({"initial_balance": 1})),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
