@@ -6,17 +6,42 @@
 //! authors derive `Serialize`/`Deserialize` with no attributes.
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::Value;
 
-/// Splits an enum value into its variant name and its data.
-pub(crate) fn to_named<T: Serialize>(value: &T) -> Result<(String, Value), String> {
-    match serde_json::to_value(value).map_err(|error| error.to_string())? {
-        Value::String(name) => Ok((name, Value::Object(Map::new()))),
-        Value::Object(map) if map.len() == 1 => Ok(map.into_iter().next().expect("one entry")),
-        other => Err(format!(
-            "expected an enum variant, got the JSON value {other}"
-        )),
+/// Splits an enum value into its variant name and its data as JSON bytes, in one
+/// serialization (no intermediate JSON tree): serde writes a variant as
+/// `{"Name":<data>}` (or `"Name"` for a unit variant, whose data is `{}`), and the
+/// two parts are cut out of that text.
+pub(crate) fn to_named<T: Serialize>(value: &T) -> Result<(String, Vec<u8>), String> {
+    let json = serde_json::to_vec(value).map_err(|error| error.to_string())?;
+    let not_a_variant = || {
+        format!(
+            "expected an enum variant, got the JSON value {}",
+            String::from_utf8_lossy(&json)
+        )
+    };
+    match json.first() {
+        Some(b'"') => {
+            let name = serde_json::from_slice(&json).map_err(|_| not_a_variant())?;
+            Ok((name, b"{}".to_vec()))
+        }
+        Some(b'{') => {
+            // serde_json writes compactly: `{`, the key, `:`, the data, `}`.
+            let mut key = serde_json::Deserializer::from_slice(&json[1..]).into_iter::<String>();
+            let Some(Ok(name)) = key.next() else {
+                return Err(not_a_variant());
+            };
+            let data_start = 1 + key.byte_offset() + 1;
+            let data = json
+                .get(data_start..json.len() - 1)
+                .filter(|_| json.get(data_start - 1) == Some(&b':'))
+                .ok_or_else(not_a_variant)?;
+            // One value, not the rest of a map with more entries.
+            serde_json::from_slice::<IgnoredAny>(data).map_err(|_| not_a_variant())?;
+            Ok((name, data.to_vec()))
+        }
+        _ => Err(not_a_variant()),
     }
 }
 
@@ -32,16 +57,15 @@ pub(crate) fn parse_data(data: &[u8]) -> Result<Value, String> {
 /// Builds the enum value named `name` from its wire data bytes (empty bytes mean
 /// `null`), in one parse with no intermediate JSON tree: this is the inner loop of a
 /// fold, used for events (which the plugin's own serializer wrote). Unit variants
-/// accept `null` and `{}`. Less strict than [`from_named`] in one way: serde's
-/// stream deserializer also takes a struct variant's fields as an array, which is
-/// why client input (commands) goes through [`from_named`].
+/// accept `null` and `{}`. Less strict than [`decode_command_data`] in one way: serde's
+/// stream deserializer also takes a struct variant's fields as an array.
 pub(crate) fn decode_named<T: DeserializeOwned>(name: &str, data: &[u8]) -> Result<T, String> {
     let data = match data.trim_ascii() {
         b"" => b"null".as_slice(),
         data => data,
     };
     // Check that the data is one JSON value before splicing it into a document.
-    serde_json::from_slice::<serde::de::IgnoredAny>(data)
+    serde_json::from_slice::<IgnoredAny>(data)
         .map_err(|error| format!("data is not JSON: {error}"))?;
     let name_json = serde_json::to_string(name).map_err(|error| error.to_string())?;
     let mut tagged = Vec::with_capacity(name_json.len() + data.len() + 3);
@@ -64,23 +88,21 @@ pub(crate) fn decode_named<T: DeserializeOwned>(name: &str, data: &[u8]) -> Resu
     }
 }
 
-/// Builds the enum value named `name` from its data: strict (a struct variant's
-/// fields must be an object), for client input.
-pub(crate) fn from_named<T: DeserializeOwned>(name: &str, data: Value) -> Result<T, String> {
-    let no_data = match &data {
-        Value::Null => true,
-        Value::Object(map) => map.is_empty(),
-        _ => false,
-    };
-    let tagged = Value::Object(Map::from_iter([(name.to_owned(), data)]));
-    match serde_json::from_value(tagged) {
-        Ok(value) => Ok(value),
-        Err(error) => {
-            // A unit variant is the bare string `"Name"` in serde's encoding.
-            if no_data && let Ok(value) = serde_json::from_value(Value::String(name.to_owned())) {
-                return Ok(value);
-            }
-            Err(error.to_string())
+/// Builds the command named `name` from client data bytes, strictly: the data must
+/// be a JSON object (a struct variant's fields), `null` or nothing (empty bytes
+/// mean `null`); an array where the fields belong is refused, as are duplicate
+/// fields. One parse, as [`decode_named`].
+pub(crate) fn decode_command_data<T: DeserializeOwned>(
+    name: &str,
+    data: &[u8],
+) -> Result<T, String> {
+    match data.trim_ascii().first() {
+        None | Some(b'{') | Some(b'n') => decode_named(name, data),
+        Some(_) => {
+            let value = parse_data(data)?;
+            Err(format!(
+                "the data must be a JSON object of the command's fields, got {value}"
+            ))
         }
     }
 }
@@ -98,18 +120,88 @@ mod tests {
         Optional { note: Option<String> },
     }
 
+    #[derive(Serialize)]
+    enum Renamed {
+        #[serde(rename = "we\"ird:{name}")]
+        Weird { text: String },
+    }
+
+    #[derive(Serialize)]
+    struct TwoFields {
+        a: i64,
+        b: i64,
+    }
+
     #[test]
     fn struct_variant_splits_into_name_and_fields() {
         let named = to_named(&Sample::Fields { amount: 5 }).unwrap();
-        assert_eq!(named, ("Fields".to_owned(), json!({"amount": 5})));
+        assert_eq!(named, ("Fields".to_owned(), br#"{"amount":5}"#.to_vec()));
+        let named = to_named(&Sample::Optional {
+            note: Some("}:{\"".into()),
+        })
+        .unwrap();
+        assert_eq!(named.0, "Optional");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&named.1).unwrap(),
+            json!({"note": "}:{\""})
+        );
+    }
+
+    #[test]
+    fn a_name_with_json_syntax_in_it_splits_correctly() {
+        let (name, data) = to_named(&Renamed::Weird { text: "x".into() }).unwrap();
+        assert_eq!(name, "we\"ird:{name}");
+        assert_eq!(data, br#"{"text":"x"}"#.to_vec());
     }
 
     #[test]
     fn unit_variant_carries_an_empty_object() {
         assert_eq!(
             to_named(&Sample::Unit).unwrap(),
-            ("Unit".to_owned(), json!({}))
+            ("Unit".to_owned(), b"{}".to_vec())
         );
+    }
+
+    #[test]
+    fn a_map_of_more_than_one_entry_is_not_a_variant() {
+        let error = to_named(&TwoFields { a: 1, b: 2 }).unwrap_err();
+        assert!(error.contains("expected an enum variant"), "{error}");
+    }
+
+    #[test]
+    fn commands_must_carry_their_fields_as_an_object() {
+        assert_eq!(
+            decode_command_data::<Sample>("Fields", br#" {"amount": 5} "#).unwrap(),
+            Sample::Fields { amount: 5 }
+        );
+        assert_eq!(
+            decode_command_data::<Sample>("Unit", b"").unwrap(),
+            Sample::Unit
+        );
+        assert_eq!(
+            decode_command_data::<Sample>("Unit", b"null").unwrap(),
+            Sample::Unit
+        );
+        assert_eq!(
+            decode_command_data::<Sample>("Unit", b"{}").unwrap(),
+            Sample::Unit
+        );
+        // serde's stream deserializer would take the fields as an array: commands don't.
+        assert_eq!(
+            decode_named::<Sample>("Fields", b"[5]").unwrap(),
+            Sample::Fields { amount: 5 }
+        );
+        let error = decode_command_data::<Sample>("Fields", b"[5]").unwrap_err();
+        assert!(error.contains("must be a JSON object"), "{error}");
+        let error = decode_command_data::<Sample>("Fields", b"5").unwrap_err();
+        assert!(error.contains("must be a JSON object"), "{error}");
+        let error = decode_command_data::<Sample>("Fields", b"[5").unwrap_err();
+        assert!(error.starts_with("data is not JSON"), "{error}");
+        let error =
+            decode_command_data::<Sample>("Fields", br#"{"amount":1,"amount":2}"#).unwrap_err();
+        assert!(error.contains("duplicate field"), "{error}");
+        let error = decode_command_data::<Sample>("Fields", br#"nonsense"#).unwrap_err();
+        assert!(error.starts_with("data is not JSON"), "{error}");
     }
 
     #[test]
@@ -138,7 +230,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            decode_named::<Sample>(&name, data.to_string().as_bytes()).unwrap(),
+            decode_named::<Sample>(&name, &data).unwrap(),
             Sample::Optional {
                 note: Some("hi".into())
             }
@@ -156,7 +248,7 @@ mod tests {
     fn wrong_field_type_is_an_error_naming_the_problem() {
         let error = decode_named::<Sample>("Fields", br#"{"amount": "five"}"#).unwrap_err();
         assert!(error.contains("invalid type"), "{error}");
-        let error = from_named::<Sample>("Fields", json!({"amount": "five"})).unwrap_err();
+        let error = decode_command_data::<Sample>("Fields", br#"{"amount": "five"}"#).unwrap_err();
         assert!(error.contains("invalid type"), "{error}");
     }
 

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::aggregate::{Aggregate, Context, Rejection};
-use crate::codec::{decode_named, from_named, parse_data, to_named};
+use crate::codec::{decode_command_data, decode_named, parse_data, to_named};
 use crate::introspect::variant_names;
 use crate::upcast::{JsonEvent, upcast_event};
 use crate::{INVALID_COMMAND, INVALID_STATE};
@@ -168,7 +168,7 @@ pub(crate) fn encode_event<A: Aggregate>(event: &A::Event) -> RawEvent {
     RawEvent {
         name,
         version,
-        data: json_bytes(&data),
+        data,
     }
 }
 
@@ -193,10 +193,7 @@ pub(crate) fn encode_command<A: Aggregate>(command: &A::Command) -> RawCommand {
             A::AGGREGATE_TYPE
         )
     });
-    RawCommand {
-        name,
-        data: json_bytes(&data),
-    }
+    RawCommand { name, data }
 }
 
 /// Decodes a command, rejecting it with [`INVALID_COMMAND`] when it does not fit.
@@ -207,8 +204,7 @@ fn decode_command<A: Aggregate>(command: &RawCommand) -> Result<A::Command, Reje
             format!("command {}: {error}", command.name),
         )
     };
-    let data = parse_data(&command.data).map_err(invalid)?;
-    from_named(&command.name, data).map_err(invalid)
+    decode_command_data(&command.name, &command.data).map_err(invalid)
 }
 
 /// Decodes state bytes written by [`encode_state`].
