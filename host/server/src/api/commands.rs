@@ -137,6 +137,7 @@ impl From<Outcome> for CommandResponse {
         (status = 200, description = "Applied (or a duplicate of an applied command id)", body = CommandResponse),
         (status = 400, description = "Malformed body, id or command", body = ErrorBody),
         (status = 404, description = "Unknown aggregate type", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time (`request-timeout`)", body = ErrorBody),
         (status = 409, description = "Version conflict (with `actual_version`) or command id reused", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),

@@ -182,6 +182,7 @@ fn type_body(status: PluginStatus) -> PluginTypeBody {
         (status = 400, description = "Not a plugin component (`not-wasm`, `not-a-component`, `wrong-world`, `aggregate-type-mismatch`, ...)", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 409, description = "`version-not-newer`, `version-exists`, `unknown-schema`", body = ErrorBody),
+        (status = 408, body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 422, description = "`verification-failed`: a stream does not fold under the new version", body = ErrorBody),
     )
