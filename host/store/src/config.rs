@@ -17,7 +17,7 @@ pub struct StoreConfig {
     /// Settings of the snapshot log (its `dir` is replaced by `<dir>/snapshots`).
     pub snapshot_wal: WalConfig,
     /// How long command ids are remembered for idempotency. Default: the last 1,000,000
-    /// command ids, and none older than 7 days. Each costs about 150 bytes plus its length.
+    /// command ids, and none older than 7 days. Each costs about 120 bytes plus its length.
     pub command_retention: CommandRetention,
     /// Most events in one append. Default 1,000.
     pub max_events_per_append: usize,

@@ -3,7 +3,8 @@
 //!
 //! It is rebuilt from the WAL on open. Memory: 8 bytes per event for its WAL position, 8
 //! bytes per event in its stream's version list, plus per stream its id (twice the string
-//! lengths plus about 100 bytes) and per retained command id about 150 bytes plus its length.
+//! lengths plus about 100 bytes) and per retained command id about 120 bytes plus its length
+//! (in one buffer for all ids; see [`CommandIndex`]).
 
 use std::collections::VecDeque;
 
@@ -58,18 +59,101 @@ pub struct CommandRetention {
 }
 
 /// Retained command ids in append order.
+///
+/// The ids' bytes are kept together in one buffer, not in an allocation each: these
+/// entries live for hours to days, and one small long-lived allocation per command,
+/// made between the short-lived buffers of requests (16 to 32 KiB for a page of
+/// events), pins the allocator's free memory around it, so that glibc's arenas keep
+/// growing, by some KiB per retained id, while little of them is in use
+/// (`docs/RELIABILITY.md`, "Memory per command").
 #[derive(Debug)]
-struct CommandIndex {
+struct CommandIndex<S = foldhash::fast::RandomState> {
     retention: CommandRetention,
-    by_id: HashMap<Arc<str>, CommandEntry>,
-    order: VecDeque<Arc<str>>,
+    /// Retained appends in append order: `entries[i]` has sequence number `first + i`.
+    entries: VecDeque<Retained>,
+    /// Sequence number of `entries[0]`.
+    first: u64,
+    /// The bytes of the retained ids, concatenated in append order.
+    text: VecDeque<u8>,
+    /// Offset (counted since the index was created) of `text[0]`.
+    text_first: u64,
+    /// Hash of an id -> sequence number of the latest entry with that hash; older ones
+    /// with the same hash are chained through [`Retained::previous`].
+    by_hash: HashMap<u64, u64>,
+    hasher: S,
 }
 
-impl CommandIndex {
-    fn insert(&mut self, id: Arc<str>, entry: CommandEntry) {
+/// One retained command id.
+#[derive(Debug)]
+struct Retained {
+    /// Offset of the id in [`CommandIndex::text`] (counted since the index was created).
+    start: u64,
+    len: u32,
+    hash: u64,
+    /// Sequence number of the previous entry with the same hash (it may be forgotten).
+    previous: Option<u64>,
+    entry: CommandEntry,
+}
+
+impl<S: std::hash::BuildHasher> CommandIndex<S> {
+    fn new(retention: CommandRetention, hasher: S) -> CommandIndex<S> {
+        CommandIndex {
+            retention,
+            entries: VecDeque::new(),
+            first: 0,
+            text: VecDeque::new(),
+            text_first: 0,
+            by_hash: HashMap::default(),
+            hasher,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Sequence number of the retained entry of `id`.
+    fn find(&self, id: &str, hash: u64) -> Option<u64> {
+        let mut next = self.by_hash.get(&hash).copied();
+        while let Some(sequence) = next.filter(|sequence| *sequence >= self.first) {
+            let retained = &self.entries[(sequence - self.first) as usize];
+            let start = (retained.start - self.text_first) as usize;
+            if retained.hash == hash
+                && retained.len as usize == id.len()
+                && self
+                    .text
+                    .range(start..start + id.len())
+                    .eq(id.as_bytes().iter())
+            {
+                return Some(sequence);
+            }
+            next = retained.previous;
+        }
+        None
+    }
+
+    fn get(&self, id: &str) -> Option<&CommandEntry> {
+        let sequence = self.find(id, self.hasher.hash_one(id))?;
+        Some(&self.entries[(sequence - self.first) as usize].entry)
+    }
+
+    fn insert(&mut self, id: &str, entry: CommandEntry) {
         let timestamp = entry.result.timestamp_ms;
-        if self.by_id.insert(id.clone(), entry).is_none() {
-            self.order.push_back(id);
+        let hash = self.hasher.hash_one(id);
+        match self.find(id, hash) {
+            Some(sequence) => self.entries[(sequence - self.first) as usize].entry = entry,
+            None => {
+                let sequence = self.first + self.entries.len() as u64;
+                let previous = self.by_hash.insert(hash, sequence);
+                self.entries.push_back(Retained {
+                    start: self.text_first + self.text.len() as u64,
+                    len: u32::try_from(id.len()).expect("command ids are short"),
+                    hash,
+                    previous,
+                    entry,
+                });
+                self.text.extend(id.as_bytes());
+            }
         }
         self.prune(timestamp);
     }
@@ -77,14 +161,21 @@ impl CommandIndex {
     /// Forgets ids beyond the count bound or older than the age bound at `now_ms`.
     fn prune(&mut self, now_ms: u64) {
         let oldest_kept = now_ms.saturating_sub(self.retention.max_age_ms);
-        while let Some(front) = self.order.front() {
-            let too_many = self.order.len() > self.retention.max_count;
-            let too_old = self.by_id[front].result.timestamp_ms < oldest_kept;
+        while let Some(front) = self.entries.front() {
+            let too_many = self.entries.len() > self.retention.max_count;
+            let too_old = front.entry.result.timestamp_ms < oldest_kept;
             if !too_many && !too_old {
                 break;
             }
-            let id = self.order.pop_front().expect("front exists");
-            self.by_id.remove(&id);
+            let front = self.entries.pop_front().expect("front exists");
+            // Forgotten oldest first: older entries with this hash are gone already, so
+            // the hash's latest entry is this one or a newer one.
+            if self.by_hash.get(&front.hash) == Some(&self.first) {
+                self.by_hash.remove(&front.hash);
+            }
+            self.first += 1;
+            self.text.drain(..front.len as usize);
+            self.text_first += u64::from(front.len);
         }
     }
 }
@@ -116,11 +207,7 @@ impl Index {
             events: Vec::new(),
             streams: HashMap::default(),
             types: HashMap::default(),
-            commands: CommandIndex {
-                retention,
-                by_id: HashMap::default(),
-                order: VecDeque::new(),
-            },
+            commands: CommandIndex::new(retention, Default::default()),
             last_timestamp_ms: 0,
         }
     }
@@ -179,7 +266,7 @@ impl Index {
                 duplicate: false,
             };
             self.commands.insert(
-                Arc::from(command_id),
+                command_id,
                 CommandEntry {
                     stream: key.clone(),
                     result,
@@ -196,12 +283,12 @@ impl Index {
 
     /// The retained append of `command_id`.
     pub fn command(&self, command_id: &str) -> Option<&CommandEntry> {
-        self.commands.by_id.get(command_id)
+        self.commands.get(command_id)
     }
 
     /// Number of retained command ids.
     pub fn retained_commands(&self) -> usize {
-        self.commands.by_id.len()
+        self.commands.len()
     }
 
     /// The stream's entry.
@@ -309,6 +396,80 @@ mod tests {
         index.prune_commands(11_250);
         assert!(index.command("c2").is_none());
         assert!(index.command("c3").is_some());
+    }
+
+    /// Hashes every id alike, so that every lookup walks a chain of colliding ids.
+    #[derive(Default)]
+    struct Collide;
+
+    impl std::hash::BuildHasher for Collide {
+        type Hasher = Collide;
+        fn build_hasher(&self) -> Collide {
+            Collide
+        }
+    }
+
+    impl std::hash::Hasher for Collide {
+        fn finish(&self) -> u64 {
+            7
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn retained_ids_are_told_apart_when_their_hashes_collide() {
+        let mut commands = CommandIndex::new(
+            CommandRetention {
+                max_count: 4,
+                max_age_ms: u64::MAX,
+            },
+            Collide,
+        );
+        let stream = Arc::new(StreamId::new("t", "a"));
+        let entry = |first_position| CommandEntry {
+            stream: stream.clone(),
+            result: AppendResult {
+                first_position,
+                first_version: first_position,
+                count: 1,
+                timestamp_ms: 1,
+                duplicate: false,
+            },
+        };
+        // Ids that are prefixes of each other.
+        for (n, id) in ["c", "c1", "c10", "x"].iter().enumerate() {
+            commands.insert(id, entry(n as u64));
+        }
+        // An id retained again replaces its entry in place.
+        commands.insert("c1", entry(10));
+        assert_eq!(commands.len(), 4);
+        assert_eq!(commands.get("c1").unwrap().result.first_position, 10);
+        // A fifth id: the oldest ("c") is forgotten.
+        commands.insert("c1x", entry(4));
+        assert_eq!(commands.len(), 4);
+        assert!(commands.get("c").is_none());
+        assert_eq!(commands.get("c1").unwrap().result.first_position, 10);
+        assert_eq!(commands.get("c10").unwrap().result.first_position, 2);
+        assert_eq!(commands.get("x").unwrap().result.first_position, 3);
+        assert_eq!(commands.get("c1x").unwrap().result.first_position, 4);
+        assert!(commands.get("c100").is_none());
+        // Many more: the bytes of forgotten ids are dropped, lookups stay exact.
+        for n in 0..1_000u64 {
+            commands.insert(&format!("id-{n}"), entry(100 + n));
+        }
+        assert_eq!(commands.len(), 4);
+        assert!(commands.text.len() <= 4 * "id-999".len());
+        assert!(commands.get("id-995").is_none());
+        for n in 996..1_000u64 {
+            assert_eq!(
+                commands
+                    .get(&format!("id-{n}"))
+                    .unwrap()
+                    .result
+                    .first_position,
+                100 + n
+            );
+        }
     }
 
     #[test]
