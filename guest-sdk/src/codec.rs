@@ -7,12 +7,14 @@
 
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Splits an enum value into its variant name and its data as JSON bytes, in one
 /// serialization (no intermediate JSON tree): serde writes a variant as
 /// `{"Name":<data>}` (or `"Name"` for a unit variant, whose data is `{}`), and the
-/// two parts are cut out of that text.
+/// two parts are cut out of that text. The data is serde's output as it is: a
+/// variant whose serialization repeats a key (a `#[serde(flatten)]` map holding a
+/// field's name) keeps both, and decoding it later refuses the duplicate.
 pub(crate) fn to_named<T: Serialize>(value: &T) -> Result<(String, Vec<u8>), String> {
     let json = serde_json::to_vec(value).map_err(|error| error.to_string())?;
     let not_a_variant = || {
@@ -88,10 +90,12 @@ pub(crate) fn decode_named<T: DeserializeOwned>(name: &str, data: &[u8]) -> Resu
     }
 }
 
-/// Builds the command named `name` from client data bytes, strictly: the data must
-/// be a JSON object (a struct variant's fields), `null` or nothing (empty bytes
-/// mean `null`); an array where the fields belong is refused, as are duplicate
-/// fields. One parse, as [`decode_named`].
+/// Builds the command named `name` from client data bytes, strictly: a struct
+/// variant's fields must come as a JSON object (serde's stream deserializer would
+/// also take them as an array), and duplicate fields are refused. An object, `null`
+/// or nothing (empty bytes mean `null`) is decoded in one parse, as
+/// [`decode_named`]; other data (a newtype variant's value, a tuple variant's array)
+/// goes through a JSON tree, whose struct variants take only objects.
 pub(crate) fn decode_command_data<T: DeserializeOwned>(
     name: &str,
     data: &[u8],
@@ -99,10 +103,8 @@ pub(crate) fn decode_command_data<T: DeserializeOwned>(
     match data.trim_ascii().first() {
         None | Some(b'{') | Some(b'n') => decode_named(name, data),
         Some(_) => {
-            let value = parse_data(data)?;
-            Err(format!(
-                "the data must be a JSON object of the command's fields, got {value}"
-            ))
+            let tagged = Value::Object(Map::from_iter([(name.to_owned(), parse_data(data)?)]));
+            serde_json::from_value(tagged).map_err(|error| error.to_string())
         }
     }
 }
@@ -118,6 +120,44 @@ mod tests {
         Unit,
         Fields { amount: i64 },
         Optional { note: Option<String> },
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Shapes {
+        Rename(String),
+        Move(i64, i64),
+        Amount(i64),
+        Maybe(Option<i64>),
+        Nested(Inner),
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Inner {
+        a: i64,
+    }
+
+    #[test]
+    fn newtype_and_tuple_commands_round_trip() {
+        for command in [
+            Shapes::Rename("bob".into()),
+            Shapes::Move(1, 2),
+            Shapes::Amount(5),
+            Shapes::Maybe(None),
+            Shapes::Maybe(Some(3)),
+            Shapes::Nested(Inner { a: 7 }),
+        ] {
+            let (name, data) = to_named(&command).unwrap();
+            assert_eq!(
+                decode_command_data::<Shapes>(&name, &data).unwrap(),
+                command,
+                "{name} {}",
+                String::from_utf8_lossy(&data)
+            );
+        }
+        let error = decode_command_data::<Shapes>("Move", b"[1]").unwrap_err();
+        assert!(error.contains("invalid length"), "{error}");
+        let error = decode_command_data::<Shapes>("Rename", b"[1,").unwrap_err();
+        assert!(error.starts_with("data is not JSON"), "{error}");
     }
 
     #[derive(Serialize)]
@@ -192,9 +232,9 @@ mod tests {
             Sample::Fields { amount: 5 }
         );
         let error = decode_command_data::<Sample>("Fields", b"[5]").unwrap_err();
-        assert!(error.contains("must be a JSON object"), "{error}");
+        assert!(error.contains("invalid type"), "{error}");
         let error = decode_command_data::<Sample>("Fields", b"5").unwrap_err();
-        assert!(error.contains("must be a JSON object"), "{error}");
+        assert!(error.contains("invalid type"), "{error}");
         let error = decode_command_data::<Sample>("Fields", b"[5").unwrap_err();
         assert!(error.starts_with("data is not JSON"), "{error}");
         let error =

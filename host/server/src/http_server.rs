@@ -35,6 +35,8 @@ pub async fn serve_http(
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
+                // A client gave up before its connection was accepted: nothing to wait for.
+                Err(error) if is_per_connection(&error) => continue,
                 Err(error) => {
                     tracing::warn!(%error, "cannot accept a connection");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -55,4 +57,15 @@ pub async fn serve_http(
     }
     drop(listener);
     connections.shutdown().await;
+}
+
+/// Whether an `accept` error concerns one connection only (the next accept may
+/// succeed at once), rather than the listener or the process (out of descriptors).
+fn is_per_connection(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionRefused
+    )
 }
