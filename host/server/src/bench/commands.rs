@@ -11,7 +11,6 @@
 //! | `wasm_os_commands_per_s` / `native_os_commands_per_s` | both again with `FsyncPolicy::Os`: what the CPU allows |
 //! | `naive_commands_per_s` | per command, read the whole log (100,000 events; 10,000 with `--quick`) with `read_all`, fold it through the plugin, handle, append |
 
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +37,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     let v1 = setup::component_bytes(options, "bank_account.wasm")?;
 
     progress.set("commands: fsync floor (1 KiB pwrite + fdatasync loop)");
-    let floor_before = fsync_floor(work.path(), measure / 2)?;
+    let floor_before = super::fsync_floor(work.path(), measure / 2)?;
     progress.set(&format!(
         "commands: native, 256 tasks over {ACCOUNTS} accounts, Always"
     ));
@@ -69,7 +68,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     drop(runtime);
     std::fs::remove_dir_all(&dir)?;
     // Measured again after the plugin runs, so that drift of the disk shows.
-    let floor_after = fsync_floor(work.path(), measure / 2)?;
+    let floor_after = super::fsync_floor(work.path(), measure / 2)?;
     let floor = (floor_before + floor_after) / 2.0;
 
     let (naive_events, naive_count) = if options.quick {
@@ -165,33 +164,6 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         "x",
     );
     Ok(report)
-}
-
-/// 1 KiB `pwrite` + `fdatasync` per round for `duration` on a preallocated file; rounds/s.
-fn fsync_floor(dir: &Path, duration: Duration) -> Result<f64> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("fsync-floor");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&path)?;
-    const SLOTS: u64 = 1024;
-    file.write_all_at(&vec![0u8; (SLOTS * 1024) as usize], 0)?;
-    file.sync_all()?;
-    let block = [7u8; 1024];
-    let started = Instant::now();
-    let mut rounds = 0u64;
-    while started.elapsed() < duration {
-        file.write_all_at(&block, (rounds % SLOTS) * 1024)?;
-        file.sync_data()?;
-        rounds += 1;
-    }
-    let rate = rounds as f64 / started.elapsed().as_secs_f64();
-    drop(file);
-    std::fs::remove_file(&path)?;
-    Ok(rate)
 }
 
 /// Opens the accounts through [`NativeRuntime`] (untimed), then measures deposits.

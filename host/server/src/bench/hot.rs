@@ -72,7 +72,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> anyhow::Result<
     report.add("hot_max_ms", "  latency max", result.max_ms(), "ms");
     report.add(
         "hot_fsync_floor_per_s",
-        "fsync floor (write+fdatasync loop)",
+        "fsync floor (1 KiB write+fdatasync loop)",
         floor,
         "/s",
     );

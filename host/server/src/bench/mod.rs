@@ -249,9 +249,10 @@ pub async fn run(suite: Suite, options: BenchOptions) -> anyhow::Result<Report> 
     Ok(all)
 }
 
-/// Appends of 4 KiB, each followed by `fdatasync`, in `dir` for `window`: the
-/// disk's floor for durable writes, per second.
-pub fn fsync_floor(dir: &Path, window: Duration) -> anyhow::Result<f64> {
+/// The disk's floor for durable writes: one 1 KiB `pwrite` + `fdatasync` per round for
+/// `duration`, on a preallocated file in `dir` (as the log's segments are); rounds/s.
+pub fn fsync_floor(dir: &Path, duration: Duration) -> anyhow::Result<f64> {
+    std::fs::create_dir_all(dir)?;
     let path = dir.join("fsync-floor");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -259,15 +260,18 @@ pub fn fsync_floor(dir: &Path, window: Duration) -> anyhow::Result<f64> {
         .read(true)
         .write(true)
         .open(&path)?;
-    let block = vec![0x5au8; 4096];
+    const SLOTS: u64 = 1024;
+    file.write_all_at(&vec![0u8; (SLOTS * 1024) as usize], 0)?;
+    file.sync_all()?;
+    let block = [7u8; 1024];
     let started = Instant::now();
-    let mut syncs = 0u64;
-    while started.elapsed() < window {
-        file.write_all_at(&block, syncs * 4096)?;
+    let mut rounds = 0u64;
+    while started.elapsed() < duration {
+        file.write_all_at(&block, (rounds % SLOTS) * 1024)?;
         file.sync_data()?;
-        syncs += 1;
+        rounds += 1;
     }
-    let rate = syncs as f64 / started.elapsed().as_secs_f64();
+    let rate = rounds as f64 / started.elapsed().as_secs_f64();
     drop(file);
     std::fs::remove_file(&path)?;
     Ok(rate)
