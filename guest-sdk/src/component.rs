@@ -55,22 +55,25 @@ impl<A: Aggregate> wit::Guest for Component<A> {
         command: wit::Command,
     ) -> Result<Vec<wit::Event>, wit::Rejection> {
         panic::install_hook();
-        let ctx = aggregate::Context {
-            aggregate_id: ctx.aggregate_id,
-            stream_version: ctx.stream_version,
-            now_ms: ctx.now_ms,
-        };
-        let command = raw::RawCommand {
-            name: command.name,
-            data: command.data,
-        };
-        match raw::handle::<A>(&ctx, &state, &command) {
-            Ok(events) => Ok(events.into_iter().map(to_wit_event).collect()),
-            Err(rejection) => Err(wit::Rejection {
-                code: rejection.code,
-                message: rejection.message,
-            }),
-        }
+        let (ctx, command) = from_wit_call(ctx, command);
+        raw::handle::<A>(&ctx, &state, &command)
+            .map(|events| events.into_iter().map(to_wit_event).collect())
+            .map_err(to_wit_rejection)
+    }
+
+    fn decide(
+        ctx: wit::Context,
+        state: wit::State,
+        command: wit::Command,
+    ) -> Result<wit::Decision, wit::Rejection> {
+        panic::install_hook();
+        let (ctx, command) = from_wit_call(ctx, command);
+        raw::decide::<A>(&ctx, &state, &command)
+            .map(|(events, state)| wit::Decision {
+                events: events.into_iter().map(to_wit_event).collect(),
+                state,
+            })
+            .map_err(to_wit_rejection)
     }
 
     fn apply(state: wit::State, events: Vec<wit::Event>) -> Result<wit::State, String> {
@@ -88,6 +91,29 @@ impl<A: Aggregate> wit::Guest for Component<A> {
     fn state_json(state: wit::State) -> Result<wit::Json, String> {
         panic::install_hook();
         raw::state_json::<A>(&state)
+    }
+}
+
+fn from_wit_call(
+    ctx: wit::Context,
+    command: wit::Command,
+) -> (aggregate::Context, raw::RawCommand) {
+    let ctx = aggregate::Context {
+        aggregate_id: ctx.aggregate_id,
+        stream_version: ctx.stream_version,
+        now_ms: ctx.now_ms,
+    };
+    let command = raw::RawCommand {
+        name: command.name,
+        data: command.data,
+    };
+    (ctx, command)
+}
+
+fn to_wit_rejection(rejection: aggregate::Rejection) -> wit::Rejection {
+    wit::Rejection {
+        code: rejection.code,
+        message: rejection.message,
     }
 }
 

@@ -112,6 +112,26 @@ pub fn handle<A: Aggregate>(
     Ok(events.iter().map(encode_event::<A>).collect())
 }
 
+/// `decide`: [`handle`], then [`apply`] of its events, in one pass: the state and
+/// command are decoded once, the typed events are encoded for the host and folded
+/// into the state as they are (no second decode), and the new state is encoded.
+/// Answers as the two calls would, given events whose JSON round trip is exact
+/// (which replay from the log relies on anyway).
+pub fn decide<A: Aggregate>(
+    ctx: &Context,
+    state: &[u8],
+    command: &RawCommand,
+) -> Result<(Vec<RawEvent>, Vec<u8>), Rejection> {
+    let mut state: A = decode_state(state).map_err(|error| Rejection::new(INVALID_STATE, error))?;
+    let command = decode_command::<A>(command)?;
+    let events = state.handle(ctx, command)?;
+    let encoded = events.iter().map(encode_event::<A>).collect();
+    for event in events {
+        state.apply(event);
+    }
+    Ok((encoded, encode_state(&state)))
+}
+
 /// `apply`: folds events (current schema versions, stream order) into the state.
 pub fn apply<A: Aggregate>(state: &[u8], events: &[RawEvent]) -> Result<Vec<u8>, String> {
     let mut state: A = decode_state(state)?;

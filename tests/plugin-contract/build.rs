@@ -29,6 +29,12 @@ const COMPONENTS: &[(&str, &str, &str, &str)] = &[
         "bank-account v2 (2.0.0)",
     ),
     (
+        "TEST_CONTRACT_V1",
+        "test-contract-v1",
+        "test_contract_v1",
+        "test-contract-v1, a counter built against the frozen tally:aggregate@1.0.0 (no `decide`)",
+    ),
+    (
         "TEST_PANIC",
         "test-panic",
         "test_panic",

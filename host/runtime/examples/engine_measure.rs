@@ -1,6 +1,7 @@
 //! Measures the plugin engine on the real bank-account v1 component: compile time,
 //! load time from the compile cache, fresh instantiation, and the steady-state
-//! cost of one `handle` + `apply` pair. Run it optimised:
+//! cost of a deposit decided by one `decide` call (contract 1.1.0) beside a
+//! `handle` + `apply` pair (how a 1.0.0 plugin decides). Run it optimised:
 //!
 //! ```text
 //! cargo run --release -p tally-runtime --example engine_measure
@@ -13,8 +14,7 @@ use std::time::{Duration, Instant};
 use tally_plugin_contract_tests::components;
 use tally_runtime::{Command, Context, EngineConfig, LoadedPlugin, PluginEngine, PluginInstance};
 
-/// `handle` of a deposit on an open account, then `apply` of its event.
-fn deposit(instance: &mut PluginInstance, state: &[u8], version: u64) -> Vec<u8> {
+fn deposit_call(version: u64) -> (Context, Command) {
     let ctx = Context {
         aggregate_id: "acc-1".into(),
         stream_version: version,
@@ -24,6 +24,22 @@ fn deposit(instance: &mut PluginInstance, state: &[u8], version: u64) -> Vec<u8>
         name: "Deposit".into(),
         data: br#"{"amount":1}"#.to_vec(),
     };
+    (ctx, command)
+}
+
+/// `decide` of a deposit on an open account.
+fn decide_deposit(instance: &mut PluginInstance, state: &[u8], version: u64) -> Vec<u8> {
+    let (ctx, command) = deposit_call(version);
+    let (_, state) = instance
+        .decide(&ctx, state, &command)
+        .expect("decide")
+        .expect("accepted");
+    state
+}
+
+/// `handle` of a deposit on an open account, then `apply` of its event.
+fn deposit(instance: &mut PluginInstance, state: &[u8], version: u64) -> Vec<u8> {
+    let (ctx, command) = deposit_call(version);
     let events = instance
         .handle(&ctx, state, &command)
         .expect("handle")
@@ -87,6 +103,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         state = deposit(&mut instance, &state, version);
     }
     let pair = started.elapsed() / pairs as u32;
+    let started = Instant::now();
+    for version in pairs + 1..=2 * pairs {
+        state = decide_deposit(&mut instance, &state, version);
+    }
+    let decide = started.elapsed() / pairs as u32;
 
     // Fresh instances: every call on a new one (recycled after each call).
     let fresh_engine = PluginEngine::new(EngineConfig {
@@ -126,13 +147,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         micros(warm_call)
     );
     println!("handle + apply pair:         {:>10.2} us", micros(pair));
+    println!("decide:                      {:>10.2} us", micros(decide));
     println!(
-        "{{\"compile_ms\":{:.2},\"cache_load_ms\":{:.2},\"instantiate_us\":{:.1},\"initial_state_call_us\":{:.3},\"handle_apply_pair_us\":{:.3}}}",
+        "{{\"compile_ms\":{:.2},\"cache_load_ms\":{:.2},\"instantiate_us\":{:.1},\"initial_state_call_us\":{:.3},\"handle_apply_pair_us\":{:.3},\"decide_us\":{:.3}}}",
         compile.as_secs_f64() * 1e3,
         cached_load.as_secs_f64() * 1e3,
         micros(instantiate),
         micros(warm_call),
-        micros(pair)
+        micros(pair),
+        micros(decide)
     );
     Ok(())
 }

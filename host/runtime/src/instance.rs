@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ComponentExportIndex, ResourceTable, TypedFunc};
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -220,10 +220,41 @@ impl Output {
     }
 }
 
+/// What `decide` (tally:aggregate@1.1.0) returns for an accepted command.
+#[derive(wasmtime::component::ComponentType, wasmtime::component::Lift)]
+#[component(record)]
+struct WireDecision {
+    events: Vec<Event>,
+    state: Vec<u8>,
+}
+
+/// What a plugin decided about a command: the events with the state after them, or
+/// a rejection.
+pub type Decision = Result<(Vec<Event>, Vec<u8>), Rejection>;
+
+/// The typed `decide` export.
+type DecideFunc = TypedFunc<(Context, Vec<u8>, Command), (Result<WireDecision, Rejection>,)>;
+
+/// The exports of one live instance: the 1.0.0 functions every plugin has, and
+/// `decide` when the plugin was built against 1.1.0 or later.
+pub(crate) struct Exports {
+    pub(crate) plugin: Plugin,
+    decide: Option<DecideFunc>,
+}
+
+/// Where a component exports `decide`, if it does: in its `aggregate` interface at
+/// 1.1.0 or a later, semver-compatible 1.x version.
+pub(crate) fn decide_export(
+    component: &wasmtime::component::Component,
+) -> Option<ComponentExportIndex> {
+    let interface = component.get_export_index(None, "tally:aggregate/aggregate@1.1.0")?;
+    component.get_export_index(Some(&interface), "decide")
+}
+
 /// A live wasmtime instance of a plugin, with its store.
 pub(crate) struct Live {
     store: Store<GuestState>,
-    plugin: Plugin,
+    exports: Exports,
     stdout: Output,
     stderr: Output,
     label: Label,
@@ -237,6 +268,7 @@ impl Live {
     pub(crate) fn instantiate(
         engine: &PluginEngine,
         pre: &PluginPre<GuestState>,
+        decide: Option<&ComponentExportIndex>,
         label: Label,
     ) -> Result<Self, CallError> {
         let config = engine.config();
@@ -270,10 +302,27 @@ impl Live {
         );
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(engine.deadline_ticks());
-        match pre.instantiate(&mut store) {
-            Ok(plugin) => Ok(Self {
+        let exports = pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .and_then(|instance| {
+                let plugin = Plugin::new(&mut store, &instance)?;
+                let decide = match decide {
+                    Some(index) => Some(instance.get_typed_func(&mut store, index).map_err(
+                        |error| {
+                            error.context(
+                                "`decide` does not have the type tally:aggregate@1.1.0 gives it",
+                            )
+                        },
+                    )?),
+                    None => None,
+                };
+                Ok(Exports { plugin, decide })
+            });
+        match exports {
+            Ok(exports) => Ok(Self {
                 store,
-                plugin,
+                exports,
                 stdout,
                 stderr,
                 label,
@@ -302,12 +351,12 @@ impl Live {
         &mut self,
         engine: &PluginEngine,
         function: &'static str,
-        call: impl FnOnce(&Plugin, &mut Store<GuestState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&Exports, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let stderr_start = self.stderr.forwarded;
         self.store.set_epoch_deadline(engine.deadline_ticks());
         self.store.data_mut().limits.memory_refused = false;
-        let result = call(&self.plugin, &mut self.store);
+        let result = call(&self.exports, &mut self.store);
         self.calls += 1;
 
         let stdout = self.stdout.pipe.contents();
@@ -434,8 +483,11 @@ impl PluginInstance {
 
     /// Calls `initial-state`: the state before any event.
     pub fn initial_state(&mut self) -> Result<Vec<u8>, CallError> {
-        self.call("initial-state", |plugin, store| {
-            plugin.tally_aggregate_aggregate().call_initial_state(store)
+        self.call("initial-state", |exports, store| {
+            exports
+                .plugin
+                .tally_aggregate_aggregate()
+                .call_initial_state(store)
         })
     }
 
@@ -449,22 +501,68 @@ impl PluginInstance {
         command: &Command,
     ) -> Result<Result<Vec<Event>, Rejection>, CallError> {
         let state = state.to_vec();
-        let answer = self.call("handle", |plugin, store| {
-            plugin
+        let answer = self.call("handle", |exports, store| {
+            exports
+                .plugin
                 .tally_aggregate_aggregate()
                 .call_handle(store, ctx, &state, command)
         })?;
         match &answer {
             Ok(events) => self.check_events("handle", events)?,
-            Err(rejection) if !is_kebab_case(&rejection.code) => {
-                return Err(CallError::Invalid(format!(
-                    "handle rejected with code {:?}, which is not kebab-case",
-                    rejection.code
-                )));
-            }
-            Err(_) => {}
+            Err(rejection) => check_rejection("handle", rejection)?,
         }
         Ok(answer)
+    }
+
+    /// Decides `command` against `state` and returns the events with the state
+    /// after them: one call to `decide` when the plugin exports it (1.1.0), else
+    /// `handle` and then `apply` of its events (1.0.0). Checks what `handle` checks;
+    /// events that `apply` refuses are an [`CallError::Invalid`] answer.
+    pub fn decide(
+        &mut self,
+        ctx: &Context,
+        state: &[u8],
+        command: &Command,
+    ) -> Result<Decision, CallError> {
+        if self.plugin.decide.is_none() {
+            return self.handle_then_apply(ctx, state, command);
+        }
+        let params = (ctx.clone(), state.to_vec(), command.clone());
+        let answer = self.call("decide", |exports, store| {
+            let decide = exports.decide.as_ref().expect("looked up with the plugin");
+            decide.call(store, params).map(|(answer,)| answer)
+        })?;
+        match answer {
+            Ok(decision) => {
+                self.check_events("decide", &decision.events)?;
+                Ok(Ok((decision.events, decision.state)))
+            }
+            Err(rejection) => {
+                check_rejection("decide", &rejection)?;
+                Ok(Err(rejection))
+            }
+        }
+    }
+
+    fn handle_then_apply(
+        &mut self,
+        ctx: &Context,
+        state: &[u8],
+        command: &Command,
+    ) -> Result<Decision, CallError> {
+        let events = match self.handle(ctx, state, command)? {
+            Ok(events) => events,
+            Err(rejection) => return Ok(Err(rejection)),
+        };
+        if events.is_empty() {
+            return Ok(Ok((events, state.to_vec())));
+        }
+        match self.apply(state, &events)? {
+            Ok(state) => Ok(Ok((events, state))),
+            Err(message) => Err(CallError::Invalid(format!(
+                "apply refused the events handle returned: {message}"
+            ))),
+        }
     }
 
     /// Calls `apply`: folds `events` (at current schema versions) into `state`.
@@ -474,8 +572,9 @@ impl PluginInstance {
         events: &[Event],
     ) -> Result<Result<Vec<u8>, String>, CallError> {
         let state = state.to_vec();
-        self.call("apply", |plugin, store| {
-            plugin
+        self.call("apply", |exports, store| {
+            exports
+                .plugin
                 .tally_aggregate_aggregate()
                 .call_apply(store, &state, events)
         })
@@ -484,8 +583,11 @@ impl PluginInstance {
     /// Calls `upcast`: rewrites a stored event into current schemas. Checks that
     /// every returned event is described, at its current schema version.
     pub fn upcast(&mut self, event: &Event) -> Result<Result<Vec<Event>, String>, CallError> {
-        let answer = self.call("upcast", |plugin, store| {
-            plugin.tally_aggregate_aggregate().call_upcast(store, event)
+        let answer = self.call("upcast", |exports, store| {
+            exports
+                .plugin
+                .tally_aggregate_aggregate()
+                .call_upcast(store, event)
         })?;
         if let Ok(events) = &answer {
             self.check_events("upcast", events)?;
@@ -496,8 +598,9 @@ impl PluginInstance {
     /// Calls `state-json`: the state as UTF-8 JSON text (checked to be UTF-8).
     pub fn state_json(&mut self, state: &[u8]) -> Result<Result<Vec<u8>, String>, CallError> {
         let state = state.to_vec();
-        let answer = self.call("state-json", |plugin, store| {
-            plugin
+        let answer = self.call("state-json", |exports, store| {
+            exports
+                .plugin
                 .tally_aggregate_aggregate()
                 .call_state_json(store, &state)
         })?;
@@ -522,7 +625,7 @@ impl PluginInstance {
     fn call<R>(
         &mut self,
         function: &'static str,
-        call: impl FnOnce(&Plugin, &mut Store<GuestState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&Exports, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let engine = &self.plugin.engine;
         if self.live.is_none() {
@@ -530,6 +633,7 @@ impl PluginInstance {
             self.live = Some(Live::instantiate(
                 engine,
                 &self.plugin.pre,
+                self.plugin.decide.as_ref(),
                 self.plugin.label.clone(),
             )?);
         }
@@ -562,6 +666,17 @@ impl PluginInstance {
         }
         Ok(())
     }
+}
+
+/// A rejection code must be kebab-case.
+fn check_rejection(function: &str, rejection: &Rejection) -> Result<(), CallError> {
+    if is_kebab_case(&rejection.code) {
+        return Ok(());
+    }
+    Err(CallError::Invalid(format!(
+        "{function} rejected with code {:?}, which is not kebab-case",
+        rejection.code
+    )))
 }
 
 impl Drop for PluginInstance {

@@ -99,7 +99,7 @@ pub use cache::CacheStatus;
 pub use config::EngineConfig;
 pub use engine::{EngineError, PluginEngine};
 pub use error::{CommandError, PluginError, RuntimeError};
-pub use instance::{CallError, PluginInstance};
+pub use instance::{CallError, Decision, PluginInstance};
 pub use plugin::{InstallError, LoadedPlugin, PluginInfo};
 pub use runtime::{PluginStats, Runtime, RuntimeStats};
 /// Re-exported: [`PluginInfo::version`] is a [`semver::Version`].
@@ -115,10 +115,14 @@ pub use bindings::exports::tally::aggregate::aggregate::{
 /// (wit/README.md).
 pub const PANIC_MARKER: &str = "tally-plugin-panic: ";
 
-/// Host bindings for the `tally:aggregate/plugin` world, generated from `wit/`.
+/// Host bindings for the `tally:aggregate/plugin` world at 1.0.0, the functions
+/// every plugin exports, generated from the frozen `wit/v1.0.0/`. They also bind
+/// plugins built against later 1.x versions (wasmtime matches export names by
+/// semver); what a later version adds, such as 1.1.0's `decide`, is looked up by
+/// hand when a plugin exports it (see `instance.rs`).
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../../wit",
+        path: "../../wit/v1.0.0",
         world: "tally:aggregate/plugin",
         additional_derives: [PartialEq, Eq],
     });

@@ -2,9 +2,10 @@
 //! different aggregates in parallel.
 //!
 //! A command takes its aggregate's slot (a FIFO lock), gets the state (cached, or
-//! rebuilt under the active plugin), calls `handle` and then `apply` on one plugin
-//! instance, and queues the events in the store with the expected version the state
-//! was built at. The slot is released as soon as the append is queued, before it is
+//! rebuilt under the active plugin), has one plugin instance decide it (`decide`:
+//! the events and the state after them; `handle` then `apply` for 1.0.0
+//! plugins), and queues the events in the store with the expected version the
+//! state was built at. The slot is released as soon as the append is queued, before it is
 //! durable: the next command of the aggregate decides against the new state while
 //! the log syncs, and its append is queued behind. The store writes queued appends
 //! in order and fails everything queued after a failed one, so a command never
@@ -25,14 +26,11 @@ use crate::api::{ExecuteOptions, Outcome, StoredEvent};
 use crate::error::CommandError;
 use crate::registry::{PluginVersion, now_ms};
 use crate::runtime::{Runtime, plugin_error, stored_event};
-use crate::{CallError, Command, Context, Event, Rejection};
+use crate::{CallError, Command, Context, Decision, Event};
 
 /// Attempts of a command whose append the store refuses as out of date (each after
 /// rebuilding the state from the log).
 const MAX_ATTEMPTS: u32 = 4;
-
-/// What the plugin decided: the events and the state after them, or a rejection.
-type Decision = Result<(Vec<Event>, Vec<u8>), Rejection>;
 
 impl Runtime {
     /// Executes `command` on aggregate `aggregate_id` of `aggregate_type` through the
@@ -242,7 +240,8 @@ impl Runtime {
     }
 }
 
-/// Calls `handle`, then `apply` with the events it returned, on one instance.
+/// Decides the command on one instance of `plugin` (`decide`, or `handle` then
+/// `apply` for a 1.0.0 plugin; see [`PluginInstance::decide`](crate::PluginInstance::decide)).
 async fn decide(
     plugin: &Arc<PluginVersion>,
     context: Context,
@@ -251,29 +250,8 @@ async fn decide(
 ) -> Result<Decision, CallError> {
     let (state, command) = (state.to_vec(), command.clone());
     plugin
-        .run(move |instance| decide_on(instance, &context, &state, &command))
+        .run(move |instance| instance.decide(&context, &state, &command))
         .await
-}
-
-fn decide_on(
-    instance: &mut crate::PluginInstance,
-    context: &Context,
-    state: &[u8],
-    command: &Command,
-) -> Result<Decision, CallError> {
-    let events = match instance.handle(context, state, command)? {
-        Ok(events) => events,
-        Err(rejection) => return Ok(Err(rejection)),
-    };
-    if events.is_empty() {
-        return Ok(Ok((events, state.to_vec())));
-    }
-    match instance.apply(state, &events)? {
-        Ok(state) => Ok(Ok((events, state))),
-        Err(message) => Err(CallError::Invalid(format!(
-            "apply refused the events handle returned: {message}"
-        ))),
-    }
 }
 
 /// The events of a durable append, in the runtime's terms.

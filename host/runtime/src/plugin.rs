@@ -5,11 +5,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::EventSchema;
+use wasmtime::component::ComponentExportIndex;
+
 use crate::bindings::PluginPre;
 use crate::bindings::exports::tally::aggregate::aggregate::PluginInfo as WireInfo;
 use crate::cache::{CacheStatus, load_or_compile};
 use crate::engine::PluginEngine;
-use crate::instance::{CallError, GuestState, Label, Live, PluginInstance, error_chain};
+use crate::instance::{
+    CallError, GuestState, Label, Live, PluginInstance, decide_export, error_chain,
+};
 
 /// What a plugin is, from its `describe`, checked: a kebab-case aggregate type, a
 /// semver version, unique command and event names, event versions from 1.
@@ -53,7 +57,8 @@ pub enum InstallError {
     #[error("invalid component: {0}")]
     InvalidComponent(String),
     /// A valid component of another world: it imports something the host does not
-    /// provide, or lacks exports of `tally:aggregate/aggregate@1.0.0`.
+    /// provide, or lacks the exports of `tally:aggregate/aggregate@1.0.0` (which
+    /// every 1.x plugin has).
     #[error("not a component of the tally:aggregate/plugin world: {0}")]
     WrongWorld(String),
     /// Instantiating the plugin or calling its `describe` failed.
@@ -85,6 +90,8 @@ pub struct LoadedPlugin {
 pub(crate) struct PluginInner {
     pub(crate) engine: PluginEngine,
     pub(crate) pre: PluginPre<GuestState>,
+    /// The `decide` export (contract 1.1.0), if the plugin has one.
+    pub(crate) decide: Option<ComponentExportIndex>,
     pub(crate) info: PluginInfo,
     /// Aggregate type and version, for logs.
     pub(crate) label: Label,
@@ -114,12 +121,16 @@ impl LoadedPlugin {
             .map_err(|error| InstallError::WrongWorld(error_chain(&error)))?;
         let pre = PluginPre::new(instance_pre)
             .map_err(|error| InstallError::WrongWorld(error_chain(&error)))?;
+        let decide = decide_export(&component);
 
-        let mut live = Live::instantiate(engine, &pre, Label::undescribed())
+        let mut live = Live::instantiate(engine, &pre, decide.as_ref(), Label::undescribed())
             .map_err(InstallError::Describe)?;
         let wire = live
-            .call(engine, "describe", |plugin, store| {
-                plugin.tally_aggregate_aggregate().call_describe(store)
+            .call(engine, "describe", |exports, store| {
+                exports
+                    .plugin
+                    .tally_aggregate_aggregate()
+                    .call_describe(store)
             })
             .map_err(InstallError::Describe)?;
         let info = check_info(wire)?;
@@ -137,6 +148,7 @@ impl LoadedPlugin {
         let inner = PluginInner {
             engine: engine.clone(),
             pre,
+            decide,
             info,
             label,
             instantiations: AtomicU64::new(1),
@@ -186,6 +198,12 @@ impl LoadedPlugin {
     /// describe the event). O(1).
     pub fn event_version(&self, name: &str) -> Option<u32> {
         self.inner.event_versions.get(name).copied()
+    }
+
+    /// Whether the plugin exports `decide` (contract 1.1.0): commands then take one
+    /// call instead of `handle` and `apply`.
+    pub fn exports_decide(&self) -> bool {
+        self.inner.decide.is_some()
     }
 
     /// Whether the compiled code came from the compile cache.

@@ -34,6 +34,9 @@ pub use bindings::exports::tally::aggregate::aggregate::{
     Command, Context, Event, PluginInfo, Rejection,
 };
 
+/// What `decide` answered: the events with the state after them, or a rejection.
+pub type Decided = Result<(Vec<Event>, Vec<u8>), Rejection>;
+
 /// The prefix of the stderr line by which a plugin reports a panic (wit/README.md).
 pub const PANIC_MARKER: &str = "tally-plugin-panic: ";
 
@@ -141,6 +144,23 @@ impl PluginInstance {
             &state.to_vec(),
             command,
         )
+    }
+
+    /// Calls `decide` (contract 1.1.0): the events and the state after them, or
+    /// a rejection.
+    pub fn decide(
+        &mut self,
+        ctx: &Context,
+        state: &[u8],
+        command: &Command,
+    ) -> wasmtime::Result<Decided> {
+        let answer = self.plugin.tally_aggregate_aggregate().call_decide(
+            &mut self.store,
+            ctx,
+            &state.to_vec(),
+            command,
+        )?;
+        Ok(answer.map(|decision| (decision.events, decision.state)))
     }
 
     /// Calls `apply`.

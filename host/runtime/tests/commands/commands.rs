@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use tally_runtime::{CommandError, ExecuteOptions, Runtime};
 
+use tally_plugin_contract_tests::components;
+
 use crate::{account, bank, command, config, open, rejection_code, send};
 
 #[tokio::test]
@@ -415,5 +417,27 @@ async fn a_full_disk_fails_commands_cleanly_and_they_resume_after() {
         state["balance"], durable.version as i64,
         "one per durable deposit"
     );
+    runtime.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_plugin_built_against_contract_1_0_runs_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = open(dir.path()).await;
+    crate::install(&runtime, components::TEST_CONTRACT_V1).await;
+    let add = |amount: u64| {
+        runtime.execute(
+            "counter",
+            "c-1",
+            command("Add", &format!(r#"{{"amount": {amount}}}"#)),
+            ExecuteOptions::default(),
+        )
+    };
+    assert_eq!(add(5).await.unwrap().version, 1);
+    assert_eq!(add(7).await.unwrap().version, 2);
+    assert_eq!(rejection_code(add(0).await.unwrap_err()), "invalid-amount");
+    let state = runtime.state("counter", "c-1").await.unwrap().unwrap();
+    assert_eq!(state.version, 2);
+    assert_eq!(state.state_json, r#"{"total":12}"#);
     runtime.close().await.unwrap();
 }

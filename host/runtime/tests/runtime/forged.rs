@@ -1,5 +1,6 @@
 //! Components of the right world whose `describe` misbehaves, forged from
-//! hand-written core modules with wit-component: installation refuses them.
+//! hand-written core modules with wit-component against the frozen 1.0.0 contract
+//! (`wit/v1.0.0`): installation refuses them.
 
 use tally_runtime::{CallError, InstallError, LoadedPlugin};
 
@@ -35,7 +36,7 @@ fn forge_with_handle(describe_body: &str, handle_body: &str, data: &str) -> Vec<
     let package = resolve
         .push_str(
             "aggregate.wit",
-            include_str!("../../../../wit/aggregate.wit"),
+            include_str!("../../../../wit/v1.0.0/aggregate.wit"),
         )
         .expect("wit");
     let world = resolve

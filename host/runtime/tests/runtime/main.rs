@@ -4,6 +4,7 @@
 
 mod cache;
 mod calls;
+mod contract;
 mod describe;
 mod forged;
 mod hostile;

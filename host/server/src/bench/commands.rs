@@ -6,8 +6,8 @@
 //! | figure | how |
 //! | --- | --- |
 //! | `fsync_floor_per_s` | a plain loop of one 1 KiB `pwrite` then `fdatasync` (preallocated file), before and after the command runs; their mean |
-//! | `wasm_commands_per_s` | 256 tasks send `Deposit` commands to random accounts of 10,000 (opened first, not timed) through `Runtime::execute` and bank-account v1, `FsyncPolicy::Always` |
-//! | `native_commands_per_s` | the same workload through [`NativeRuntime`] |
+//! | `wasm_commands_per_s` | 256 tasks send `Deposit` commands to random accounts of 10,000 (opened first, not timed) through `Runtime::execute` and bank-account v1, `FsyncPolicy::Always`; the median of 3 rounds (1 with `--quick`), each on a new store |
+//! | `native_commands_per_s` | the same workload through [`NativeRuntime`], in rounds alternating with the plugin's; their median |
 //! | `wasm_os_commands_per_s` / `native_os_commands_per_s` | both again with `FsyncPolicy::Os`: what the CPU allows |
 //! | `naive_commands_per_s` | per command, read the whole log (100,000 events; 10,000 with `--quick`) with `read_all`, fold it through the plugin, handle, append |
 
@@ -30,6 +30,11 @@ use super::{ACCOUNTS, BenchOptions, Progress};
 /// Concurrent command senders.
 const WRITERS: u64 = 256;
 
+/// Rounds of the durable pair (native, then plugin), alternating; `--quick` runs one.
+/// The durable figures move by a third between runs on a small machine (with
+/// `Always`, native's groups grow while an fsync is in flight), so each is the median.
+const DURABLE_ROUNDS: usize = 3;
+
 /// Runs the suite.
 pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> {
     let measure = options.case_window();
@@ -38,22 +43,28 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
 
     progress.set("commands: fsync floor (1 KiB pwrite + fdatasync loop)");
     let floor_before = super::fsync_floor(work.path(), measure / 2)?;
-    progress.set(&format!(
-        "commands: native, 256 tasks over {ACCOUNTS} accounts, Always"
-    ));
-    let dir = work.path().join("native");
-    let native = native_commands(StoreConfig::new(&dir), measure).await?;
-    // Each store preallocates its logs: keep one at a time on disk.
-    std::fs::remove_dir_all(&dir)?;
-    progress.set(&format!(
-        "commands: wasm, 256 tasks over {ACCOUNTS} accounts, Always"
-    ));
-    let dir = work.path().join("wasm");
-    let (wasm, runtime) =
-        setup::wasm_commands(options, RuntimeConfig::new(&dir), &v1, WRITERS, measure).await?;
-    runtime.close().await?;
-    drop(runtime);
-    std::fs::remove_dir_all(&dir)?;
+    let rounds = if options.quick { 1 } else { DURABLE_ROUNDS };
+    let (mut natives, mut wasms) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        progress.set(&format!(
+            "commands: native, 256 tasks over {ACCOUNTS} accounts, Always (round {round} of {rounds})"
+        ));
+        let dir = work.path().join("native");
+        natives.push(native_commands(StoreConfig::new(&dir), measure).await?);
+        // Each store preallocates its logs: keep one at a time on disk.
+        std::fs::remove_dir_all(&dir)?;
+        progress.set(&format!(
+            "commands: wasm, 256 tasks over {ACCOUNTS} accounts, Always (round {round} of {rounds})"
+        ));
+        let dir = work.path().join("wasm");
+        let (wasm, runtime) =
+            setup::wasm_commands(options, RuntimeConfig::new(&dir), &v1, WRITERS, measure).await?;
+        wasms.push(wasm);
+        runtime.close().await?;
+        drop(runtime);
+        std::fs::remove_dir_all(&dir)?;
+    }
+    let (native, wasm) = (median(&natives), median(&wasms));
     // The same without an fsync per group (FsyncPolicy::Os): what the CPU allows.
     progress.set("commands: native with FsyncPolicy::Os");
     let dir = work.path().join("native-os");
@@ -91,6 +102,15 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     let naive_per_s = naive_count as f64 / naive_seconds;
 
     let mut report = Report::default();
+    report.note(format!(
+        "durable rounds, native / plugin: {} (medians reported)",
+        natives
+            .iter()
+            .zip(&wasms)
+            .map(|(native, wasm)| format!("{native:.0} / {wasm:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     report.add(
         "fsync_floor_per_s",
         "fsync floor (1 KiB write+fdatasync loop)",
@@ -164,6 +184,17 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         "x",
     );
     Ok(report)
+}
+
+/// The median of `values` (the mean of the middle two for an even count); 0 if empty.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
 
 /// Opens the accounts through [`NativeRuntime`] (untimed), then measures deposits.
@@ -274,4 +305,17 @@ async fn naive(
     let seconds = started.elapsed().as_secs_f64();
     store.close().await?;
     Ok(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_takes_the_middle_value_or_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[]), 0.0);
+        assert_eq!(median(&[3.0]), 3.0);
+        assert_eq!(median(&[5.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
 }

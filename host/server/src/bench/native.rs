@@ -31,7 +31,8 @@ type NativeSlot = Arc<tokio::sync::Mutex<Option<NativeCached>>>;
 /// The runtime's command pipeline with bank-account compiled in: a slot per aggregate
 /// (a FIFO async lock, in sharded maps) holding the cached state; the command is decided
 /// under the lock, its events are queued with `submit` at the expected version, the lock
-/// is released, and the answer waits for durability. So the one difference from
+/// is released, and the answer waits for durability. Commands are decided with the
+/// SDK's `raw::decide`, as the plugin's `decide` export does. So the one difference from
 /// `Runtime::execute` is the plugin call (and its hand-off to a plugin thread).
 pub struct NativeRuntime {
     store: EventStore,
@@ -76,12 +77,10 @@ impl NativeRuntime {
             name: command.name.clone(),
             data: command.data.clone(),
         };
-        let events = match raw::handle::<BankAccount>(&context, &cached.state, &command) {
-            Ok(events) => events,
+        let (events, state) = match raw::decide::<BankAccount>(&context, &cached.state, &command) {
+            Ok(decided) => decided,
             Err(rejection) => bail!("rejected: {} {}", rejection.code, rejection.message),
         };
-        let state =
-            raw::apply::<BankAccount>(&cached.state, &events).map_err(anyhow::Error::msg)?;
         let expected = match cached.version {
             0 => ExpectedVersion::NoStream,
             version => ExpectedVersion::Exact(version - 1),

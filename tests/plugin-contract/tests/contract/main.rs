@@ -3,5 +3,6 @@
 
 mod bank_account_v1;
 mod bank_account_v2;
+mod decide;
 mod describe;
 mod panics;
