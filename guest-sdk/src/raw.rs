@@ -112,11 +112,12 @@ pub fn handle<A: Aggregate>(
     Ok(events.iter().map(encode_event::<A>).collect())
 }
 
-/// `decide`: [`handle`], then [`apply`] of its events, in one pass: the state and
-/// command are decoded once, the typed events are encoded for the host and folded
-/// into the state as they are (no second decode), and the new state is encoded.
-/// Answers as the two calls would, given events whose JSON round trip is exact
-/// (which replay from the log relies on anyway).
+/// `decide`: [`handle`], then [`apply`] of its events, in one pass: the state is
+/// decoded and encoded once, and there is one call instead of two. The events are
+/// folded as they will be stored, decoded back from their JSON, so the state is the
+/// one a replay of the log rebuilds; an event that does not decode back (a
+/// serialization that does not round-trip, such as a NaN) panics, and so is never
+/// stored.
 pub fn decide<A: Aggregate>(
     ctx: &Context,
     state: &[u8],
@@ -124,12 +125,21 @@ pub fn decide<A: Aggregate>(
 ) -> Result<(Vec<RawEvent>, Vec<u8>), Rejection> {
     let mut state: A = decode_state(state).map_err(|error| Rejection::new(INVALID_STATE, error))?;
     let command = decode_command::<A>(command)?;
-    let events = state.handle(ctx, command)?;
-    let encoded = events.iter().map(encode_event::<A>).collect();
-    for event in events {
-        state.apply(event);
+    let events: Vec<RawEvent> = state
+        .handle(ctx, command)?
+        .iter()
+        .map(encode_event::<A>)
+        .collect();
+    for event in &events {
+        let stored = decode_event::<A>(event).unwrap_or_else(|error| {
+            panic!(
+                "{}: handle returned an event that does not decode back from its JSON: {error}",
+                A::AGGREGATE_TYPE
+            )
+        });
+        state.apply(stored);
     }
-    Ok((encoded, encode_state(&state)))
+    Ok((events, encode_state(&state)))
 }
 
 /// `apply`: folds events (current schema versions, stream order) into the state.

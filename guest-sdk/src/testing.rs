@@ -112,8 +112,33 @@ impl<A: Aggregate> Scenario<A> {
         })
     }
 
+    #[track_caller]
     fn when_raw_command(self, command: RawCommand) -> Outcome<A> {
         let result = raw::handle::<A>(&self.ctx, &self.state, &command);
+        // Hosts decide commands with `decide`: it must answer as `handle` and then
+        // `apply` of the events do.
+        let decided = raw::decide::<A>(&self.ctx, &self.state, &command);
+        match (&result, decided) {
+            (Ok(events), Ok((decided_events, decided_state))) => {
+                assert_eq!(
+                    &decided_events, events,
+                    "decide's events differ from handle's"
+                );
+                let applied = raw::apply::<A>(&self.state, events).unwrap_or_else(|error| {
+                    panic!("the produced events cannot be applied: {error}")
+                });
+                assert_eq!(
+                    decided_state, applied,
+                    "decide's state differs from apply's of the same events"
+                );
+            }
+            (Err(rejection), Err(decided)) => {
+                assert_eq!(&decided, rejection, "decide rejected otherwise than handle");
+            }
+            (handled, decided) => {
+                panic!("handle answered {handled:?}, but decide answered {decided:?}")
+            }
+        }
         Outcome {
             state: self.state,
             result,

@@ -44,7 +44,7 @@ const COMPONENTS: &[(&str, &str, &str, &str)] = &[
         "TEST_HOSTILE",
         "test-hostile",
         "test_hostile",
-        "test-hostile, whose commands loop forever, exhaust memory, panic in `apply` or return a 100 MB event",
+        "test-hostile, whose commands loop forever, exhaust memory, panic in `apply`, return a 100 MB event or an event that does not decode back",
     ),
     (
         "TEST_IMPOSTOR",

@@ -168,6 +168,9 @@ pub enum EventView {
 pub struct InstalledPlugin {
     /// What the plugin describes.
     pub info: crate::PluginInfo,
+    /// The version of the plugin contract (`tally:aggregate`) the host uses with it:
+    /// 1.1.0 when it exports `decide`, else 1.0.0.
+    pub contract: semver::Version,
     /// Hex SHA-256 of the component.
     pub sha256: String,
     /// Size of the component in bytes.

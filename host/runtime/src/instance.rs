@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use wasmtime::component::{ComponentExportIndex, ResourceTable, TypedFunc};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, ResourceTable, TypedFunc};
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{Plugin, PluginPre};
+use crate::bindings::{Plugin, PluginIndices};
 use crate::engine::PluginEngine;
 use crate::plugin::{PluginInner, is_kebab_case};
 use crate::{Command, Context, Event, PANIC_MARKER, Rejection};
@@ -242,11 +242,36 @@ pub(crate) struct Exports {
     decide: Option<DecideFunc>,
 }
 
+/// A plugin component prepared for instantiation: linked against the host's WASI,
+/// its 1.0.0 exports found and type-checked, and where it exports `decide`.
+pub(crate) struct Prepared {
+    instance_pre: InstancePre<GuestState>,
+    indices: PluginIndices,
+    decide: Option<ComponentExportIndex>,
+}
+
+impl Prepared {
+    /// Links `component`; an error means it is not a plugin of a 1.x contract (the
+    /// message says what is missing or mistyped).
+    pub(crate) fn new(engine: &PluginEngine, component: &Component) -> wasmtime::Result<Self> {
+        let instance_pre = engine.linker().instantiate_pre(component)?;
+        let indices = PluginIndices::new(&instance_pre)?;
+        Ok(Self {
+            instance_pre,
+            indices,
+            decide: decide_export(component),
+        })
+    }
+
+    /// Whether the plugin exports `decide` (contract 1.1.0).
+    pub(crate) fn exports_decide(&self) -> bool {
+        self.decide.is_some()
+    }
+}
+
 /// Where a component exports `decide`, if it does: in its `aggregate` interface at
 /// 1.1.0 or a later, semver-compatible 1.x version.
-pub(crate) fn decide_export(
-    component: &wasmtime::component::Component,
-) -> Option<ComponentExportIndex> {
+fn decide_export(component: &Component) -> Option<ComponentExportIndex> {
     let interface = component.get_export_index(None, "tally:aggregate/aggregate@1.1.0")?;
     component.get_export_index(Some(&interface), "decide")
 }
@@ -265,10 +290,12 @@ pub(crate) struct Live {
 
 impl Live {
     /// Instantiates a plugin in a fresh store under the engine's limits.
+    ///
+    /// A `decide` export whose type is not the contract's is [`CallError::Invalid`]
+    /// (a component of another world), found on the first instance, at load.
     pub(crate) fn instantiate(
         engine: &PluginEngine,
-        pre: &PluginPre<GuestState>,
-        decide: Option<&ComponentExportIndex>,
+        prepared: &Prepared,
         label: Label,
     ) -> Result<Self, CallError> {
         let config = engine.config();
@@ -302,33 +329,15 @@ impl Live {
         );
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(engine.deadline_ticks());
-        let exports = pre
-            .instance_pre()
+        let linked = prepared
+            .instance_pre
             .instantiate(&mut store)
             .and_then(|instance| {
-                let plugin = Plugin::new(&mut store, &instance)?;
-                let decide = match decide {
-                    Some(index) => Some(instance.get_typed_func(&mut store, index).map_err(
-                        |error| {
-                            error.context(
-                                "`decide` does not have the type tally:aggregate@1.1.0 gives it",
-                            )
-                        },
-                    )?),
-                    None => None,
-                };
-                Ok(Exports { plugin, decide })
+                let plugin = prepared.indices.load(&mut store, &instance)?;
+                Ok((instance, plugin))
             });
-        match exports {
-            Ok(exports) => Ok(Self {
-                store,
-                exports,
-                stdout,
-                stderr,
-                label,
-                calls: 0,
-                broken: false,
-            }),
+        let (instance, plugin) = match linked {
+            Ok(linked) => linked,
             Err(error) => {
                 let stderr_text = stderr.pipe.contents();
                 let classified = classify(
@@ -337,12 +346,33 @@ impl Live {
                     &stderr_text,
                     engine,
                 );
-                Err(match classified {
+                return Err(match classified {
                     CallError::Trap { message } => CallError::Instantiate { message },
                     other => other,
-                })
+                });
             }
-        }
+        };
+        let decide =
+            match &prepared.decide {
+                Some(index) => Some(instance.get_typed_func(&mut store, index).map_err(
+                    |error| {
+                        CallError::Invalid(format!(
+                            "`decide` does not have the type tally:aggregate@1.1.0 gives it: {}",
+                            error_chain(&error)
+                        ))
+                    },
+                )?),
+                None => None,
+            };
+        Ok(Self {
+            store,
+            exports: Exports { plugin, decide },
+            stdout,
+            stderr,
+            label,
+            calls: 0,
+            broken: false,
+        })
     }
 
     /// Runs one call under a fresh CPU deadline, forwards the output, and turns
@@ -524,7 +554,7 @@ impl PluginInstance {
         state: &[u8],
         command: &Command,
     ) -> Result<Decision, CallError> {
-        if self.plugin.decide.is_none() {
+        if !self.plugin.prepared.exports_decide() {
             return self.handle_then_apply(ctx, state, command);
         }
         let params = (ctx.clone(), state.to_vec(), command.clone());
@@ -533,6 +563,8 @@ impl PluginInstance {
             decide.call(store, params).map(|(answer,)| answer)
         })?;
         match answer {
+            // No events: no change, whatever state came back (as `handle` + `apply`).
+            Ok(decision) if decision.events.is_empty() => Ok(Ok((Vec::new(), state.to_vec()))),
             Ok(decision) => {
                 self.check_events("decide", &decision.events)?;
                 Ok(Ok((decision.events, decision.state)))
@@ -632,8 +664,7 @@ impl PluginInstance {
             self.plugin.instantiations.fetch_add(1, Ordering::Relaxed);
             self.live = Some(Live::instantiate(
                 engine,
-                &self.plugin.pre,
-                self.plugin.decide.as_ref(),
+                &self.plugin.prepared,
                 self.plugin.label.clone(),
             )?);
         }

@@ -5,15 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::EventSchema;
-use wasmtime::component::ComponentExportIndex;
-
-use crate::bindings::PluginPre;
 use crate::bindings::exports::tally::aggregate::aggregate::PluginInfo as WireInfo;
 use crate::cache::{CacheStatus, load_or_compile};
 use crate::engine::PluginEngine;
-use crate::instance::{
-    CallError, GuestState, Label, Live, PluginInstance, decide_export, error_chain,
-};
+use crate::instance::{CallError, Label, Live, PluginInstance, Prepared, error_chain};
 
 /// What a plugin is, from its `describe`, checked: a kebab-case aggregate type, a
 /// semver version, unique command and event names, event versions from 1.
@@ -89,9 +84,7 @@ pub struct LoadedPlugin {
 
 pub(crate) struct PluginInner {
     pub(crate) engine: PluginEngine,
-    pub(crate) pre: PluginPre<GuestState>,
-    /// The `decide` export (contract 1.1.0), if the plugin has one.
-    pub(crate) decide: Option<ComponentExportIndex>,
+    pub(crate) prepared: Prepared,
     pub(crate) info: PluginInfo,
     /// Aggregate type and version, for logs.
     pub(crate) label: Label,
@@ -115,16 +108,15 @@ impl LoadedPlugin {
         check_header(bytes)?;
         let (component, cache_status) = load_or_compile(engine, bytes)
             .map_err(|error| InstallError::InvalidComponent(error_chain(&error)))?;
-        let instance_pre = engine
-            .linker()
-            .instantiate_pre(&component)
+        let prepared = Prepared::new(engine, &component)
             .map_err(|error| InstallError::WrongWorld(error_chain(&error)))?;
-        let pre = PluginPre::new(instance_pre)
-            .map_err(|error| InstallError::WrongWorld(error_chain(&error)))?;
-        let decide = decide_export(&component);
 
-        let mut live = Live::instantiate(engine, &pre, decide.as_ref(), Label::undescribed())
-            .map_err(InstallError::Describe)?;
+        let mut live = Live::instantiate(engine, &prepared, Label::undescribed()).map_err(
+            |error| match error {
+                CallError::Invalid(mistyped) => InstallError::WrongWorld(mistyped),
+                other => InstallError::Describe(other),
+            },
+        )?;
         let wire = live
             .call(engine, "describe", |exports, store| {
                 exports
@@ -147,8 +139,7 @@ impl LoadedPlugin {
             .collect();
         let inner = PluginInner {
             engine: engine.clone(),
-            pre,
-            decide,
+            prepared,
             info,
             label,
             instantiations: AtomicU64::new(1),
@@ -203,7 +194,17 @@ impl LoadedPlugin {
     /// Whether the plugin exports `decide` (contract 1.1.0): commands then take one
     /// call instead of `handle` and `apply`.
     pub fn exports_decide(&self) -> bool {
-        self.inner.decide.is_some()
+        self.inner.prepared.exports_decide()
+    }
+
+    /// The version of the plugin contract the host uses with this plugin: 1.1.0 when
+    /// it exports `decide`, else 1.0.0.
+    pub fn contract(&self) -> semver::Version {
+        if self.exports_decide() {
+            semver::Version::new(1, 1, 0)
+        } else {
+            semver::Version::new(1, 0, 0)
+        }
     }
 
     /// Whether the compiled code came from the compile cache.

@@ -322,6 +322,7 @@ impl Registry {
             tag: format!("{}@{}", info.aggregate_type, info.version),
             installed: InstalledPlugin {
                 info,
+                contract: plugin.contract(),
                 sha256: sha256.to_owned(),
                 size,
                 installed_at_ms,

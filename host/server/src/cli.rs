@@ -456,9 +456,10 @@ async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
                     );
                     for version in plugin["installed"].as_array().into_iter().flatten() {
                         text += &format!(
-                            "  installed {} ({} bytes)\n",
+                            "  installed {} ({} bytes, contract {})\n",
                             version["version"].as_str().unwrap_or("?"),
-                            version["size"]
+                            version["size"],
+                            version["contract"].as_str().unwrap_or("?")
                         );
                     }
                     for activation in plugin["history"].as_array().into_iter().flatten() {

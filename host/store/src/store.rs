@@ -343,15 +343,25 @@ impl EventStore {
         }
         let wal_positions = self.wal_positions(&positions)?;
         let mut expected = positions.into_iter();
+        // After a corrupt event the read fails: the visitor sees nothing past it.
+        let mut failed = false;
         let visited = self
             .inner
             .core
             .wal
             .read_many_with(wal_positions, move |value| {
                 let position = expected.next().expect("one record per position");
-                let envelope = codec::parse(value)
-                    .map_err(|e| StoreError::Corrupt(format!("event {position}: {e}")))?;
+                if failed {
+                    return Err(StoreError::Corrupt(format!(
+                        "event {position} not read: an earlier event is corrupt"
+                    )));
+                }
+                let envelope = codec::parse(value).map_err(|e| {
+                    failed = true;
+                    StoreError::Corrupt(format!("event {position}: {e}"))
+                })?;
                 if envelope.position != position {
+                    failed = true;
                     return Err(StoreError::Corrupt(format!(
                         "the index points event {position} at event {}",
                         envelope.position

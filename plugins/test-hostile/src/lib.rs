@@ -1,5 +1,6 @@
 //! A plugin that misbehaves on command, for the host's sandbox tests: each command
-//! but `Touch` attacks the host in one way (CPU, memory, a panic, a huge answer).
+//! but `Touch` attacks the host in one way (CPU, memory, a panic, a huge answer, an
+//! event that does not decode back).
 //! Only the host tests load it; it is never a real aggregate.
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,9 @@ pub enum Command {
     Chatter,
     /// Reads the system clock (which the host freezes) into a `Clocked` event.
     Clock,
+    /// Returns a `Measured` event holding NaN, which JSON writes as `null` and
+    /// cannot read back: an event that a replay could not decode.
+    NotANumber,
 }
 
 /// Events of the hostile plugin.
@@ -49,6 +53,11 @@ pub enum Event {
     Clocked {
         /// `SystemTime::now()` as ms since the Unix epoch.
         unix_ms: u64,
+    },
+    /// A measurement; NaN does not survive its JSON.
+    Measured {
+        /// The value.
+        value: f64,
     },
 }
 
@@ -87,6 +96,9 @@ impl Aggregate for TestHostile {
                     .map_or(0, |elapsed| elapsed.as_millis() as u64);
                 Ok(vec![Event::Clocked { unix_ms }])
             }
+            Command::NotANumber => Ok(vec![Event::Measured {
+                value: std::hint::black_box(f64::NAN),
+            }]),
         }
     }
 
@@ -94,7 +106,7 @@ impl Aggregate for TestHostile {
         match event {
             Event::Touched => self.touches += 1,
             Event::Doomed => panic!("{APPLY_PANIC_MESSAGE}"),
-            Event::Big { .. } | Event::Clocked { .. } => {}
+            Event::Big { .. } | Event::Clocked { .. } | Event::Measured { .. } => {}
         }
     }
 }

@@ -52,6 +52,13 @@ async fn hostile_commands_fail_alone_and_append_nothing() {
     // 100 MB of event data cannot be built within the 64 MiB memory limit.
     let big = plugin_error(hostile(&runtime, "h", "BigEvent").await.unwrap_err());
     assert!(matches!(big, CallError::MemoryLimit { .. }), "{big:?}");
+    // An event whose JSON does not decode back (NaN is written as `null`) would
+    // break every replay of the stream: `decide` refuses it before it is stored.
+    let nan = plugin_error(hostile(&runtime, "h", "NotANumber").await.unwrap_err());
+    assert!(
+        matches!(&nan, CallError::Panic { message } if message.contains("does not decode back")),
+        "{nan:?}"
+    );
     let explode = runtime
         .execute(
             "test-panic",

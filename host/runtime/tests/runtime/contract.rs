@@ -10,8 +10,16 @@ use crate::{command, context, plugin, text};
 fn sdk_plugins_export_decide_and_a_1_0_plugin_does_not() {
     assert!(plugin(components::BANK_ACCOUNT_V1).exports_decide());
     assert!(plugin(components::BANK_ACCOUNT_V2).exports_decide());
+    assert_eq!(
+        plugin(components::BANK_ACCOUNT_V1).contract(),
+        tally_runtime::semver::Version::new(1, 1, 0)
+    );
     let counter = plugin(components::TEST_CONTRACT_V1);
     assert!(!counter.exports_decide());
+    assert_eq!(
+        counter.contract(),
+        tally_runtime::semver::Version::new(1, 0, 0)
+    );
     assert_eq!(counter.info().aggregate_type, "counter");
 }
 

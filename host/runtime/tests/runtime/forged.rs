@@ -17,28 +17,38 @@ fn forge(describe_body: &str, data: &str) -> Vec<u8> {
 
 /// [`forge`], with `handle` running `handle_body`.
 fn forge_with_handle(describe_body: &str, handle_body: &str, data: &str) -> Vec<u8> {
+    let wit = include_str!("../../../../wit/v1.0.0/aggregate.wit");
+    forge_world(wit, IFACE, "", describe_body, handle_body, data)
+}
+
+/// A component of the `plugin` world of `wit`, whose interface is exported as
+/// `iface`: the 1.0.0 functions as in [`forge_with_handle`], plus `extra` exports.
+fn forge_world(
+    wit: &str,
+    iface: &str,
+    extra: &str,
+    describe_body: &str,
+    handle_body: &str,
+    data: &str,
+) -> Vec<u8> {
     let module = format!(
         r#"(module
             (memory (export "memory") 1)
             {data}
             (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 4096)
-            (func (export "{IFACE}#describe") (result i32) {describe_body})
-            (func (export "{IFACE}#initial-state") (result i32) unreachable)
-            (func (export "{IFACE}#handle")
+            (func (export "{iface}#describe") (result i32) {describe_body})
+            (func (export "{iface}#initial-state") (result i32) unreachable)
+            (func (export "{iface}#handle")
                 (param i32 i32 i64 i64 i32 i32 i32 i32 i32 i32) (result i32) {handle_body})
-            (func (export "{IFACE}#apply") (param i32 i32 i32 i32) (result i32) unreachable)
-            (func (export "{IFACE}#upcast") (param i32 i32 i32 i32 i32) (result i32) unreachable)
-            (func (export "{IFACE}#state-json") (param i32 i32) (result i32) unreachable)
+            (func (export "{iface}#apply") (param i32 i32 i32 i32) (result i32) unreachable)
+            (func (export "{iface}#upcast") (param i32 i32 i32 i32 i32) (result i32) unreachable)
+            (func (export "{iface}#state-json") (param i32 i32) (result i32) unreachable)
+            {extra}
         )"#
     );
     let mut module = wat::parse_str(&module).expect("core module");
     let mut resolve = wit_parser::Resolve::default();
-    let package = resolve
-        .push_str(
-            "aggregate.wit",
-            include_str!("../../../../wit/v1.0.0/aggregate.wit"),
-        )
-        .expect("wit");
+    let package = resolve.push_str("aggregate.wit", wit).expect("wit");
     let world = resolve
         .select_world(&[package], Some("plugin"))
         .expect("world");
@@ -198,5 +208,36 @@ fn a_rejection_code_that_is_not_kebab_case_is_an_invalid_answer() {
     assert!(
         matches!(&error, CallError::Invalid(detail) if detail.contains("\"Bad Code\"")),
         "{error:?}"
+    );
+}
+
+#[test]
+fn a_decide_of_another_type_is_a_component_of_another_world() {
+    // A 1.1.0 interface whose `decide` takes nothing and returns a number.
+    let wit = include_str!("../../../../wit/v1.0.0/aggregate.wit")
+        .replace(
+            "package tally:aggregate@1.0.0;",
+            "package tally:aggregate@1.1.0;",
+        )
+        .replace(
+            "    /// Describes the plugin.",
+            "    decide: func() -> u32;\n\n    /// Describes the plugin.",
+        );
+    let iface = "tally:aggregate/aggregate@1.1.0";
+    let mistyped = forge_world(
+        &wit,
+        iface,
+        &format!(r#"(func (export "{iface}#decide") (result i32) i32.const 0)"#),
+        "i32.const 16",
+        "unreachable",
+        &info_data("forged", "0.1.0"),
+    );
+    let error = LoadedPlugin::load(engine(), &mistyped).unwrap_err();
+    let InstallError::WrongWorld(message) = &error else {
+        panic!("expected a component of another world, got {error:?}");
+    };
+    assert!(
+        message.contains("`decide` does not have the type"),
+        "{message}"
     );
 }

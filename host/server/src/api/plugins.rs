@@ -41,6 +41,9 @@ pub struct PluginVersionBody {
     pub commands: Vec<String>,
     /// Events with their current schema versions.
     pub events: Vec<EventSchemaBody>,
+    /// The plugin contract version the host uses with it: `1.1.0` (commands in one
+    /// `decide` call) or `1.0.0` (`handle` then `apply`).
+    pub contract: String,
     /// Hex SHA-256 of the component.
     pub sha256: String,
     /// Component size in bytes.
@@ -134,6 +137,7 @@ fn version_body(installed: &tally_runtime::InstalledPlugin) -> PluginVersionBody
                 version: event.version,
             })
             .collect(),
+        contract: installed.contract.to_string(),
         sha256: installed.sha256.clone(),
         size: installed.size,
         installed_at_ms: installed.installed_at_ms,

@@ -139,3 +139,47 @@ async fn a_plugin_that_times_out_does_not_stop_other_types() {
     let service = Arc::into_inner(service).unwrap();
     service.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_against_contract_1_0_serves_beside_a_1_1_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path(), &[]).await;
+    let (status, body) = service
+        .install(components::TEST_CONTRACT_V1, "activate=true", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["installed"]["contract"], "1.0.0");
+    for amount in [5, 7] {
+        let (status, body) = service
+            .command("counter", "c-1", bank("Add", json!({ "amount": amount })))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = service
+        .command("counter", "c-1", bank("Add", json!({ "amount": 0 })))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (_, state) = service.get("/v1/aggregates/counter/c-1").await;
+    assert_eq!(state["state"]["total"], 12);
+    let (status, _) = service
+        .command(
+            "bank-account",
+            "a-1",
+            bank("OpenAccount", json!({"initial_balance": 10})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let (_, plugins) = service.get("/v1/plugins").await;
+    let contract = |aggregate_type: &str| {
+        plugins["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|plugin| plugin["aggregate_type"] == aggregate_type)
+            .map(|plugin| plugin["installed"][0]["contract"].clone())
+    };
+    assert_eq!(contract("counter"), Some(json!("1.0.0")));
+    assert_eq!(contract("bank-account"), Some(json!("1.1.0")));
+    service.stop();
+}
