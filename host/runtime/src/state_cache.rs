@@ -3,9 +3,12 @@
 //! A slot serialises the commands of its aggregate (a fair, FIFO async mutex) and
 //! holds the aggregate's state as of the last command. The map is split into shards
 //! by hash, each with its own lock, recency order and byte budget (the total budget
-//! divided evenly). Eviction drops least recently used slots that nobody is using:
-//! a slot is handed out only under its shard's lock, so a slot whose only reference
-//! is the shard's is idle and stays idle while the lock is held.
+//! divided evenly). Eviction drops idle slots in least recently used order, with a
+//! second chance (CLOCK): a command only marks its slot as referenced, instead of
+//! relinking the shard's recency list on every command; eviction moves a marked (or
+//! busy) slot back to the recent end and clears its mark. A slot is handed out only
+//! under its shard's lock, so a slot whose only reference is the shard's is idle and
+//! stays idle while the lock is held.
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -51,6 +54,10 @@ pub(crate) struct Slot {
     stale: AtomicBool,
     /// Bytes this slot was last accounted for in its shard.
     accounted: AtomicUsize,
+    /// Used since eviction last looked at it (its second chance).
+    referenced: AtomicBool,
+    /// Someone waits in [`Slot::wait_settled`]: answered appends must wake them.
+    watched: AtomicBool,
     /// The last failed append through this slot: its error, and whether it was a
     /// full disk.
     last_failure: std::sync::Mutex<Option<(String, bool)>>,
@@ -64,6 +71,8 @@ impl Slot {
             settled: Notify::new(),
             stale: AtomicBool::new(false),
             accounted: AtomicUsize::new(0),
+            referenced: AtomicBool::new(false),
+            watched: AtomicBool::new(false),
             last_failure: std::sync::Mutex::new(None),
         }
     }
@@ -83,7 +92,10 @@ impl Slot {
                 Some((error.to_string(), error.is_storage_full()));
             self.stale.store(true, Ordering::Release);
         }
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // Sequentially consistent with `wait_settled`'s store and load: either this
+        // sees the waiter's mark, or the waiter sees the count at zero.
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 && self.watched.load(Ordering::SeqCst)
+        {
             self.settled.notify_waiters();
         }
     }
@@ -118,11 +130,14 @@ impl Slot {
 
     /// Whether no append is in flight.
     pub fn settled(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
+        self.in_flight.load(Ordering::SeqCst) == 0
     }
 
     /// Waits until every append queued through this slot has been answered.
     pub async fn wait_settled(&self) {
+        // Set before looking at `in_flight` (see `end_append`), so that an append
+        // answered after the look sees the mark and wakes this waiter.
+        self.watched.store(true, Ordering::SeqCst);
         loop {
             // Registered before looking, so a wake-up between the two is not lost.
             let notified = self.settled.notified();
@@ -163,6 +178,11 @@ impl StateCache {
         let shards = (std::thread::available_parallelism().map_or(4, usize::from) * 8)
             .next_power_of_two()
             .clamp(8, 256);
+        StateCache::with_shards(budget, shards)
+    }
+
+    /// A cache of about `budget` bytes in `shards` shards (a power of two).
+    fn with_shards(budget: usize, shards: usize) -> StateCache {
         StateCache {
             shards: (0..shards)
                 .map(|_| {
@@ -189,7 +209,8 @@ impl StateCache {
             .shard(stream)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = shard.slots.get(stream) {
+        if let Some(slot) = shard.slots.peek(stream) {
+            slot.referenced.store(true, Ordering::Relaxed);
             return slot.clone();
         }
         let slot = Arc::new(Slot::new());
@@ -203,10 +224,14 @@ impl StateCache {
     }
 
     /// Records the slot's current size (its state is `state_len` bytes) and evicts
-    /// idle slots while the shard is over its budget.
+    /// idle slots while the shard is over its budget. Nothing to do (and no lock taken)
+    /// when the size did not change.
     pub fn account(&self, stream: &StreamId, slot: &Slot, state_len: usize) {
         let size =
             SLOT_OVERHEAD + stream.aggregate_id.len() + stream.aggregate_type.len() + state_len;
+        if slot.accounted.load(Ordering::Relaxed) == size {
+            return;
+        }
         let mut shard = self
             .shard(stream)
             .lock()
@@ -221,20 +246,27 @@ impl StateCache {
         }
         let before = slot.accounted.swap(size, Ordering::Relaxed);
         shard.bytes = shard.bytes + size - before;
-        while shard.bytes > self.shard_budget {
-            let idle = shard
-                .slots
-                .iter()
-                .rev()
-                .take(EVICTION_SCAN)
-                .find(|(_, candidate)| Arc::strong_count(candidate) == 1)
-                .map(|(key, _)| key.clone());
-            let Some(key) = idle else { break };
-            if let Some(evicted) = shard.slots.pop(&key) {
-                shard.bytes -= evicted.accounted.load(Ordering::Relaxed);
+        while shard.bytes > self.shard_budget && self.evict_one(&mut shard) {}
+    }
+
+    /// Evicts the least recently used idle slot without a second chance, looking at
+    /// no more than [`EVICTION_SCAN`] slots; false if none was found. The slots looked
+    /// at and kept (referenced or busy) move to the recent end, their mark cleared.
+    fn evict_one(&self, shard: &mut Shard) -> bool {
+        for _ in 0..EVICTION_SCAN {
+            let Some((key, candidate)) = shard.slots.pop_lru() else {
+                return false;
+            };
+            let referenced = candidate.referenced.swap(false, Ordering::Relaxed);
+            // The shard's reference, now held here, is the only one: idle.
+            if Arc::strong_count(&candidate) == 1 && !referenced {
+                shard.bytes -= candidate.accounted.load(Ordering::Relaxed);
                 self.counters.evictions.fetch_add(1, Ordering::Relaxed);
+                return true;
             }
+            shard.slots.put(key, candidate);
         }
+        false
     }
 
     /// Slots and bytes in memory.
@@ -243,5 +275,65 @@ impl StateCache {
             let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
             (slots + shard.slots.len(), bytes + shard.bytes)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contains(cache: &StateCache, stream: &StreamId) -> bool {
+        let shard = cache.shard(stream).lock().unwrap();
+        shard.slots.contains(stream)
+    }
+
+    /// Takes a slot and accounts a 10-byte state for it, as a command does.
+    fn command(cache: &StateCache, stream: &StreamId) {
+        let slot = cache.slot(stream);
+        cache.account(stream, &slot, 10);
+    }
+
+    #[test]
+    fn eviction_gives_a_referenced_slot_a_second_chance() {
+        // One shard with room for three slots of 268 bytes (256 overhead + key + state).
+        let cache = StateCache::with_shards(900, 1);
+        let [a, b, c, d] = ["a", "b", "c", "d"].map(|id| StreamId::new("t", id));
+        for stream in [&a, &b, &c] {
+            command(&cache, stream);
+        }
+        // A command on `a`, the least recent, marks it.
+        command(&cache, &a);
+        // `d` takes the shard over budget: `a` gets its second chance, `b` goes.
+        command(&cache, &d);
+        assert!(contains(&cache, &a));
+        assert!(!contains(&cache, &b));
+        assert!(contains(&cache, &c) && contains(&cache, &d));
+        assert_eq!(cache.counters.evictions.load(Ordering::Relaxed), 1);
+        assert_eq!(cache.usage(), (3, 3 * 268));
+    }
+
+    #[test]
+    fn a_slot_in_use_is_never_evicted() {
+        let cache = StateCache::with_shards(600, 1);
+        let [a, b, c] = ["a", "b", "c"].map(|id| StreamId::new("t", id));
+        let held = cache.slot(&a);
+        cache.account(&a, &held, 10);
+        command(&cache, &b);
+        // Over budget: `a` is the least recent and unmarked, but a command holds it.
+        command(&cache, &c);
+        assert!(contains(&cache, &a));
+        assert!(!contains(&cache, &b));
+        drop(held);
+    }
+
+    #[test]
+    fn an_unchanged_size_is_not_accounted_again() {
+        let cache = StateCache::with_shards(10_000, 1);
+        let a = StreamId::new("t", "a");
+        command(&cache, &a);
+        let before = cache.usage();
+        command(&cache, &a);
+        assert_eq!(cache.usage(), before);
+        assert_eq!(before, (1, 268));
     }
 }

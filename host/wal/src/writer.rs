@@ -150,6 +150,10 @@ pub(crate) struct Writer {
     last_sync: Duration,
     visible: watch::Sender<Position>,
     buf: Vec<u8>,
+    /// The group being written and the answers owed after the sync: kept between
+    /// batches, so that their room is allocated once rather than regrown per batch.
+    group: Vec<Request>,
+    owed: Vec<Owed>,
     _lock: LockGuard,
 }
 
@@ -180,6 +184,8 @@ impl Writer {
             last_sync: Duration::ZERO,
             visible,
             buf: Vec::new(),
+            group: Vec::new(),
+            owed: Vec::new(),
             _lock: lock,
         }
     }
@@ -267,12 +273,14 @@ impl Writer {
 
     /// Writes every append of `batch` in groups, syncs as the policy says, and answers.
     fn process(&mut self, batch: &mut Vec<Request>) {
-        let mut owed: Vec<Owed> = Vec::new();
+        let (mut group, mut owed) = (
+            std::mem::take(&mut self.group),
+            std::mem::take(&mut self.owed),
+        );
         let mut syncs = Vec::new();
         let mut released_permits = 0usize;
         let mut requests = batch.drain(..).peekable();
         while requests.peek().is_some() {
-            let mut group = Vec::new();
             let mut body = 0usize;
             let mut limit = self.shared.config.max_group_size;
             while let Some(request) = requests.peek() {
@@ -291,7 +299,7 @@ impl Writer {
                 }
             }
             if !group.is_empty() {
-                self.write_group(group, body, &mut owed);
+                self.write_group(&mut group, body, &mut owed);
             }
         }
         drop(requests);
@@ -308,7 +316,7 @@ impl Writer {
             Ok(())
         };
         self.last_answered = owed.len();
-        for Owed { reply, position } in owed {
+        for Owed { reply, position } in owed.drain(..) {
             let _ = reply.send(match &synced {
                 Ok(()) => Ok(position),
                 Err(err) => Err(err.duplicate()),
@@ -318,6 +326,7 @@ impl Writer {
             let _ = reply.send(synced.as_ref().map(|_| ()).map_err(WalError::duplicate));
         }
         self.shared.room.add_permits(released_permits);
+        (self.group, self.owed) = (group, owed);
     }
 
     /// Bytes of frames a group whose first append has `first` bytes can hold without
@@ -334,17 +343,18 @@ impl Writer {
         usize::try_from(max.saturating_sub(end + header)).unwrap_or(usize::MAX)
     }
 
-    /// Writes one group; appenders are answered at once on failure, else put in `owed`
-    /// (under `Always`, answered after the fsync) or answered now.
-    fn write_group(&mut self, group: Vec<Request>, body: usize, owed: &mut Vec<Owed>) {
-        let outcome = self.try_write_group(&group, body);
+    /// Writes one group (leaving `group` empty); appenders are answered at once on
+    /// failure, else put in `owed` (under `Always`, answered after the fsync) or answered
+    /// now.
+    fn write_group(&mut self, group: &mut Vec<Request>, body: usize, owed: &mut Vec<Owed>) {
+        let outcome = self.try_write_group(group, body);
         if outcome.is_ok() && self.policy() == FsyncPolicy::Os {
             // Under `Os` written data is readable: publish it before answering, so that an
             // appender can read its own record as soon as `append` returns.
             self.publish();
         }
         let mut offset_in_body = 0u64;
-        for request in group {
+        for request in group.drain(..) {
             let Request::Append {
                 frames,
                 reply,

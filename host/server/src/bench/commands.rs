@@ -51,6 +51,10 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         ));
         let dir = work.path().join("native");
         natives.push(native_commands(StoreConfig::new(&dir), measure).await?);
+        progress.set(&format!(
+            "commands: native round {round}: {:.0}/s",
+            natives[round - 1]
+        ));
         // Each store preallocates its logs: keep one at a time on disk.
         std::fs::remove_dir_all(&dir)?;
         progress.set(&format!(
@@ -60,6 +64,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         let (wasm, runtime) =
             setup::wasm_commands(options, RuntimeConfig::new(&dir), &v1, WRITERS, measure).await?;
         wasms.push(wasm);
+        progress.set(&format!("commands: wasm round {round}: {wasm:.0}/s"));
         runtime.close().await?;
         drop(runtime);
         std::fs::remove_dir_all(&dir)?;

@@ -3,47 +3,41 @@
 //! A variant `Deposit { amount: 5 }` travels as name `Deposit`, data `{"amount":5}`;
 //! a unit variant `CloseAccount` travels with data `{}` (`null` and empty bytes are
 //! accepted on input). This is serde's externally tagged enum encoding, taken apart:
-//! authors derive `Serialize`/`Deserialize` with no attributes.
+//! authors derive `Serialize`/`Deserialize` with no attributes. Both directions work
+//! on the data alone, in one pass and without an intermediate JSON tree or document:
+//! they run on every command and, for events, in the inner loop of every fold.
+
+mod named;
+mod split;
 
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use named::NamedVariant;
+use split::{NOT_A_VARIANT, VariantSplitter};
 
 /// Splits an enum value into its variant name and its data as JSON bytes, in one
-/// serialization (no intermediate JSON tree): serde writes a variant as
-/// `{"Name":<data>}` (or `"Name"` for a unit variant, whose data is `{}`), and the
-/// two parts are cut out of that text. The data is serde's output as it is: a
+/// serialization that writes only the data. The data is serde's output as it is: a
 /// variant whose serialization repeats a key (a `#[serde(flatten)]` map holding a
 /// field's name) keeps both, and decoding it later refuses the duplicate.
 pub(crate) fn to_named<T: Serialize>(value: &T) -> Result<(String, Vec<u8>), String> {
-    let json = serde_json::to_vec(value).map_err(|error| error.to_string())?;
-    let not_a_variant = || {
-        format!(
-            "expected an enum variant, got the JSON value {}",
-            String::from_utf8_lossy(&json)
-        )
-    };
-    match json.first() {
-        Some(b'"') => {
-            let name = serde_json::from_slice(&json).map_err(|_| not_a_variant())?;
-            Ok((name, b"{}".to_vec()))
-        }
-        Some(b'{') => {
-            // serde_json writes compactly: `{`, the key, `:`, the data, `}`.
-            let mut key = serde_json::Deserializer::from_slice(&json[1..]).into_iter::<String>();
-            let Some(Ok(name)) = key.next() else {
-                return Err(not_a_variant());
-            };
-            let data_start = 1 + key.byte_offset() + 1;
-            let data = json
-                .get(data_start..json.len() - 1)
-                .filter(|_| json.get(data_start - 1) == Some(&b':'))
-                .ok_or_else(not_a_variant)?;
-            // One value, not the rest of a map with more entries.
-            serde_json::from_slice::<IgnoredAny>(data).map_err(|_| not_a_variant())?;
-            Ok((name, data.to_vec()))
-        }
-        _ => Err(not_a_variant()),
+    let mut variant = None;
+    let mut json = serde_json::Serializer::new(Vec::new());
+    let split = value.serialize(VariantSplitter {
+        variant: &mut variant,
+        json: &mut json,
+    });
+    match (split, variant) {
+        (Ok(()), Some(name)) => Ok((name.to_owned(), json.into_inner())),
+        (Err(error), _) if error.to_string() != NOT_A_VARIANT => Err(error.to_string()),
+        _ => Err(match serde_json::to_vec(value) {
+            Ok(json) => format!(
+                "{NOT_A_VARIANT}, got the JSON value {}",
+                String::from_utf8_lossy(&json)
+            ),
+            Err(error) => format!("{NOT_A_VARIANT}: {error}"),
+        }),
     }
 }
 
@@ -57,56 +51,39 @@ pub(crate) fn parse_data(data: &[u8]) -> Result<Value, String> {
 }
 
 /// Builds the enum value named `name` from its wire data bytes (empty bytes mean
-/// `null`), in one parse with no intermediate JSON tree: this is the inner loop of a
-/// fold, used for events (which the plugin's own serializer wrote). Unit variants
-/// accept `null` and `{}`. Less strict than [`decode_command_data`] in one way: serde's
-/// stream deserializer also takes a struct variant's fields as an array.
+/// `null`): this is the inner loop of a fold, used for events (which the plugin's own
+/// serializer wrote). Unit variants accept `null` and `{}`. Less strict than
+/// [`decode_command_data`] in one way: a struct variant's fields may also come as an
+/// array, as serde_json allows for structs.
 pub(crate) fn decode_named<T: DeserializeOwned>(name: &str, data: &[u8]) -> Result<T, String> {
-    let data = match data.trim_ascii() {
-        b"" => b"null".as_slice(),
-        data => data,
-    };
-    // Check that the data is one JSON value before splicing it into a document.
-    serde_json::from_slice::<IgnoredAny>(data)
-        .map_err(|error| format!("data is not JSON: {error}"))?;
-    let name_json = serde_json::to_string(name).map_err(|error| error.to_string())?;
-    let mut tagged = Vec::with_capacity(name_json.len() + data.len() + 3);
-    tagged.push(b'{');
-    tagged.extend_from_slice(name_json.as_bytes());
-    tagged.push(b':');
-    tagged.extend_from_slice(data);
-    tagged.push(b'}');
-    match serde_json::from_slice(&tagged) {
-        Ok(value) => Ok(value),
-        Err(error) => {
-            let no_data =
-                data == b"null" || (data.starts_with(b"{") && data[1..].trim_ascii() == b"}");
-            // A unit variant is the bare string `"Name"` in serde's encoding.
-            if no_data && let Ok(value) = serde_json::from_str(&name_json) {
-                return Ok(value);
-            }
-            Err(error.to_string())
-        }
-    }
+    decode(name, data, false)
 }
 
 /// Builds the command named `name` from client data bytes, strictly: a struct
-/// variant's fields must come as a JSON object (serde's stream deserializer would
-/// also take them as an array), and duplicate fields are refused. An object, `null`
-/// or nothing (empty bytes mean `null`) is decoded in one parse, as
-/// [`decode_named`]; other data (a newtype variant's value, a tuple variant's array)
-/// goes through a JSON tree, whose struct variants take only objects.
+/// variant's fields must come as a JSON object, and duplicate fields are refused
+/// (by serde's derived code). Otherwise as [`decode_named`].
 pub(crate) fn decode_command_data<T: DeserializeOwned>(
     name: &str,
     data: &[u8],
 ) -> Result<T, String> {
-    match data.trim_ascii().first() {
-        None | Some(b'{') | Some(b'n') => decode_named(name, data),
-        Some(_) => {
-            let tagged = Value::Object(Map::from_iter([(name.to_owned(), parse_data(data)?)]));
-            serde_json::from_value(tagged).map_err(|error| error.to_string())
+    decode(name, data, true)
+}
+
+fn decode<T: DeserializeOwned>(name: &str, data: &[u8], strict: bool) -> Result<T, String> {
+    let data = data.trim_ascii();
+    T::deserialize(NamedVariant { name, data, strict }).map_err(|error| {
+        // Data that is not one JSON value is reported as such, whatever the type
+        // expected; the check runs only on this error path.
+        let json = if data.is_empty() {
+            b"null".as_slice()
+        } else {
+            data
+        };
+        match serde_json::from_slice::<IgnoredAny>(json) {
+            Err(syntax) => format!("data is not JSON: {syntax}"),
+            Ok(_) => error.to_string(),
         }
-    }
+    })
 }
 
 #[cfg(test)]
@@ -192,6 +169,15 @@ mod tests {
         let (name, data) = to_named(&Renamed::Weird { text: "x".into() }).unwrap();
         assert_eq!(name, "we\"ird:{name}");
         assert_eq!(data, br#"{"text":"x"}"#.to_vec());
+    }
+
+    #[derive(Serialize)]
+    struct Wrapper(Sample);
+
+    #[test]
+    fn a_newtype_struct_around_a_variant_is_the_variant() {
+        let named = to_named(&Wrapper(Sample::Fields { amount: 5 })).unwrap();
+        assert_eq!(named, ("Fields".to_owned(), br#"{"amount":5}"#.to_vec()));
     }
 
     #[test]
