@@ -41,10 +41,10 @@ pub struct EngineConfig {
     pub max_calls_per_instance: u64,
     /// Healthy idle instances kept per plugin for reuse. Default **16**.
     pub max_idle_instances: usize,
-    /// Bytes of stdout and of stderr kept per instance. Output is forwarded to
-    /// `tracing` after every call and an instance whose pipes are more than half
-    /// full is recycled after the call; a call writing more than this fails (the
-    /// guest's write fails). Default **64 KiB**.
+    /// Bytes of stdout and of stderr one call may leave in its instance's pipes:
+    /// what it writes, plus a partial last line left by earlier calls. Output is
+    /// drained and forwarded to `tracing` by lines after every call; a write past
+    /// the limit fails (the guest's write fails). Default **64 KiB**.
     pub output_capacity: usize,
     /// Directory of the on-disk compile cache; `None` (the default) compiles every
     /// load. Created if missing. Must be writable only by the host (see the crate

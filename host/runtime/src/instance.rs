@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, ResourceTable, TypedFunc};
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{Plugin, PluginIndices};
 use crate::engine::PluginEngine;
+pub(crate) use crate::output::Label;
+use crate::output::Output;
 use crate::plugin::{PluginInner, is_kebab_case};
 use crate::{Command, Context, Event, PANIC_MARKER, Rejection};
 
@@ -145,81 +146,6 @@ impl wasmtime_wasi::HostWallClock for FrozenWallClock {
 /// enough (8 MiB of host memory) that a table cannot be grown into a bomb.
 const TABLE_ELEMENTS_LIMIT: usize = 1 << 20;
 
-/// Which plugin an instance runs, for logs.
-#[derive(Clone)]
-pub(crate) struct Label {
-    pub(crate) aggregate_type: Arc<str>,
-    pub(crate) version: Arc<str>,
-}
-
-impl Label {
-    /// The label of an instance whose plugin has not described itself yet.
-    pub(crate) fn undescribed() -> Self {
-        Self {
-            aggregate_type: Arc::from("(undescribed)"),
-            version: Arc::from("(undescribed)"),
-        }
-    }
-}
-
-/// Captured stdout or stderr of an instance, forwarded to `tracing` by lines.
-struct Output {
-    pipe: MemoryOutputPipe,
-    /// Bytes of the pipe already forwarded (always just after a line break).
-    forwarded: usize,
-    /// Bytes in the pipe when last looked at.
-    written: usize,
-    stderr: bool,
-}
-
-impl Output {
-    fn new(capacity: usize, stderr: bool) -> Self {
-        Self {
-            pipe: MemoryOutputPipe::new(capacity),
-            forwarded: 0,
-            written: 0,
-            stderr,
-        }
-    }
-
-    /// Forwards the complete lines written since the last call; with `all`, the
-    /// trailing partial line too.
-    fn forward(&mut self, contents: &[u8], label: &Label, all: bool) {
-        self.written = contents.len();
-        let pending = &contents[self.forwarded.min(contents.len())..];
-        let end = if all {
-            pending.len()
-        } else {
-            match pending.iter().rposition(|&byte| byte == b'\n') {
-                Some(last) => last + 1,
-                None => return,
-            }
-        };
-        for line in pending[..end].split(|&byte| byte == b'\n') {
-            if !line.is_empty() {
-                self.emit(line, label);
-            }
-        }
-        self.forwarded += end;
-    }
-
-    fn emit(&self, line: &[u8], label: &Label) {
-        let line = String::from_utf8_lossy(line);
-        let line = line.trim_end_matches('\r');
-        let (aggregate_type, version) = (&*label.aggregate_type, &*label.version);
-        if self.stderr {
-            tracing::warn!(target: "tally_runtime::plugin_output", aggregate_type, version, stream = "stderr", "{line}");
-        } else {
-            tracing::info!(target: "tally_runtime::plugin_output", aggregate_type, version, stream = "stdout", "{line}");
-        }
-    }
-
-    /// Whether the pipe is more than half full: time to recycle the instance.
-    fn filling_up(&self, capacity: usize) -> bool {
-        self.written > capacity / 2
-    }
-}
-
 /// What `decide` (tally:aggregate@1.1.0) returns for an accepted command.
 #[derive(wasmtime::component::ComponentType, wasmtime::component::Lift)]
 #[component(record)]
@@ -339,7 +265,7 @@ impl Live {
         let (instance, plugin) = match linked {
             Ok(linked) => linked,
             Err(error) => {
-                let stderr_text = stderr.pipe.contents();
+                let stderr_text = stderr.forward(&label, true);
                 let classified = classify(
                     error,
                     store.data().limits.memory_refused,
@@ -383,16 +309,16 @@ impl Live {
         function: &'static str,
         call: impl FnOnce(&Exports, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        let stderr_start = self.stderr.forwarded;
         self.store.set_epoch_deadline(engine.deadline_ticks());
         self.store.data_mut().limits.memory_refused = false;
         let result = call(&self.exports, &mut self.store);
         self.calls += 1;
 
-        let stdout = self.stdout.pipe.contents();
-        self.stdout.forward(&stdout, &self.label, false);
-        let stderr = self.stderr.pipe.contents();
-        self.stderr.forward(&stderr, &self.label, false);
+        // After a failure, everything: the instance is dropped, and a panic report
+        // is on stderr.
+        let all = result.is_err();
+        self.stdout.forward(&self.label, all);
+        let stderr = self.stderr.forward(&self.label, all);
 
         result.map_err(|error| {
             self.broken = true;
@@ -403,24 +329,19 @@ impl Live {
                 error = ?error,
                 "plugin call failed"
             );
-            let stderr = stderr.get(stderr_start..).unwrap_or_default();
             classify(
                 error,
                 self.store.data().limits.memory_refused,
-                stderr,
+                &stderr,
                 engine,
             )
         })
     }
 
     /// Whether the instance may serve another call: not broken, under the call
-    /// budget, output pipes not filling up.
+    /// budget.
     pub(crate) fn reusable(&self, engine: &PluginEngine) -> bool {
-        let config = engine.config();
-        !self.broken
-            && self.calls < config.max_calls_per_instance
-            && !self.stdout.filling_up(config.output_capacity)
-            && !self.stderr.filling_up(config.output_capacity)
+        !self.broken && self.calls < engine.config().max_calls_per_instance
     }
 
     /// Names the plugin in this instance's logs once it has described itself.
@@ -431,10 +352,8 @@ impl Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
-        let stdout = self.stdout.pipe.contents();
-        self.stdout.forward(&stdout, &self.label, true);
-        let stderr = self.stderr.pipe.contents();
-        self.stderr.forward(&stderr, &self.label, true);
+        self.stdout.forward(&self.label, true);
+        self.stderr.forward(&self.label, true);
     }
 }
 
@@ -748,20 +667,5 @@ mod tests {
             panic_message(b"memory allocation of 4 bytes failed\n"),
             None
         );
-    }
-
-    #[test]
-    fn output_is_forwarded_by_complete_lines() {
-        let label = Label::undescribed();
-        let mut output = Output::new(1024, true);
-        output.forward(b"one\ntw", &label, false);
-        assert_eq!(output.forwarded, 4);
-        output.forward(b"one\ntwo\n", &label, false);
-        assert_eq!(output.forwarded, 8);
-        assert!(!output.filling_up(20));
-        output.forward(b"one\ntwo\nthree", &label, true);
-        assert_eq!(output.forwarded, 13);
-        assert!(output.filling_up(20));
-        assert!(!output.filling_up(1024));
     }
 }

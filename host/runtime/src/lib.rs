@@ -83,6 +83,7 @@ mod engine;
 mod error;
 mod fold;
 mod instance;
+mod output;
 mod pipeline;
 mod plugin;
 mod registry;
