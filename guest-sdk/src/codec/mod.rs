@@ -174,6 +174,34 @@ mod tests {
     #[derive(Serialize)]
     struct Wrapper(Sample);
 
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum Flattened {
+        Tagged {
+            id: i64,
+            #[serde(flatten)]
+            extra: std::collections::BTreeMap<String, i64>,
+        },
+    }
+
+    #[test]
+    fn a_variant_with_flattened_fields_round_trips() {
+        let value = Flattened::Tagged {
+            id: 1,
+            extra: [("b".to_owned(), 2)].into(),
+        };
+        let (name, data) = to_named(&value).unwrap();
+        assert_eq!(name, "Tagged");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&data).unwrap(),
+            json!({"id": 1, "b": 2})
+        );
+        assert_eq!(decode_named::<Flattened>(&name, &data).unwrap(), value);
+        assert_eq!(
+            decode_command_data::<Flattened>(&name, &data).unwrap(),
+            value
+        );
+    }
+
     #[test]
     fn a_newtype_struct_around_a_variant_is_the_variant() {
         let named = to_named(&Wrapper(Sample::Fields { amount: 5 })).unwrap();

@@ -10,8 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{Plugin, PluginIndices};
 use crate::engine::PluginEngine;
-pub(crate) use crate::output::Label;
-use crate::output::Output;
+use crate::output::{Label, Output};
 use crate::plugin::{PluginInner, is_kebab_case};
 use crate::{Command, Context, Event, PANIC_MARKER, Rejection};
 

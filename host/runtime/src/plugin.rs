@@ -8,7 +8,8 @@ use crate::EventSchema;
 use crate::bindings::exports::tally::aggregate::aggregate::PluginInfo as WireInfo;
 use crate::cache::{CacheStatus, load_or_compile};
 use crate::engine::PluginEngine;
-use crate::instance::{CallError, Label, Live, PluginInstance, Prepared, error_chain};
+use crate::instance::{CallError, Live, PluginInstance, Prepared, error_chain};
+use crate::output::Label;
 
 /// What a plugin is, from its `describe`, checked: a kebab-case aggregate type, a
 /// semver version, unique command and event names, event versions from 1.
