@@ -36,6 +36,20 @@ pub struct WalConfig {
     /// Reserve each segment's full size when creating it (`fallocate`), so appends do not
     /// grow the file. Default `true`.
     pub preallocate: bool,
+    /// Bytes of zeros the writer keeps written ahead of the data in the active segment,
+    /// in steps of this size, or of eight times the group just written when that is
+    /// larger (a step is written when less than half of one is left; never past
+    /// `max_segment_size`). Only under [`FsyncPolicy::Always`], where every group has its
+    /// own fsync. Default 256 KiB; 0 writes none.
+    ///
+    /// File systems that preallocate with unwritten extents (ext4, XFS) record in their
+    /// journal when such space is first written, and the fsync after that write waits for
+    /// the journal commit; data written over zeros that were written earlier needs no
+    /// commit. So the writer pays for the conversion once per step rather than on every
+    /// fsync: on the project's machine (ext4) 16 KiB appends with an fsync each went from
+    /// about 3,500 to 6,500 per second. The zeros read as the end of the log (like
+    /// preallocated space), so the format does not change.
+    pub zero_ahead: u64,
     /// Written into every segment header to tell which node created it. Default 0.
     pub node_id: u32,
     /// Largest record (key plus value plus frame overhead) accepted by `append`.
@@ -131,6 +145,7 @@ impl Default for WalConfig {
             max_segment_size: 128 * 1024 * 1024,
             fsync_policy: FsyncPolicy::Always,
             preallocate: true,
+            zero_ahead: 256 * 1024,
             node_id: 0,
             max_record_size: 16 * 1024 * 1024,
             max_batch_size: 64 * 1024 * 1024,

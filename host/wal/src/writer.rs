@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 /// Longest the writer waits for answered appenders to come back before the next write.
 const MAX_LINGER: Duration = Duration::from_micros(200);
 
+/// Groups like the one just written that a step of zeros ahead of the data holds at least
+/// (see [`WalConfig::zero_ahead`](crate::WalConfig::zero_ahead)).
+const GROUPS_OF_ZEROS: u64 = 8;
+
 use bytes::Bytes;
 use tokio::sync::{Semaphore, oneshot, watch};
 
@@ -148,6 +152,11 @@ pub(crate) struct Writer {
     last_answered: usize,
     /// How long the last fsync took.
     last_sync: Duration,
+    /// End of the zeros written ahead of the data in the active segment
+    /// ([`WalConfig::zero_ahead`](crate::WalConfig::zero_ahead)).
+    zeroed: u64,
+    /// A step of zeros, allocated at the first step.
+    zeros: Vec<u8>,
     visible: watch::Sender<Position>,
     buf: Vec<u8>,
     /// The group being written and the answers owed after the sync: kept between
@@ -175,6 +184,7 @@ impl Writer {
         Writer {
             synced: segment.end,
             evidenced: segment.end,
+            zeroed: segment.end,
             shared,
             path,
             segment,
@@ -182,6 +192,7 @@ impl Writer {
             poisoned: None,
             last_answered: 0,
             last_sync: Duration::ZERO,
+            zeros: Vec::new(),
             visible,
             buf: Vec::new(),
             group: Vec::new(),
@@ -448,10 +459,47 @@ impl Writer {
             .map_err(|e| WalError::io("writing", &self.path, e))?;
         self.segment.end += size;
         self.evidenced = self.evidenced.max(self.synced);
+        self.write_zeros_ahead(size);
         if let Some(observer) = &self.shared.config.observer {
             observer.group_written(count, size);
         }
         Ok(start)
+    }
+
+    /// Under [`FsyncPolicy::Always`], keeps zeros written ahead of the data
+    /// ([`WalConfig::zero_ahead`](crate::WalConfig::zero_ahead)), so that appends land on
+    /// space the file system already counts as written. Only ever past the end of the
+    /// data. (Under `Batch` and `Os` a sync covers many writes, and its one commit of
+    /// newly written space costs little beside them.) A failure is only logged: the zeros are an
+    /// optimisation, and a disk that is really failing fails the next write.
+    /// A step is at least [`GROUPS_OF_ZEROS`] times the group just written, so that large
+    /// groups do not reach the end of the zeros on every fsync.
+    fn write_zeros_ahead(&mut self, group_bytes: u64) {
+        let configured = self.shared.config.zero_ahead;
+        if configured == 0 || self.policy() != FsyncPolicy::Always {
+            return;
+        }
+        let step = configured.max(group_bytes.saturating_mul(GROUPS_OF_ZEROS));
+        let end = self.segment.end;
+        if end.saturating_add(step / 2) <= self.zeroed {
+            return;
+        }
+        let from = self.zeroed.max(end);
+        let to = end
+            .saturating_add(step)
+            .min(self.shared.config.max_segment_size);
+        if to <= from {
+            return;
+        }
+        let len = (to - from) as usize;
+        if self.zeros.len() < len {
+            self.zeros.resize(len, 0);
+        }
+        if let Err(error) = self.segment.file.write_all_at(&self.zeros[..len], from) {
+            tracing::debug!(%error, path = %self.path.display(), "zeros ahead of the data not written");
+        }
+        // Also after a failure: the next attempt comes a step later, not on every write.
+        self.zeroed = to;
     }
 
     /// After a write that is not synced now: publish it (`Os`) or start the Batch timer.
@@ -586,6 +634,7 @@ impl Writer {
         self.path = segment_path(&self.shared.config.dir, next);
         self.synced = SEGMENT_HEADER_LEN;
         self.evidenced = SEGMENT_HEADER_LEN;
+        self.zeroed = SEGMENT_HEADER_LEN;
         self.unsynced_since = None;
         self.shared.active_segment.store(next, Ordering::Release);
         self.publish();

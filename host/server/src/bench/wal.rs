@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | `fsync_limit_per_s` | a plain loop of one 1 KiB `pwrite` then `fdatasync`, on a fresh preallocated file: the floor a log that syncs every append cannot beat without group commit. Sampled before and after the `Always` cases (fsync latency drifts); the figure is their mean |
 //! | `always_N_per_s` | `N` tokio tasks (1, 16, 256), each appending in a loop with `FsyncPolicy::Always`; acknowledged (durable) appends per second |
+//! | `always_N_no_zeros_per_s` | the previous design beside it: `N` = 1 and 16 with `WalConfig::zero_ahead` 0, so that appends land on preallocated space the file system has not yet recorded as written |
 //! | `group_256_limit_per_s` | a reference, not a target: the same plain loop writing one full group of 256 encoded records per `fdatasync`, times 256 |
 //! | `batch_5ms_256_per_s` | 256 appending tasks with `FsyncPolicy::Batch(5 ms)` |
 //! | `os_1_per_s` | one task with `FsyncPolicy::Os` |
@@ -98,6 +99,28 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         progress,
     )
     .await?;
+    // The previous design, side by side: no zeros written ahead of the data, so every
+    // fsync also commits the file system's record of newly written preallocated space.
+    let plain_1 = appenders_with(
+        dir,
+        "always_1_no_zeros",
+        FsyncPolicy::Always,
+        1,
+        0,
+        &plan,
+        progress,
+    )
+    .await?;
+    let plain_16 = appenders_with(
+        dir,
+        "always_16_no_zeros",
+        FsyncPolicy::Always,
+        16,
+        0,
+        &plan,
+        progress,
+    )
+    .await?;
     // What 256 appenders could reach at best: one full group of 256 records per sync.
     let group_bytes = GROUP_HEADER_LEN + GROUP * frame_len(&bench_record(0));
     let group_syncs = fsync_floor(dir, &plan, "group_256_limit", group_bytes, progress).await?;
@@ -152,6 +175,18 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         "  vs the fsync floor",
         ratio(always_16),
         "x",
+    );
+    report.add(
+        "always_1_no_zeros_per_s",
+        "  previous design (zero_ahead 0), 1 appender",
+        plain_1.round(),
+        "/s",
+    );
+    report.add(
+        "always_16_no_zeros_per_s",
+        "  previous design (zero_ahead 0), 16 appenders",
+        plain_16.round(),
+        "/s",
     );
     report.add(
         "always_256_per_s",
@@ -337,11 +372,36 @@ async fn appenders(
     plan: &Plan,
     progress: &Progress,
 ) -> Result<f64> {
-    progress.set(&format!("wal: {name}: {tasks} appender(s), {policy:?}"));
+    appenders_with(
+        dir,
+        name,
+        policy,
+        tasks,
+        WalConfig::default().zero_ahead,
+        plan,
+        progress,
+    )
+    .await
+}
+
+/// [`appenders`] with [`WalConfig::zero_ahead`] set to `zero_ahead`.
+async fn appenders_with(
+    dir: &Path,
+    name: &str,
+    policy: FsyncPolicy,
+    tasks: usize,
+    zero_ahead: u64,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<f64> {
+    progress.set(&format!(
+        "wal: {name}: {tasks} appender(s), {policy:?}, zero_ahead {zero_ahead}"
+    ));
     let dir = dir.join(name);
     let (wal, _) = Wal::open(WalConfig {
         dir: dir.clone(),
         fsync_policy: policy,
+        zero_ahead,
         ..WalConfig::default()
     })
     .await
