@@ -79,11 +79,47 @@ impl Sequencer {
 #[derive(Debug)]
 pub(crate) struct Queued {
     ticket: AppendTicket,
+    append: Waiting,
+}
+
+/// What the committer needs of a queued append besides its WAL answer.
+#[derive(Debug)]
+struct Waiting {
     stream: Arc<StreamId>,
     result: AppendResult,
     command_id: Option<String>,
     command_done: Option<watch::Sender<Option<bool>>>,
     reply: oneshot::Sender<Result<AppendResult>>,
+}
+
+/// Appends the committer commits under one lock at most (a longer run of answered
+/// appends is committed in several batches, so that readers of the index wait little).
+const MAX_COMMIT_BATCH: usize = 256;
+
+/// A queued append with its WAL answer.
+#[derive(Debug)]
+struct Settled {
+    append: Waiting,
+    answer: tally_wal::Result<Vec<tally_wal::Position>>,
+}
+
+impl Queued {
+    /// Waits for the WAL's answer.
+    async fn settle(self) -> Settled {
+        Settled {
+            answer: self.ticket.wait().await,
+            append: self.append,
+        }
+    }
+
+    /// The append with its WAL answer if it has come; itself back if not.
+    fn try_settle(self) -> std::result::Result<Settled, Queued> {
+        let Queued { ticket, append } = self;
+        match ticket.try_wait() {
+            Ok(answer) => Ok(Settled { append, answer }),
+            Err(ticket) => Err(Queued { ticket, append }),
+        }
+    }
 }
 
 /// Limits an append is checked against.
@@ -273,17 +309,19 @@ impl Core {
         let (reply, answer) = oneshot::channel();
         let queued = Queued {
             ticket,
-            stream: key,
-            result: AppendResult {
-                first_position,
-                first_version,
-                count,
-                timestamp_ms,
-                duplicate: false,
+            append: Waiting {
+                stream: key,
+                result: AppendResult {
+                    first_position,
+                    first_version,
+                    count,
+                    timestamp_ms,
+                    duplicate: false,
+                },
+                command_id: options.command_id.clone(),
+                command_done,
+                reply,
             },
-            command_id: options.command_id.clone(),
-            command_done,
-            reply,
         };
         // Sent under the sequencer lock, so the committer sees appends in queue order.
         let queue = sequencer.queue.as_ref().expect("checked above");
@@ -291,14 +329,36 @@ impl Core {
         Ok(Decision::Queued(answer))
     }
 
-    /// The committer: awaits each queued append's WAL answer in order and commits it.
+    /// The committer: commits queued appends in queue order, in batches. It waits for the
+    /// oldest append's WAL answer, takes every queued append after it that the WAL has
+    /// answered too (a group commit answers many at once), and commits them together:
+    /// one index lock and one sequencer lock per batch rather than per append, so that the
+    /// one task every append passes through does little per append and seldom contends
+    /// with the appends being sequenced.
     pub async fn run_committer(self: Arc<Core>, mut queue: mpsc::UnboundedReceiver<Queued>) {
-        while let Some(queued) = queue.recv().await {
-            self.complete(queued).await;
-            // Commit what else is queued before waking subscriptions, once.
-            while let Ok(queued) = queue.try_recv() {
-                self.complete(queued).await;
+        let mut batch = Vec::new();
+        let mut unanswered: Option<Queued> = None;
+        loop {
+            let oldest = match unanswered.take() {
+                Some(queued) => queued,
+                None => match queue.recv().await {
+                    Some(queued) => queued,
+                    None => break,
+                },
+            };
+            batch.push(oldest.settle().await);
+            while batch.len() < MAX_COMMIT_BATCH {
+                let Ok(queued) = queue.try_recv() else { break };
+                match queued.try_settle() {
+                    Ok(settled) => batch.push(settled),
+                    Err(queued) => {
+                        unanswered = Some(queued);
+                        break;
+                    }
+                }
             }
+            self.await_durable(&mut batch).await;
+            self.commit_batch(&mut batch);
             let end = self.index.read().expect("index poisoned").end();
             self.committed.send_if_modified(|committed| {
                 let moved = *committed != end;
@@ -308,96 +368,112 @@ impl Core {
         }
     }
 
-    /// Awaits one queued append's WAL answer, commits or fails it, and answers the caller.
-    async fn complete(&self, queued: Queued) {
+    /// Under `Batch` or `Os` the WAL answers at the write; the index (and so every reader
+    /// and subscription) takes only durable events: waits until the batch is durable.
+    async fn await_durable(&self, batch: &mut [Settled]) {
+        if self.wal.config().fsync_policy == FsyncPolicy::Always {
+            return;
+        }
+        let last = batch
+            .iter()
+            .rev()
+            .find_map(|settled| settled.answer.as_ref().ok()?.last().copied());
+        let Some(last) = last else { return };
+        // `wait_durable` fails only when the log closed under it.
+        if self.wal.wait_durable(last).await.is_err() {
+            for settled in batch.iter_mut().filter(|settled| settled.answer.is_ok()) {
+                settled.answer = Err(tally_wal::WalError::Closed);
+            }
+        }
+    }
+
+    /// Commits a batch of answered appends in order (durable ones to the index, failed
+    /// ones stall the store), retires their in-flight assignments and answers their callers.
+    fn commit_batch(&self, batch: &mut Vec<Settled>) {
+        let mut added = Vec::with_capacity(batch.len());
         {
-            let Queued {
-                ticket,
-                stream,
-                result,
-                command_id,
-                command_done,
-                reply,
-            } = queued;
-            let durable = match ticket.wait().await {
-                // Under `Batch` or `Os` the answer comes at the write: the index (and so
-                // every reader and subscription) takes only durable events.
-                Ok(wal_positions) => match wal_positions.last() {
-                    Some(last) if self.wal.config().fsync_policy != FsyncPolicy::Always => {
-                        self.wal.wait_durable(*last).await.map(|()| wal_positions)
+            let mut index = self.index.write().expect("index poisoned");
+            let mut events = Vec::new();
+            for settled in batch.iter() {
+                added.push(match &settled.answer {
+                    Ok(wal_positions) => {
+                        let result = &settled.append.result;
+                        events.clear();
+                        events.extend(wal_positions.iter().enumerate().map(|(i, wal_position)| {
+                            IndexedEvent {
+                                position: result.first_position + i as u64,
+                                version: result.first_version + i as u64,
+                                wal_position: *wal_position,
+                            }
+                        }));
+                        index.add_append(
+                            &settled.append.stream,
+                            &events,
+                            settled.append.command_id.as_deref(),
+                            result.timestamp_ms,
+                        )
                     }
-                    _ => Ok(wal_positions),
-                },
-                Err(err) => Err(err),
-            };
-            let outcome = match durable {
-                Ok(wal_positions) => self
-                    .commit(&stream, &result, command_id.as_deref(), &wal_positions)
-                    .map(|()| result),
-                Err(err) => {
-                    self.fail(&err);
-                    Err(StoreError::Wal(err))
-                }
-            };
+                    Err(_) => Ok(()),
+                });
+            }
+        }
+        let mut answers = Vec::with_capacity(batch.len());
+        {
+            let mut sequencer = self.sequencer.lock().expect("sequencer poisoned");
+            for (settled, added) in batch.drain(..).zip(added) {
+                let Settled {
+                    append:
+                        Waiting {
+                            stream,
+                            result,
+                            command_id,
+                            command_done,
+                            reply,
+                        },
+                    answer,
+                } = settled;
+                sequencer.in_flight -= 1;
+                let outcome = match answer {
+                    Ok(_) => {
+                        if sequencer.pending_versions.get(&stream) == Some(&result.last_version()) {
+                            sequencer.pending_versions.remove(&stream);
+                        }
+                        if let Some(command_id) = &command_id {
+                            sequencer.pending_commands.remove(command_id);
+                        }
+                        match added {
+                            Ok(()) => Ok(result),
+                            Err(reason) => {
+                                // The sequencer assigned something the index cannot take: a
+                                // bug, never data.
+                                tracing::error!(%stream, reason, "durable append does not fit the index");
+                                self.stall(
+                                    &mut sequencer,
+                                    format!("index out of step: {reason}"),
+                                    false,
+                                );
+                                Err(StoreError::Corrupt(reason.to_string()))
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        if sequencer.stalled.is_none() {
+                            tracing::warn!(error = %err, "append failed; refusing appends until in-flight ones drain");
+                        }
+                        self.stall(&mut sequencer, err.to_string(), err.is_storage_full());
+                        Err(StoreError::Wal(err))
+                    }
+                };
+                answers.push((command_done, reply, outcome));
+            }
+            self.resume_if_drained(&mut sequencer);
+        }
+        for (command_done, reply, outcome) in answers {
             if let Some(done) = command_done {
                 done.send_replace(Some(outcome.is_ok()));
             }
             let _ = reply.send(outcome);
         }
-    }
-
-    /// Adds a durable append to the index and retires its in-flight assignments.
-    fn commit(
-        &self,
-        stream: &Arc<StreamId>,
-        result: &AppendResult,
-        command_id: Option<&str>,
-        wal_positions: &[tally_wal::Position],
-    ) -> Result<()> {
-        let events: Vec<IndexedEvent> = wal_positions
-            .iter()
-            .enumerate()
-            .map(|(i, wal_position)| IndexedEvent {
-                position: result.first_position + i as u64,
-                version: result.first_version + i as u64,
-                wal_position: *wal_position,
-            })
-            .collect();
-        let added = {
-            let mut index = self.index.write().expect("index poisoned");
-            index.add_append(stream, &events, command_id, result.timestamp_ms)
-        };
-        let mut sequencer = self.sequencer.lock().expect("sequencer poisoned");
-        sequencer.in_flight -= 1;
-        if sequencer.pending_versions.get(stream) == Some(&result.last_version()) {
-            sequencer.pending_versions.remove(stream);
-        }
-        if let Some(command_id) = command_id {
-            sequencer.pending_commands.remove(command_id);
-        }
-        if let Err(reason) = added {
-            // The sequencer assigned something the index cannot take: a bug, never data.
-            tracing::error!(%stream, reason, "durable append does not fit the index");
-            self.stall(
-                &mut sequencer,
-                format!("index out of step: {reason}"),
-                false,
-            );
-            return Err(StoreError::Corrupt(reason.to_string()));
-        }
-        self.resume_if_drained(&mut sequencer);
-        Ok(())
-    }
-
-    /// Records a failed append: nothing queued after it will be written either.
-    fn fail(&self, err: &tally_wal::WalError) {
-        let mut sequencer = self.sequencer.lock().expect("sequencer poisoned");
-        sequencer.in_flight -= 1;
-        if sequencer.stalled.is_none() {
-            tracing::warn!(error = %err, "append failed; refusing appends until in-flight ones drain");
-        }
-        self.stall(&mut sequencer, err.to_string(), err.is_storage_full());
-        self.resume_if_drained(&mut sequencer);
     }
 
     fn stall(&self, sequencer: &mut Sequencer, reason: String, storage_full: bool) {

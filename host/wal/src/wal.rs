@@ -46,15 +46,29 @@ impl AppendTicket {
     /// Waits until the batch is written (durable under `Always`); returns its positions.
     pub async fn wait(self) -> Result<Vec<Position>> {
         let first = self.answer.await.map_err(|_| WalError::Closed)??;
-        Ok(self
-            .offsets
-            .into_iter()
-            .map(|offset| Position {
-                segment_id: first.segment_id,
-                offset: first.offset + offset,
-            })
-            .collect())
+        Ok(positions(first, self.offsets))
     }
+
+    /// The answer if it has come, without waiting; the ticket back while the batch is
+    /// not yet written (durable under `Always`).
+    pub fn try_wait(mut self) -> std::result::Result<Result<Vec<Position>>, AppendTicket> {
+        match self.answer.try_recv() {
+            Ok(answer) => Ok(answer.map(|first| positions(first, self.offsets))),
+            Err(oneshot::error::TryRecvError::Empty) => Err(self),
+            Err(oneshot::error::TryRecvError::Closed) => Ok(Err(WalError::Closed)),
+        }
+    }
+}
+
+/// The positions of a batch's records: its first position plus each record's offset.
+fn positions(first: Position, offsets: Vec<u64>) -> Vec<Position> {
+    offsets
+        .into_iter()
+        .map(|offset| Position {
+            segment_id: first.segment_id,
+            offset: first.offset + offset,
+        })
+        .collect()
 }
 
 /// A write-ahead log. Cheap to clone: clones share the log; it is `Send + Sync`.
