@@ -92,10 +92,6 @@ struct Waiting {
     reply: oneshot::Sender<Result<AppendResult>>,
 }
 
-/// Appends the committer commits under one lock at most (a longer run of answered
-/// appends is committed in several batches, so that readers of the index wait little).
-const MAX_COMMIT_BATCH: usize = 256;
-
 /// A queued append with its WAL answer.
 #[derive(Debug)]
 struct Settled {
@@ -334,8 +330,13 @@ impl Core {
     /// answered too (a group commit answers many at once), and commits them together:
     /// one index lock and one sequencer lock per batch rather than per append, so that the
     /// one task every append passes through does little per append and seldom contends
-    /// with the appends being sequenced.
-    pub async fn run_committer(self: Arc<Core>, mut queue: mpsc::UnboundedReceiver<Queued>) {
+    /// with the appends being sequenced. At most `max_batch` appends per batch
+    /// ([`StoreConfig::max_commit_batch`](crate::StoreConfig::max_commit_batch)).
+    pub async fn run_committer(
+        self: Arc<Core>,
+        mut queue: mpsc::UnboundedReceiver<Queued>,
+        max_batch: usize,
+    ) {
         let mut batch = Vec::new();
         let mut unanswered: Option<Queued> = None;
         loop {
@@ -347,7 +348,7 @@ impl Core {
                 },
             };
             batch.push(oldest.settle().await);
-            while batch.len() < MAX_COMMIT_BATCH {
+            while batch.len() < max_batch {
                 let Ok(queued) = queue.try_recv() else { break };
                 match queued.try_settle() {
                     Ok(settled) => batch.push(settled),

@@ -30,6 +30,11 @@ pub struct StoreConfig {
     /// Snapshot log compaction starts once dead snapshot bytes exceed this and the live
     /// ones. Default 64 MiB.
     pub snapshot_compaction_bytes: u64,
+    /// Most durable appends the committer adds to the index under one lock (it takes
+    /// every queued append the log has answered, up to this many). Larger batches take
+    /// the index and sequencer locks less often; smaller ones keep readers of the index
+    /// waiting less. Default 256; at least 1.
+    pub max_commit_batch: usize,
 }
 
 impl StoreConfig {
@@ -48,6 +53,7 @@ impl StoreConfig {
             max_name_len: 256,
             max_read_count: 10_000,
             snapshot_compaction_bytes: 64 * 1024 * 1024,
+            max_commit_batch: 256,
         }
     }
 }

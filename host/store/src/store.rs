@@ -132,9 +132,13 @@ impl EventStore {
     /// event log. Fails with a clear error if another process has it open.
     pub async fn open(config: StoreConfig) -> Result<(EventStore, OpenReport)> {
         let started = Instant::now();
-        if config.max_read_count == 0 || config.max_events_per_append == 0 {
+        if config.max_read_count == 0
+            || config.max_events_per_append == 0
+            || config.max_commit_batch == 0
+        {
             return Err(StoreError::InvalidInput(
-                "max_read_count and max_events_per_append must be at least 1".into(),
+                "max_read_count, max_events_per_append and max_commit_batch must be at least 1"
+                    .into(),
             ));
         }
         let wal_config = WalConfig {
@@ -168,7 +172,7 @@ impl EventStore {
             index: RwLock::new(index),
             sequencer: Mutex::new(sequencer),
         });
-        let committer = tokio::spawn(core.clone().run_committer(queued));
+        let committer = tokio::spawn(core.clone().run_committer(queued, config.max_commit_batch));
         let store = EventStore {
             inner: Arc::new(Inner {
                 config,

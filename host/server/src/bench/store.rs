@@ -5,6 +5,7 @@
 //! | figure | how |
 //! | --- | --- |
 //! | `append_256_per_s` | 256 tasks append single events to random streams of 10,000 with `FsyncPolicy::Always`; durable appends per second |
+//! | `append_256_commit_batch_1_per_s` | the same with `StoreConfig::max_commit_batch` 1: the previous design, whose committer took its locks once per append |
 //! | `wal_always_256_per_s` | 256 tasks append records of the same encoded size straight to a `tally-wal` log with `Always` |
 //! | `read_stream_10k_ms` | reading a 10,000-event stream whose events are spread through a log of 1,000,000 events (100,000 with `--quick`; then the stream has 1,000 events); the best of five |
 //! | `open_1m_ms` | opening that store (warm cache), in a fresh process (`tally bench store --measure-open DIR`) |
@@ -48,8 +49,17 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     progress.set(&format!(
         "store: 256 writers over {STREAMS} streams, Always"
     ));
-    let (append, record_size) = store_appends(&work.path().join("append"), measure).await?;
+    let default_batch = StoreConfig::new(work.path()).max_commit_batch;
+    let (append, record_size) =
+        store_appends(&work.path().join("append"), measure, default_batch).await?;
     std::fs::remove_dir_all(work.path().join("append"))?;
+    // The previous design beside it: the committer took the index and sequencer locks
+    // once per append.
+    progress.set(&format!(
+        "store: 256 writers over {STREAMS} streams, Always, max_commit_batch 1"
+    ));
+    let (append_unbatched, _) = store_appends(&work.path().join("append-1"), measure, 1).await?;
+    std::fs::remove_dir_all(work.path().join("append-1"))?;
     progress.set(&format!(
         "store: wal, 256 writers, records of {record_size} bytes, Always"
     ));
@@ -74,6 +84,12 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         "append_256_per_s",
         "store: single-event appends, 256 writers, 10,000 streams",
         append.round(),
+        "/s",
+    );
+    report.add(
+        "append_256_commit_batch_1_per_s",
+        "  previous design: committer locks per append (max_commit_batch 1)",
+        append_unbatched.round(),
         "/s",
     );
     report.add(
@@ -209,8 +225,16 @@ async fn time_stream_read(store: &EventStore, stream: &StreamId, events: u64) ->
 }
 
 /// Durable single-event appends per second from 256 tasks; also returns the record size.
-async fn store_appends(dir: &Path, measure: Duration) -> Result<(f64, usize)> {
-    let (store, _) = EventStore::open(StoreConfig::new(dir)).await?;
+async fn store_appends(
+    dir: &Path,
+    measure: Duration,
+    max_commit_batch: usize,
+) -> Result<(f64, usize)> {
+    let (store, _) = EventStore::open(StoreConfig {
+        max_commit_batch,
+        ..StoreConfig::new(dir)
+    })
+    .await?;
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
