@@ -17,6 +17,8 @@ const KEYS: &[&str] = &[
     "always_1_vs_fsync",
     "always_16_per_s",
     "always_16_vs_fsync",
+    "always_1_no_zeros_per_s",
+    "always_16_no_zeros_per_s",
     "always_256_per_s",
     "always_256_vs_fsync",
     "group_256_limit_per_s",
@@ -29,6 +31,7 @@ const KEYS: &[&str] = &[
     "log_file_mib",
     // store
     "append_256_per_s",
+    "append_256_commit_batch_1_per_s",
     "wal_always_256_per_s",
     "append_vs_wal",
     "read_stream_10k_ms",
