@@ -37,8 +37,8 @@ pub struct WalConfig {
     /// grow the file. Default `true`.
     pub preallocate: bool,
     /// Bytes of zeros the writer keeps written ahead of the data in the active segment,
-    /// in steps of this size, or of eight times the group just written when that is
-    /// larger (a step is written when less than half of one is left; never past
+    /// in steps of this size, or of eight times the group just written (up to 8 MiB) when
+    /// that is larger (a step is written when less than half of one is left; never past
     /// `max_segment_size`). Only under [`FsyncPolicy::Always`], where every group has its
     /// own fsync. Default 256 KiB; 0 writes none.
     ///

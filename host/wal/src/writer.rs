@@ -18,6 +18,13 @@ const MAX_LINGER: Duration = Duration::from_micros(200);
 /// (see [`WalConfig::zero_ahead`](crate::WalConfig::zero_ahead)).
 const GROUPS_OF_ZEROS: u64 = 8;
 
+/// Largest step of zeros that the size of the group just written asks for (one huge batch
+/// must not make the next fsync write a segment's worth of zeros).
+const MAX_GROUP_STEP: u64 = 8 << 20;
+
+/// Zeros written per `pwrite`: the writer's buffer of zeros is this big.
+const ZEROS_PER_WRITE: usize = 1 << 20;
+
 use bytes::Bytes;
 use tokio::sync::{Semaphore, oneshot, watch};
 
@@ -155,7 +162,7 @@ pub(crate) struct Writer {
     /// End of the zeros written ahead of the data in the active segment
     /// ([`WalConfig::zero_ahead`](crate::WalConfig::zero_ahead)).
     zeroed: u64,
-    /// A step of zeros, allocated at the first step.
+    /// [`ZEROS_PER_WRITE`] zeros, allocated at the first step.
     zeros: Vec<u8>,
     visible: watch::Sender<Position>,
     buf: Vec<u8>,
@@ -470,36 +477,42 @@ impl Writer {
     /// ([`WalConfig::zero_ahead`](crate::WalConfig::zero_ahead)), so that appends land on
     /// space the file system already counts as written. Only ever past the end of the
     /// data. (Under `Batch` and `Os` a sync covers many writes, and its one commit of
-    /// newly written space costs little beside them.) A failure is only logged: the zeros are an
-    /// optimisation, and a disk that is really failing fails the next write.
-    /// A step is at least [`GROUPS_OF_ZEROS`] times the group just written, so that large
-    /// groups do not reach the end of the zeros on every fsync.
+    /// newly written space costs little beside them.)
+    ///
+    /// A step is at least [`GROUPS_OF_ZEROS`] times the group just written (up to
+    /// [`MAX_GROUP_STEP`]), so that large groups do not reach the end of the zeros on every
+    /// fsync. A failure is only logged: the zeros are an optimisation, and a disk that is
+    /// really failing fails the next write.
     fn write_zeros_ahead(&mut self, group_bytes: u64) {
         let configured = self.shared.config.zero_ahead;
         if configured == 0 || self.policy() != FsyncPolicy::Always {
             return;
         }
-        let step = configured.max(group_bytes.saturating_mul(GROUPS_OF_ZEROS));
+        let for_groups = group_bytes
+            .saturating_mul(GROUPS_OF_ZEROS)
+            .min(MAX_GROUP_STEP);
+        let step = configured.max(for_groups);
         let end = self.segment.end;
         if end.saturating_add(step / 2) <= self.zeroed {
             return;
         }
-        let from = self.zeroed.max(end);
+        let mut at = self.zeroed.max(end);
         let to = end
             .saturating_add(step)
             .min(self.shared.config.max_segment_size);
-        if to <= from {
-            return;
+        if self.zeros.is_empty() {
+            self.zeros = vec![0; ZEROS_PER_WRITE];
         }
-        let len = (to - from) as usize;
-        if self.zeros.len() < len {
-            self.zeros.resize(len, 0);
-        }
-        if let Err(error) = self.segment.file.write_all_at(&self.zeros[..len], from) {
-            tracing::debug!(%error, path = %self.path.display(), "zeros ahead of the data not written");
+        while at < to {
+            let len = (to - at).min(ZEROS_PER_WRITE as u64) as usize;
+            if let Err(error) = self.segment.file.write_all_at(&self.zeros[..len], at) {
+                tracing::debug!(%error, path = %self.path.display(), "zeros ahead of the data not written");
+                break;
+            }
+            at += len as u64;
         }
         // Also after a failure: the next attempt comes a step later, not on every write.
-        self.zeroed = to;
+        self.zeroed = self.zeroed.max(to);
     }
 
     /// After a write that is not synced now: publish it (`Os`) or start the Batch timer.
