@@ -8,6 +8,7 @@
 //! | `fsync_floor_per_s` | a plain loop of one 1 KiB `pwrite` then `fdatasync` (preallocated file), before and after the command runs; their mean |
 //! | `wasm_commands_per_s` | 256 tasks send `Deposit` commands to random accounts of 10,000 (opened first, not timed) through `Runtime::execute` and bank-account v1, `FsyncPolicy::Always`; the median of 3 rounds (1 with `--quick`), each on a new store |
 //! | `native_commands_per_s` | the same workload through [`NativeRuntime`], in rounds alternating with the plugin's; their median |
+//! | `native_cpu_us_per_command` / `wasm_cpu_us_per_command` / `cpu_ratio` | the process's CPU time (all threads) over each durable round's window divided by the commands finished in it; medians of the rounds. Steadier than the rates, which also depend on how groups form around the fsyncs |
 //! | `wasm_os_commands_per_s` / `native_os_commands_per_s` | both again with `FsyncPolicy::Os`: what the CPU allows |
 //! | `naive_commands_per_s` | per command, read the whole log (100,000 events; 10,000 with `--quick`) with `read_all`, fold it through the plugin, handle, append |
 
@@ -24,7 +25,7 @@ use tally_runtime::{Context, EngineConfig, Event, LoadedPlugin, PluginEngine, Ru
 
 use super::native::NativeRuntime;
 use super::report::Report;
-use super::setup::{self, TYPE, account_id, deposit, open_account};
+use super::setup::{self, Rate, TYPE, account_id, deposit, open_account};
 use super::{ACCOUNTS, BenchOptions, Progress};
 
 /// Concurrent command senders.
@@ -50,11 +51,12 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
             "commands: native, 256 tasks over {ACCOUNTS} accounts, Always (round {round} of {rounds})"
         ));
         let dir = work.path().join("native");
-        natives.push(native_commands(StoreConfig::new(&dir), measure).await?);
+        let native = native_commands(StoreConfig::new(&dir), measure).await?;
         progress.set(&format!(
-            "commands: native round {round}: {:.0}/s",
-            natives[round - 1]
+            "commands: native round {round}: {:.0}/s, {:.2} us of CPU per command",
+            native.per_s, native.cpu_us_per_op
         ));
+        natives.push(native);
         // Each store preallocates its logs: keep one at a time on disk.
         std::fs::remove_dir_all(&dir)?;
         progress.set(&format!(
@@ -63,13 +65,24 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         let dir = work.path().join("wasm");
         let (wasm, runtime) =
             setup::wasm_commands(options, RuntimeConfig::new(&dir), &v1, WRITERS, measure).await?;
+        progress.set(&format!(
+            "commands: wasm round {round}: {:.0}/s, {:.2} us of CPU per command",
+            wasm.per_s, wasm.cpu_us_per_op
+        ));
         wasms.push(wasm);
-        progress.set(&format!("commands: wasm round {round}: {wasm:.0}/s"));
         runtime.close().await?;
         drop(runtime);
         std::fs::remove_dir_all(&dir)?;
     }
-    let (native, wasm) = (median(&natives), median(&wasms));
+    let per_s = |rates: &[Rate]| rates.iter().map(|rate| rate.per_s).collect::<Vec<_>>();
+    let cpu = |rates: &[Rate]| {
+        rates
+            .iter()
+            .map(|rate| rate.cpu_us_per_op)
+            .collect::<Vec<_>>()
+    };
+    let (native, wasm) = (median(&per_s(&natives)), median(&per_s(&wasms)));
+    let (native_cpu, wasm_cpu) = (median(&cpu(&natives)), median(&cpu(&wasms)));
     // The same without an fsync per group (FsyncPolicy::Os): what the CPU allows.
     progress.set("commands: native with FsyncPolicy::Os");
     let dir = work.path().join("native-os");
@@ -112,7 +125,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         natives
             .iter()
             .zip(&wasms)
-            .map(|(native, wasm)| format!("{native:.0} / {wasm:.0}"))
+            .map(|(native, wasm)| format!("{:.0} / {:.0}", native.per_s, wasm.per_s))
             .collect::<Vec<_>>()
             .join(", ")
     ));
@@ -141,6 +154,24 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         "x",
     );
     report.add(
+        "native_cpu_us_per_command",
+        "  CPU per command natively (whole process)",
+        (native_cpu * 100.0).round() / 100.0,
+        "us",
+    );
+    report.add(
+        "wasm_cpu_us_per_command",
+        "  CPU per command through the plugin",
+        (wasm_cpu * 100.0).round() / 100.0,
+        "us",
+    );
+    report.add(
+        "cpu_ratio",
+        "  native CPU / plugin CPU per command",
+        native_cpu / wasm_cpu.max(1e-9),
+        "x",
+    );
+    report.add(
         "commands_vs_fsync",
         "  plugin / fsync floor",
         wasm / floor.max(1e-9),
@@ -149,19 +180,19 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     report.add(
         "wasm_os_commands_per_s",
         "commands through the plugin, FsyncPolicy::Os",
-        wasm_os.round(),
+        wasm_os.per_s.round(),
         "/s",
     );
     report.add(
         "native_os_commands_per_s",
         "  natively, FsyncPolicy::Os",
-        native_os.round(),
+        native_os.per_s.round(),
         "/s",
     );
     report.add(
         "native_os_ratio",
         "  plugin / native",
-        wasm_os / native_os.max(1e-9),
+        wasm_os.per_s / native_os.per_s.max(1e-9),
         "x",
     );
     report.add(
@@ -203,7 +234,7 @@ fn median(values: &[f64]) -> f64 {
 }
 
 /// Opens the accounts through [`NativeRuntime`] (untimed), then measures deposits.
-async fn native_commands(config: StoreConfig, measure: Duration) -> Result<f64> {
+async fn native_commands(config: StoreConfig, measure: Duration) -> Result<Rate> {
     let (store, _) = EventStore::open(config).await?;
     let native = Arc::new(NativeRuntime::new(store.clone()));
     let opener = native.clone();

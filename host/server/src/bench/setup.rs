@@ -154,22 +154,43 @@ pub fn building(dir: &Path) -> StoreConfig {
     config
 }
 
+/// What a measured window gave.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    /// Operations finished per second.
+    pub per_s: f64,
+    /// CPU time of the whole process (every thread: the async runtime's, the plugin
+    /// threads', the log writer's) per operation finished, in microseconds.
+    pub cpu_us_per_op: f64,
+}
+
+/// CPU time the process has used so far, on all its threads.
+fn process_cpu_time() -> Duration {
+    let spent = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(spent.tv_sec as u64, spent.tv_nsec as u32)
+}
+
 /// Lets `count` warm up for a quarter of a second, counts for `measure`, then sets
-/// `stop`; returns the count per second over the measured window.
-pub async fn measure_rate(count: &AtomicU64, stop: &AtomicBool, measure: Duration) -> f64 {
+/// `stop`; returns the count per second over the measured window, and the process's CPU
+/// time per count in it.
+pub async fn measure_rate(count: &AtomicU64, stop: &AtomicBool, measure: Duration) -> Rate {
     tokio::time::sleep(Duration::from_millis(250)).await;
     let before = count.load(Ordering::Relaxed);
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), process_cpu_time());
     tokio::time::sleep(measure).await;
     let done = count.load(Ordering::Relaxed) - before;
-    let rate = done as f64 / started.elapsed().as_secs_f64();
+    let (elapsed, cpu) = (started.elapsed(), process_cpu_time() - cpu_before);
     stop.store(true, Ordering::Relaxed);
-    rate
+    Rate {
+        per_s: done as f64 / elapsed.as_secs_f64(),
+        cpu_us_per_op: cpu.as_secs_f64() * 1e6 / done.max(1) as f64,
+    }
 }
 
 /// Runs `tasks` tasks calling `call` with random accounts until stopped; the calls
-/// finished per second in a `measure` window after a quarter-second warm-up.
-pub async fn drive<F, Fut>(tasks: u64, measure: Duration, call: F) -> anyhow::Result<f64>
+/// finished per second (and the CPU time per call) in a `measure` window after a
+/// quarter-second warm-up.
+pub async fn drive<F, Fut>(tasks: u64, measure: Duration, call: F) -> anyhow::Result<Rate>
 where
     F: Fn(u64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
@@ -246,7 +267,7 @@ pub async fn wasm_commands(
     plugin: &[u8],
     tasks: u64,
     measure: Duration,
-) -> anyhow::Result<(f64, Runtime)> {
+) -> anyhow::Result<(Rate, Runtime)> {
     let runtime = open_runtime(options, config, plugin).await?;
     let opener = runtime.clone();
     for_each_account(move |account| {

@@ -261,7 +261,7 @@ async fn store_appends(
             anyhow::Ok(())
         }));
     }
-    let rate = setup::measure_rate(&count, &stop, measure).await;
+    let rate = setup::measure_rate(&count, &stop, measure).await.per_s;
     for task in tasks {
         task.await??;
     }
@@ -294,7 +294,7 @@ async fn wal_appends(dir: &Path, measure: Duration, record_size: usize) -> Resul
             anyhow::Ok(())
         }));
     }
-    let rate = setup::measure_rate(&count, &stop, measure).await;
+    let rate = setup::measure_rate(&count, &stop, measure).await.per_s;
     for task in tasks {
         task.await??;
     }
