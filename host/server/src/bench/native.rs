@@ -32,8 +32,13 @@ type NativeSlot = Arc<tokio::sync::Mutex<Option<NativeCached>>>;
 /// (a FIFO async lock, in sharded maps) holding the cached state; the command is decided
 /// under the lock, its events are queued with `submit` at the expected version, the lock
 /// is released, and the answer waits for durability. Commands are decided with the
-/// SDK's `raw::decide`, as the plugin's `decide` export does. So the one difference from
-/// `Runtime::execute` is the plugin call (and its hand-off to a plugin thread).
+/// SDK's `raw::decide`, as the plugin's `decide` export does.
+///
+/// Besides the plugin call and its hand-off to a plugin thread, `Runtime::execute` does
+/// bookkeeping this twin leaves out, so the twin is a lower bound on a native pipeline's
+/// cost: the registry lookup of the active version, the id checks, the state cache's
+/// byte budget and recency, the idempotency lookup, counters, snapshot scheduling, and
+/// an outcome that carries the stored events.
 pub struct NativeRuntime {
     store: EventStore,
     shards: Vec<Mutex<HashMap<String, NativeSlot>>>,
