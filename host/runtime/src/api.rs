@@ -4,13 +4,15 @@
 //! first event), and the event that brought it there has version `n`. This is the
 //! `stream-version` the plugin's `handle` sees (`wit/aggregate.wit`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tally_store::StoreConfig;
 
-use crate::EngineConfig;
+use crate::{Command, Context, Decision, EngineConfig};
 
 /// Configuration of a [`Runtime`](crate::Runtime). Every limit has a default
 /// ([`RuntimeConfig::new`]).
@@ -40,6 +42,23 @@ pub struct RuntimeConfig {
     pub isolate_after_timeout: Duration,
     /// Threads that run plugin calls. Default: one per core.
     pub plugin_threads: usize,
+    /// Rules compiled into the host that decide the commands of an aggregate type in
+    /// place of its active plugin's `decide` (see [`NativeRules`]). Default: none.
+    pub native_rules: HashMap<String, Arc<dyn NativeRules>>,
+}
+
+/// An aggregate type's command rules compiled into the host: [`Runtime::execute`]
+/// calls them on the calling thread in place of the active plugin's `decide`, and
+/// does everything else as usual (the slot, the state cache, the append, the
+/// outcome). The plugin still folds, upcasts and renders the state, so the rules must
+/// read and write its state bytes, and their answers are not checked against its
+/// description. This exists to measure what the plugin call costs (the native
+/// reference of `tally bench commands`), not to deploy logic.
+///
+/// [`Runtime::execute`]: crate::Runtime::execute
+pub trait NativeRules: Send + Sync + std::fmt::Debug {
+    /// Decides `command` against `state`, as the plugin's `decide` would.
+    fn decide(&self, context: &Context, state: &[u8], command: &Command) -> Decision;
 }
 
 impl RuntimeConfig {
@@ -58,6 +77,7 @@ impl RuntimeConfig {
             fold_batch: 512,
             isolate_after_timeout: Duration::from_secs(10),
             plugin_threads: std::thread::available_parallelism().map_or(2, usize::from),
+            native_rules: HashMap::new(),
         }
     }
 }

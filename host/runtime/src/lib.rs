@@ -94,7 +94,8 @@ mod workers;
 pub use admin::InstallReport;
 pub use api::{
     ActivateOptions, Activation, ActivationReport, AggregateState, At, EventView, ExecuteOptions,
-    InstallOptions, InstalledPlugin, Outcome, PluginStatus, RuntimeConfig, StoredEvent,
+    InstallOptions, InstalledPlugin, NativeRules, Outcome, PluginStatus, RuntimeConfig,
+    StoredEvent,
 };
 pub use cache::CacheStatus;
 pub use config::EngineConfig;

@@ -22,7 +22,7 @@ use tally_store::{
     Submitted,
 };
 
-use crate::api::{ExecuteOptions, Outcome, StoredEvent};
+use crate::api::{ExecuteOptions, NativeRules, Outcome, StoredEvent};
 use crate::error::CommandError;
 use crate::registry::{PluginVersion, now_ms};
 use crate::runtime::{Runtime, plugin_error, stored_event};
@@ -47,6 +47,7 @@ impl Runtime {
         let (entry, _) = self
             .active_type(aggregate_type)
             .ok_or_else(|| CommandError::UnknownAggregateType(aggregate_type.to_owned()))?;
+        let native_rules = self.native_rules(aggregate_type);
         let max_len = self.inner.config.store.max_name_len;
         check_name("aggregate id", aggregate_id, max_len)?;
         check_name("command name", &command.name, max_len)?;
@@ -84,7 +85,10 @@ impl Runtime {
                 stream_version: cached.version,
                 now_ms: now_ms(),
             };
-            let decision = decide(&plugin, context, &cached.state, &command).await;
+            let decision = match native_rules {
+                Some(rules) => Ok(rules.decide(&context, &cached.state, &command)),
+                None => decide(&plugin, context, &cached.state, &command).await,
+            };
             let (events, state) = match decision {
                 Ok(Ok(decided)) => decided,
                 Ok(Err(rejection)) => {
@@ -183,6 +187,15 @@ impl Runtime {
                 plugin_version: plugin.version().clone(),
             });
         }
+    }
+
+    /// The native rules configured for `aggregate_type`, if any (see [`NativeRules`]).
+    fn native_rules(&self, aggregate_type: &str) -> Option<&dyn NativeRules> {
+        let rules = &self.inner.config.native_rules;
+        if rules.is_empty() {
+            return None;
+        }
+        rules.get(aggregate_type).map(|rules| &**rules)
     }
 
     fn snapshot_due(&self, since_snapshot: u64) -> bool {

@@ -5,6 +5,7 @@
 mod admin;
 mod commands;
 mod hostile;
+mod native_rules;
 mod queries;
 mod swap;
 

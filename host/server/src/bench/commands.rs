@@ -8,6 +8,7 @@
 //! | `fsync_floor_per_s` | a plain loop of one 1 KiB `pwrite` then `fdatasync` (preallocated file), before and after the command runs; their mean |
 //! | `wasm_commands_per_s` | 256 tasks send `Deposit` commands to random accounts of 10,000 (opened first, not timed) through `Runtime::execute` and bank-account v1, `FsyncPolicy::Always`; the median of 3 rounds (1 with `--quick`), each on a new store |
 //! | `native_commands_per_s` | the same workload through [`NativeRuntime`], in rounds alternating with the plugin's; their median |
+//! | `runtime_native_commands_per_s` | the same workload through `Runtime::execute` with bank-account's rules compiled in as [`NativeRules`](tally_runtime::NativeRules): the whole pipeline but the plugin call, in the same alternating rounds; their median. `runtime_native_ratio` is the plugin's rate over it |
 //! | `native_cpu_us_per_command` / `wasm_cpu_us_per_command` / `cpu_ratio` | the process's CPU time (all threads) over each durable round's window divided by the commands finished in it; medians of the rounds. Steadier than the rates, which also depend on how groups form around the fsyncs |
 //! | `wasm_os_commands_per_s` / `native_os_commands_per_s` | both again with `FsyncPolicy::Os`: what the CPU allows |
 //! | `naive_commands_per_s` | per command, read the whole log (100,000 events; 10,000 with `--quick`) with `read_all`, fold it through the plugin, handle, append |
@@ -23,7 +24,7 @@ use tally_runtime::tally_store::{
 };
 use tally_runtime::{Context, EngineConfig, Event, LoadedPlugin, PluginEngine, RuntimeConfig};
 
-use super::native::NativeRuntime;
+use super::native::{BankAccountRules, NativeRuntime};
 use super::report::Report;
 use super::setup::{self, Rate, TYPE, account_id, deposit, open_account};
 use super::{ACCOUNTS, BenchOptions, Progress};
@@ -31,7 +32,8 @@ use super::{ACCOUNTS, BenchOptions, Progress};
 /// Concurrent command senders.
 const WRITERS: u64 = 256;
 
-/// Rounds of the durable pair (native, then plugin), alternating; `--quick` runs one.
+/// Rounds of the durable cases (native, native rules in the runtime, plugin), alternating;
+/// `--quick` runs one.
 /// The durable figures move by a third between runs on a small machine (with
 /// `Always`, native's groups grow while an fsync is in flight), so each is the median.
 const DURABLE_ROUNDS: usize = 3;
@@ -45,7 +47,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     progress.set("commands: fsync floor (1 KiB pwrite + fdatasync loop)");
     let floor_before = super::fsync_floor(work.path(), measure / 2)?;
     let rounds = if options.quick { 1 } else { DURABLE_ROUNDS };
-    let (mut natives, mut wasms) = (Vec::new(), Vec::new());
+    let (mut natives, mut runtime_natives, mut wasms) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         progress.set(&format!(
             "commands: native, 256 tasks over {ACCOUNTS} accounts, Always (round {round} of {rounds})"
@@ -58,6 +60,24 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         ));
         natives.push(native);
         // Each store preallocates its logs: keep one at a time on disk.
+        std::fs::remove_dir_all(&dir)?;
+        progress.set(&format!(
+            "commands: native rules in Runtime::execute, 256 tasks over {ACCOUNTS} accounts, Always (round {round} of {rounds})"
+        ));
+        let dir = work.path().join("runtime-native");
+        let mut config = RuntimeConfig::new(&dir);
+        config
+            .native_rules
+            .insert(TYPE.to_owned(), Arc::new(BankAccountRules));
+        let (runtime_native, runtime) =
+            setup::wasm_commands(options, config, &v1, WRITERS, measure).await?;
+        progress.set(&format!(
+            "commands: native rules in Runtime::execute round {round}: {:.0}/s, {:.2} us of CPU per command",
+            runtime_native.per_s, runtime_native.cpu_us_per_op
+        ));
+        runtime_natives.push(runtime_native);
+        runtime.close().await?;
+        drop(runtime);
         std::fs::remove_dir_all(&dir)?;
         progress.set(&format!(
             "commands: wasm, 256 tasks over {ACCOUNTS} accounts, Always (round {round} of {rounds})"
@@ -83,6 +103,8 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     };
     let (native, wasm) = (median(&per_s(&natives)), median(&per_s(&wasms)));
     let (native_cpu, wasm_cpu) = (median(&cpu(&natives)), median(&cpu(&wasms)));
+    let runtime_native = median(&per_s(&runtime_natives));
+    let runtime_native_cpu = median(&cpu(&runtime_natives));
     // The same without an fsync per group (FsyncPolicy::Os): what the CPU allows.
     progress.set("commands: native with FsyncPolicy::Os");
     let dir = work.path().join("native-os");
@@ -121,11 +143,15 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
 
     let mut report = Report::default();
     report.note(format!(
-        "durable rounds, native / plugin: {} (medians reported)",
+        "durable rounds, native / native rules in Runtime::execute / plugin: {} (medians reported)",
         natives
             .iter()
+            .zip(&runtime_natives)
             .zip(&wasms)
-            .map(|(native, wasm)| format!("{:.0} / {:.0}", native.per_s, wasm.per_s))
+            .map(|((native, runtime_native), wasm)| format!(
+                "{:.0} / {:.0} / {:.0}",
+                native.per_s, runtime_native.per_s, wasm.per_s
+            ))
             .collect::<Vec<_>>()
             .join(", ")
     ));
@@ -143,7 +169,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     );
     report.add(
         "native_commands_per_s",
-        "  the same logic compiled natively",
+        "  the same logic natively in a bare pipeline (no runtime bookkeeping)",
         native.round(),
         "/s",
     );
@@ -152,6 +178,24 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         "  plugin / native",
         wasm / native.max(1e-9),
         "x",
+    );
+    report.add(
+        "runtime_native_commands_per_s",
+        "  the same logic natively in Runtime::execute (all but the plugin call)",
+        runtime_native.round(),
+        "/s",
+    );
+    report.add(
+        "runtime_native_ratio",
+        "  plugin / native in Runtime::execute",
+        wasm / runtime_native.max(1e-9),
+        "x",
+    );
+    report.add(
+        "runtime_native_cpu_us_per_command",
+        "  CPU per command natively in Runtime::execute",
+        (runtime_native_cpu * 100.0).round() / 100.0,
+        "us",
     );
     report.add(
         "native_cpu_us_per_command",

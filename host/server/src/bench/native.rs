@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, bail};
 use bank_account::BankAccount;
-use tally_runtime::Command;
 use tally_runtime::tally_store::{
     AppendOptions, EventStore, ExpectedVersion, NewEvent, StreamId, StreamRead, Submitted,
 };
+use tally_runtime::{Command, Decision, Event, NativeRules, Rejection};
 use tally_sdk::Context;
 use tally_sdk::raw::{self, RawCommand, RawEvent};
 
@@ -107,6 +107,48 @@ impl NativeRuntime {
         drop(guard);
         let result = queued.durable().await?;
         Ok(result.last_version() + 1)
+    }
+}
+
+/// bank-account's rules as [`NativeRules`]: `Runtime::execute` with everything but the
+/// plugin call, the reference that isolates the call's cost. Decided with the SDK's
+/// `raw::decide`, as the plugin's `decide` export does.
+#[derive(Debug)]
+pub struct BankAccountRules;
+
+impl NativeRules for BankAccountRules {
+    fn decide(
+        &self,
+        context: &tally_runtime::Context,
+        state: &[u8],
+        command: &Command,
+    ) -> Decision {
+        let context = Context {
+            aggregate_id: context.aggregate_id.clone(),
+            stream_version: context.stream_version,
+            now_ms: context.now_ms,
+        };
+        let command = RawCommand {
+            name: command.name.clone(),
+            data: command.data.clone(),
+        };
+        match raw::decide::<BankAccount>(&context, state, &command) {
+            Ok((events, state)) => Ok((
+                events
+                    .into_iter()
+                    .map(|event| Event {
+                        name: event.name,
+                        version: event.version,
+                        data: event.data,
+                    })
+                    .collect(),
+                state,
+            )),
+            Err(rejection) => Err(Rejection {
+                code: rejection.code,
+                message: rejection.message,
+            }),
+        }
     }
 }
 
