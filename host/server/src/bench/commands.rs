@@ -61,38 +61,16 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         natives.push(native);
         // Each store preallocates its logs: keep one at a time on disk.
         std::fs::remove_dir_all(&dir)?;
-        progress.set(&format!(
-            "commands: native rules in Runtime::execute, 256 tasks over {ACCOUNTS} accounts, Always (round {round} of {rounds})"
-        ));
+        let label = format!("native rules in Runtime::execute (round {round} of {rounds})");
         let dir = work.path().join("runtime-native");
         let mut config = RuntimeConfig::new(&dir);
         config
             .native_rules
             .insert(TYPE.to_owned(), Arc::new(BankAccountRules));
-        let (runtime_native, runtime) =
-            setup::wasm_commands(options, config, &v1, WRITERS, measure).await?;
-        progress.set(&format!(
-            "commands: native rules in Runtime::execute round {round}: {:.0}/s, {:.2} us of CPU per command",
-            runtime_native.per_s, runtime_native.cpu_us_per_op
-        ));
-        runtime_natives.push(runtime_native);
-        runtime.close().await?;
-        drop(runtime);
-        std::fs::remove_dir_all(&dir)?;
-        progress.set(&format!(
-            "commands: wasm, 256 tasks over {ACCOUNTS} accounts, Always (round {round} of {rounds})"
-        ));
-        let dir = work.path().join("wasm");
-        let (wasm, runtime) =
-            setup::wasm_commands(options, RuntimeConfig::new(&dir), &v1, WRITERS, measure).await?;
-        progress.set(&format!(
-            "commands: wasm round {round}: {:.0}/s, {:.2} us of CPU per command",
-            wasm.per_s, wasm.cpu_us_per_op
-        ));
-        wasms.push(wasm);
-        runtime.close().await?;
-        drop(runtime);
-        std::fs::remove_dir_all(&dir)?;
+        runtime_natives.push(runtime_round(options, progress, config, &v1, measure, &label).await?);
+        let label = format!("wasm (round {round} of {rounds})");
+        let config = RuntimeConfig::new(work.path().join("wasm"));
+        wasms.push(runtime_round(options, progress, config, &v1, measure, &label).await?);
     }
     let per_s = |rates: &[Rate]| rates.iter().map(|rate| rate.per_s).collect::<Vec<_>>();
     let cpu = |rates: &[Rate]| {
@@ -264,6 +242,32 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         "x",
     );
     Ok(report)
+}
+
+/// One durable round through `Runtime::execute` in a new runtime of `config` with
+/// `plugin` active; the runtime's directory is removed after it (each store
+/// preallocates its logs: one at a time on disk).
+async fn runtime_round(
+    options: &BenchOptions,
+    progress: &Progress,
+    config: RuntimeConfig,
+    plugin: &[u8],
+    measure: Duration,
+    label: &str,
+) -> Result<Rate> {
+    progress.set(&format!(
+        "commands: {label}: 256 tasks over {ACCOUNTS} accounts, Always"
+    ));
+    let dir = config.dir.clone();
+    let (rate, runtime) = setup::wasm_commands(options, config, plugin, WRITERS, measure).await?;
+    progress.set(&format!(
+        "commands: {label}: {:.0}/s, {:.2} us of CPU per command",
+        rate.per_s, rate.cpu_us_per_op
+    ));
+    runtime.close().await?;
+    drop(runtime);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(rate)
 }
 
 /// The median of `values` (the mean of the middle two for an even count); 0 if empty.
