@@ -40,7 +40,13 @@ pub struct RuntimeConfig {
     /// thread pool for this long, so a plugin that loops forever cannot occupy the
     /// threads serving other aggregate types. Default **10 s**.
     pub isolate_after_timeout: Duration,
-    /// Threads that run plugin calls. Default: one per core.
+    /// Threads that run plugin calls. Default: **two per core**. The calls are
+    /// CPU-bound, but the threads share the cores with tokio's workers and the log
+    /// writer; under load, more runnable plugin threads give the plugin stage (where
+    /// commands queue) a larger share of the CPUs. On 2 cores, two per core ran
+    /// durable commands 4-8 % faster than one per core, and a single hot aggregate
+    /// no slower; four per core made the hot aggregate about 10 % slower
+    /// (docs/BENCHMARKS.md, session 8).
     pub plugin_threads: usize,
     /// Rules compiled into the host that decide the commands of an aggregate type in
     /// place of its active plugin's `decide` (see [`NativeRules`]). Default: none.
@@ -76,7 +82,7 @@ impl RuntimeConfig {
             snapshot_every: 1_000,
             fold_batch: 512,
             isolate_after_timeout: Duration::from_secs(10),
-            plugin_threads: std::thread::available_parallelism().map_or(2, usize::from),
+            plugin_threads: 2 * std::thread::available_parallelism().map_or(1, usize::from),
             native_rules: HashMap::new(),
         }
     }

@@ -3,9 +3,9 @@
 //! Plugin calls are synchronous and CPU-bound, and the WASI host functions a plugin
 //! may call (its output, clocks, random numbers) block on a tokio runtime of their
 //! own, which they cannot do on a thread driving async tasks. So the async runtime
-//! hands each call to a small pool of plain threads (one per core by default) and
-//! awaits the answer; while many commands are queued the threads stay busy and a
-//! hand-off costs a channel push and pop.
+//! hands each call to a small pool of plain threads (two per core by default, see
+//! `RuntimeConfig::plugin_threads`) and awaits the answer; while many commands are
+//! queued the threads stay busy and a hand-off costs a channel push and pop.
 
 use std::panic::AssertUnwindSafe;
 use std::thread::JoinHandle;
