@@ -54,6 +54,7 @@
 extern crate self as tally_sdk;
 
 mod aggregate;
+pub mod arena;
 mod codec;
 mod component;
 mod introspect;

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use wasmtime::component::{Component, ComponentExportIndex, InstancePre, ResourceTable, TypedFunc};
+use wasmtime::component::{
+    Component, ComponentExportIndex, Func, InstancePre, ResourceTable, TypedFunc,
+};
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -157,14 +159,24 @@ struct WireDecision {
 /// a rejection.
 pub type Decision = Result<(Vec<Event>, Vec<u8>), Rejection>;
 
-/// The typed `decide` export.
-type DecideFunc = TypedFunc<(Context, Vec<u8>, Command), (Result<WireDecision, Rejection>,)>;
+/// What `decide` returns.
+type DecideResults = (Result<WireDecision, Rejection>,);
+
+/// The `decide` export, type-checked against the contract when an instance is
+/// created.
+type DecideFunc = TypedFunc<(Context, Vec<u8>, Command), DecideResults>;
+
+/// The same function called with borrowed arguments, which are lowered into the
+/// guest straight from the caller's buffers. Its component types are those of
+/// [`DecideFunc`]: wasmtime type-checks `&T` as `T` and `&[u8]` as `Vec<u8>`.
+type DecideCall<'a> = TypedFunc<(&'a Context, &'a [u8], &'a Command), DecideResults>;
 
 /// The exports of one live instance: the 1.0.0 functions every plugin has, and
-/// `decide` when the plugin was built against 1.1.0 or later.
+/// `decide` (type-checked as [`DecideFunc`]) when the plugin was built against
+/// 1.1.0 or later.
 pub(crate) struct Exports {
     pub(crate) plugin: Plugin,
-    decide: Option<DecideFunc>,
+    decide: Option<Func>,
 }
 
 /// A plugin component prepared for instantiation: linked against the host's WASI,
@@ -277,18 +289,20 @@ impl Live {
                 });
             }
         };
-        let decide =
-            match &prepared.decide {
-                Some(index) => Some(instance.get_typed_func(&mut store, index).map_err(
-                    |error| {
+        let decide = match &prepared.decide {
+            Some(index) => Some(
+                instance
+                    .get_typed_func::<_, _>(&mut store, index)
+                    .map(|typed: DecideFunc| *typed.func())
+                    .map_err(|error| {
                         CallError::Invalid(format!(
                             "`decide` does not have the type tally:aggregate@1.1.0 gives it: {}",
                             error_chain(&error)
                         ))
-                    },
-                )?),
-                None => None,
-            };
+                    })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             store,
             exports: Exports { plugin, decide },
@@ -475,10 +489,14 @@ impl PluginInstance {
         if !self.plugin.prepared.exports_decide() {
             return self.handle_then_apply(ctx, state, command);
         }
-        let params = (ctx.clone(), state.to_vec(), command.clone());
         let answer = self.call("decide", |exports, store| {
-            let decide = exports.decide.as_ref().expect("looked up with the plugin");
-            decide.call(store, params).map(|(answer,)| answer)
+            let decide = exports.decide.expect("looked up with the plugin");
+            // SAFETY: `decide` was type-checked as `DecideFunc` when the instance
+            // was created, and `DecideCall` has the same component types.
+            let decide: DecideCall<'_> = unsafe { TypedFunc::new_unchecked(decide) };
+            decide
+                .call(store, (ctx, state, command))
+                .map(|(answer,)| answer)
         })?;
         match answer {
             // No events: no change, whatever state came back (as `handle` + `apply`).

@@ -45,6 +45,11 @@ impl Pipe {
                 .rposition(|&byte| byte == b'\n')
                 .map_or(0, |last| last + 1)
         };
+        if end == 0 {
+            // The usual case (nothing written): `split_to` would make the buffer a
+            // shared one, an allocation per call.
+            return Bytes::new();
+        }
         buffer.split_to(end).freeze()
     }
 

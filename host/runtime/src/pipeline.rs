@@ -40,7 +40,7 @@ impl Runtime {
         &self,
         aggregate_type: &str,
         aggregate_id: &str,
-        command: Command,
+        mut command: Command,
         options: ExecuteOptions,
     ) -> Result<Outcome, CommandError> {
         let _running = self.enter().ok_or(CommandError::Closed)?;
@@ -86,16 +86,21 @@ impl Runtime {
                 now_ms: now_ms(),
             };
             let decision = match native_rules {
-                Some(rules) => Ok(rules.decide(&context, &cached.state, &command)),
-                None => decide(&plugin, context, &cached.state, &command).await,
+                Some(rules) => rules.decide(&context, &cached.state, &command),
+                None => match decide(&plugin, context, cached.state.clone(), command).await {
+                    Ok((decision, returned)) => {
+                        command = returned;
+                        decision
+                    }
+                    Err(error) => return Err(plugin_error(&plugin, error)),
+                },
             };
             let (events, state) = match decision {
-                Ok(Ok(decided)) => decided,
-                Ok(Err(rejection)) => {
+                Ok(decided) => decided,
+                Err(rejection) => {
                     plugin.counters.rejected.fetch_add(1, Ordering::Relaxed);
                     return Err(CommandError::Rejected(rejection));
                 }
-                Err(error) => return Err(plugin_error(&plugin, error)),
             };
             plugin.counters.handled.fetch_add(1, Ordering::Relaxed);
             if events.is_empty() {
@@ -163,11 +168,11 @@ impl Runtime {
 
             let count = events.len() as u64;
             cached.version += count;
-            cached.state = state;
+            cached.state = Bytes::from(state);
             cached.since_snapshot += count;
             let snapshot = self.snapshot_due(cached.since_snapshot).then(|| {
                 cached.since_snapshot = 0;
-                (cached.version, Bytes::from(cached.state.clone()))
+                (cached.version, cached.state.clone())
             });
             let state_len = cached.state.len();
             slot.begin_append();
@@ -255,15 +260,20 @@ impl Runtime {
 
 /// Decides the command on one instance of `plugin` (`decide`, or `handle` then
 /// `apply` for a 1.0.0 plugin; see [`PluginInstance::decide`](crate::PluginInstance::decide)).
+///
+/// The command travels to the plugin thread and back rather than being copied (a
+/// retried command is decided again); the state is shared with the cache.
 async fn decide(
     plugin: &Arc<PluginVersion>,
     context: Context,
-    state: &[u8],
-    command: &Command,
-) -> Result<Decision, CallError> {
-    let (state, command) = (state.to_vec(), command.clone());
+    state: Bytes,
+    command: Command,
+) -> Result<(Decision, Command), CallError> {
     plugin
-        .run(move |instance| instance.decide(&context, &state, &command))
+        .run(move |instance| {
+            let decision = instance.decide(&context, &state, &command)?;
+            Ok((decision, command))
+        })
         .await
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use bytes::Bytes;
 use tally_store::{
     EventStore, OpenReport, RecordedEvent, StreamId, StreamRead, Subscription, SubscriptionFilter,
 };
@@ -236,7 +237,7 @@ impl Runtime {
                 let cached = guard.cached.as_ref().expect("ensured");
                 Some(Folded {
                     version: cached.version,
-                    state: cached.state.clone(),
+                    state: cached.state.to_vec(),
                     snapshot_version: 0,
                 })
             } else {
@@ -502,7 +503,7 @@ impl Runtime {
             plugin: plugin.clone(),
             since_snapshot: folded.version - folded.snapshot_version,
             version: folded.version,
-            state: folded.state,
+            state: Bytes::from(folded.state),
         });
         Ok(())
     }

@@ -14,6 +14,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
 use lru::LruCache;
 use tally_store::StreamId;
 use tokio::sync::Notify;
@@ -31,7 +32,8 @@ pub(crate) struct Cached {
     pub plugin: Arc<PluginVersion>,
     /// Events folded (including appends queued but not yet durable).
     pub version: u64,
-    pub state: Vec<u8>,
+    /// Shared, not copied, with a plugin call deciding against it.
+    pub state: Bytes,
     /// Events since the last snapshot (or since the start).
     pub since_snapshot: u64,
 }
