@@ -1,8 +1,9 @@
-//! The native reference of the runtime suites: the bank-account plugin's own source
+//! The native references of the runtime suites: the bank-account plugin's own source
 //! (`plugins/bank-account`, with the SDK's wire handling in `tally_sdk::raw`) compiled
-//! into this program, run through the same pipeline shape as `Runtime::execute`. The
-//! plugin and its native twin run the very same code; only the compiler target and
-//! the call boundary differ.
+//! into this program, run as [`BankAccountRules`] inside `Runtime::execute` (the
+//! reference of `native_commands_per_s`) and through [`NativeRuntime`], a bare
+//! pipeline of the same shape (`bare_native_commands_per_s`). The plugin and its native
+//! twin run the very same code; only the compiler target and the call boundary differ.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
