@@ -52,8 +52,16 @@ impl CallArena {
     /// Whether `ptr` points into the block.
     fn owns(&self, ptr: *mut u8) -> bool {
         let start = self.start.get();
-        let address = ptr as usize;
-        start != 0 && address >= start && address < start + ARENA_BYTES
+        start != 0 && (ptr as usize).wrapping_sub(start) < ARENA_BYTES
+    }
+
+    /// Whether `[offset, offset + size)` of the block lies inside it. Offsets, not
+    /// addresses: on wasm32 a block at the top of memory ends at 2^32, which a `usize`
+    /// cannot hold.
+    fn fits(offset: usize, size: usize) -> bool {
+        offset
+            .checked_add(size)
+            .is_some_and(|end| end <= ARENA_BYTES)
     }
 
     /// Takes the block from the system allocator if not done yet; false if it
@@ -78,14 +86,19 @@ impl CallArena {
         if layout.align() > BLOCK_ALIGN || !self.ensure_block() {
             return std::ptr::null_mut();
         }
-        let begin = self.next.get().next_multiple_of(layout.align());
-        let Some(end) = begin.checked_add(layout.size()) else {
-            return std::ptr::null_mut();
-        };
-        if end > self.start.get() + ARENA_BYTES {
+        let start = self.start.get();
+        let offset = self
+            .next
+            .get()
+            .wrapping_sub(start)
+            .next_multiple_of(layout.align());
+        if !Self::fits(offset, layout.size()) {
             return std::ptr::null_mut();
         }
-        self.next.set(end);
+        let begin = start.wrapping_add(offset);
+        // `begin + size` is at most the block's end; the block's end itself is only
+        // stored as `next` when the block is full, and is then never dereferenced.
+        self.next.set(begin.wrapping_add(layout.size()));
         self.live.set(self.live.get() + 1);
         begin as *mut u8
     }
@@ -97,7 +110,7 @@ impl CallArena {
         self.live.set(live);
         if live == 0 {
             self.next.set(self.start.get());
-        } else if ptr as usize + size == self.next.get() {
+        } else if (ptr as usize).wrapping_add(size) == self.next.get() {
             self.next.set(ptr as usize);
         }
     }
@@ -154,10 +167,10 @@ unsafe impl GlobalAlloc for CallArena {
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
         let address = ptr as usize;
-        let is_last = address + layout.size() == self.next.get();
-        if is_last && address + new_size <= self.start.get() + ARENA_BYTES {
+        let is_last = address.wrapping_add(layout.size()) == self.next.get();
+        if is_last && Self::fits(address - self.start.get(), new_size) {
             // The last allocation grows or shrinks in place.
-            self.next.set(address + new_size);
+            self.next.set(address.wrapping_add(new_size));
             return ptr;
         }
         if new_size <= layout.size() {
