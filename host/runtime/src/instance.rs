@@ -292,7 +292,7 @@ impl Live {
         let decide = match &prepared.decide {
             Some(index) => Some(
                 instance
-                    .get_typed_func::<_, _>(&mut store, index)
+                    .get_typed_func(&mut store, index)
                     .map(|typed: DecideFunc| *typed.func())
                     .map_err(|error| {
                         CallError::Invalid(format!(

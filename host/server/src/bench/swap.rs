@@ -6,12 +6,14 @@
 //! | `swap_activate_ms` | `activate` of v2 over v1 (compiled and installed before: a cached compile) with no load; the verification folds all 10,000 accounts |
 //! | `rollback_ms` | `rollback` to v1 right after |
 //! | `swap_pause_ms` / `steady_max_ms` | the longest command latency of 64 tasks sending deposits, in a window where v2 is activated in the middle / in an equal window without a swap (p99 beside each) |
+//! | `swap_fsync_max_ms` / `steady_fsync_max_ms` | the longest `fdatasync` of the log that ended in each window: a command cannot be answered before the fsync that makes it durable, so a pause this long is the disk's |
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use tally_runtime::tally_store::tally_wal::WalObserver;
 use tally_runtime::{ActivateOptions, ExecuteOptions, InstallOptions, RuntimeConfig};
 
 use super::report::Report;
@@ -28,6 +30,36 @@ struct Sample {
     latency: Duration,
 }
 
+/// The log's fsyncs: when each ended and how long it took.
+#[derive(Debug, Default)]
+struct Fsyncs {
+    ended: Mutex<Vec<(Instant, Duration)>>,
+}
+
+impl Fsyncs {
+    /// The longest fsync that ended in `[from, to)` (times from `origin`), in ms.
+    fn longest_ms(&self, origin: Instant, (from, to): (Duration, Duration)) -> f64 {
+        let ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        ended
+            .iter()
+            .filter(|(at, _)| {
+                let at = at.saturating_duration_since(origin);
+                at >= from && at < to
+            })
+            .map(|(_, took)| took.as_secs_f64() * 1e3)
+            .fold(0.0, f64::max)
+    }
+}
+
+impl WalObserver for Fsyncs {
+    fn group_written(&self, _records: u32, _bytes: u64) {}
+
+    fn synced(&self, duration: Duration, _bytes: u64) {
+        let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+        ended.push((Instant::now(), duration));
+    }
+}
+
 /// Runs the suite.
 pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> {
     let measure = options.case_window();
@@ -37,7 +69,9 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     let mut report = Report::default();
 
     progress.set(&format!("swap: opening {ACCOUNTS} accounts, a little load"));
-    let config = RuntimeConfig::new(work.path().join("swap"));
+    let fsyncs = Arc::new(Fsyncs::default());
+    let mut config = RuntimeConfig::new(work.path().join("swap"));
+    config.store.wal.observer = Some(fsyncs.clone());
     let (_, runtime) =
         setup::wasm_commands(options, config, &v1, SWAP_WRITERS, measure / 4).await?;
     progress.set("swap: installing v2 (compiled, not active)");
@@ -192,9 +226,21 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         "ms",
     );
     report.add(
+        "swap_fsync_max_ms",
+        "  longest fsync of the log, window with the swap",
+        fsyncs.longest_ms(origin, (swap_start, swap_end)),
+        "ms",
+    );
+    report.add(
         "steady_max_ms",
         "  max command latency, window without",
         steady_max,
+        "ms",
+    );
+    report.add(
+        "steady_fsync_max_ms",
+        "  longest fsync of the log, window without",
+        fsyncs.longest_ms(origin, steady),
         "ms",
     );
     report.add(
