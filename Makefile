@@ -15,11 +15,11 @@ setup:
 run: plugins
 	mkdir -p target/tally-plugins
 	cp plugins/target/wasm32-wasip2/release/bank_account.wasm target/tally-plugins/
-	$(CARGO) run --release --locked -p tally -- serve --plugins target/tally-plugins
+	$(CARGO) run --release --locked -p tally-server -- serve --plugins target/tally-plugins
 
 # The README's tour, run by itself in a temporary directory.
 demo: plugins
-	$(CARGO) run --release --locked -p tally -- demo
+	$(CARGO) run --release --locked -p tally-server -- demo
 
 # The plugin components (plugins/target/wasm32-wasip2/release/*.wasm).
 plugins: setup

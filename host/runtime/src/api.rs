@@ -4,8 +4,10 @@
 //! first event), and the event that brought it there has version `n`. This is the
 //! `stream-version` the plugin's `handle` sees (`wit/aggregate.wit`).
 
+#[cfg(feature = "native-rules")]
 use std::collections::HashMap;
 use std::path::PathBuf;
+#[cfg(feature = "native-rules")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +52,8 @@ pub struct RuntimeConfig {
     pub plugin_threads: usize,
     /// Rules compiled into the host that decide the commands of an aggregate type in
     /// place of its active plugin's `decide` (see [`NativeRules`]). Default: none.
+    /// Only with the cargo feature `native-rules`, which only the benchmark enables.
+    #[cfg(feature = "native-rules")]
     pub native_rules: HashMap<String, Arc<dyn NativeRules>>,
 }
 
@@ -59,7 +63,8 @@ pub struct RuntimeConfig {
 /// outcome). The plugin still folds, upcasts and renders the state, so the rules must
 /// read and write its state bytes, and their answers are not checked against its
 /// description. This exists to measure what the plugin call costs (the native
-/// reference of `tally bench commands`), not to deploy logic.
+/// reference of `tally-bench commands`), not to deploy logic: it is public only with
+/// the cargo feature `native-rules`.
 ///
 /// [`Runtime::execute`]: crate::Runtime::execute
 pub trait NativeRules: Send + Sync + std::fmt::Debug {
@@ -83,6 +88,7 @@ impl RuntimeConfig {
             fold_batch: 512,
             isolate_after_timeout: Duration::from_secs(10),
             plugin_threads: 2 * std::thread::available_parallelism().map_or(1, usize::from),
+            #[cfg(feature = "native-rules")]
             native_rules: HashMap::new(),
         }
     }

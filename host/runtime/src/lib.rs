@@ -92,10 +92,11 @@ mod state_cache;
 mod workers;
 
 pub use admin::InstallReport;
+#[cfg(feature = "native-rules")]
+pub use api::NativeRules;
 pub use api::{
     ActivateOptions, Activation, ActivationReport, AggregateState, At, EventView, ExecuteOptions,
-    InstallOptions, InstalledPlugin, NativeRules, Outcome, PluginStatus, RuntimeConfig,
-    StoredEvent,
+    InstallOptions, InstalledPlugin, Outcome, PluginStatus, RuntimeConfig, StoredEvent,
 };
 pub use cache::CacheStatus;
 pub use config::EngineConfig;

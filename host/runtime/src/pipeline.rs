@@ -195,12 +195,19 @@ impl Runtime {
     }
 
     /// The native rules configured for `aggregate_type`, if any (see [`NativeRules`]).
+    #[cfg(feature = "native-rules")]
     fn native_rules(&self, aggregate_type: &str) -> Option<&dyn NativeRules> {
         let rules = &self.inner.config.native_rules;
         if rules.is_empty() {
             return None;
         }
         rules.get(aggregate_type).map(|rules| &**rules)
+    }
+
+    /// Without the feature `native-rules`, the plugin always decides.
+    #[cfg(not(feature = "native-rules"))]
+    fn native_rules(&self, _aggregate_type: &str) -> Option<&dyn NativeRules> {
+        None
     }
 
     fn snapshot_due(&self, since_snapshot: u64) -> bool {

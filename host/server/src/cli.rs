@@ -121,15 +121,6 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Measure: `tally bench <suite> [--quick] [--json]`.
-    Bench {
-        /// The suite.
-        #[arg(value_enum)]
-        suite: crate::bench::Suite,
-        /// Options.
-        #[command(flatten)]
-        options: crate::bench::BenchOptions,
-    },
     /// Run the whole tour (bank accounts, a live upgrade to v2) in a temporary
     /// directory and print a transcript.
     Demo {
@@ -330,7 +321,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             json,
         } => crate::verify::run(&data_dir, repair, yes, json).await,
         Command::Demo { plugins } => crate::demo::run(plugins).await,
-        Command::Bench { suite, options } => crate::bench::run(suite, options).await.map(|_| ()),
     }
 }
 

@@ -1,4 +1,4 @@
-//! `tally`: Tally's service and command line.
+//! `tally-server`, the `tally` binary: Tally's service and command line.
 //!
 //! - [`serve`]: the HTTP service (`tally serve`): commands, state and events under
 //!   `/v1` ([`api`]), a live event stream (SSE), plugin administration with hot
@@ -6,10 +6,12 @@
 //! - [`cli`]: the command line; the client commands use [`client`] against a
 //!   running service; `tally verify` ([`verify`]) checks a data directory offline;
 //!   `tally plugin new` ([`scaffold`]) creates a plugin crate; `tally demo`
-//!   ([`demo`]) runs the README's tour by itself; `tally bench` ([`bench`]) measures.
+//!   ([`demo`]) runs the README's tour by itself.
+//!
+//! The benchmark is a crate of its own (`host/bench`, the `tally-bench` binary), so that
+//! the service depends on no plugin and not on the guest SDK.
 
 pub mod api;
-pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -1,220 +1,128 @@
-//! Hostile plugins fail only their call, with a typed error, and the next call
-//! runs on a fresh instance.
-
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+//! Hostile plugins through the runtime: each fails only its own command, with a
+//! clear error; nothing is appended; other aggregates keep working.
 
 use tally_plugin_contract_tests::components;
-use tally_runtime::{CallError, EngineConfig, LoadedPlugin, PluginInstance};
+use tally_runtime::{CallError, CommandError, ExecuteOptions, Runtime};
 
-use crate::{CALL_TIMEOUT, command, context, engine, plugin, test_config};
+use crate::{account, bank, command, install, send};
 
-/// Harmless `Touch` works: the instance (or its replacement) serves again.
-fn touch_works(instance: &mut PluginInstance) {
-    let state = instance.initial_state().unwrap();
-    let events = instance
-        .handle(&context("h", 0), &state, &command("Touch", "{}"))
-        .unwrap()
-        .unwrap();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].name, "Touched");
-}
-
-fn hostile_call(instance: &mut PluginInstance, name: &str) -> CallError {
-    let state = instance.initial_state().unwrap();
-    instance
-        .handle(&context("h", 0), &state, &command(name, "{}"))
-        .unwrap_err()
-}
-
-#[test]
-fn an_endless_loop_times_out_and_the_next_call_gets_a_fresh_instance() {
-    let hostile = plugin(components::TEST_HOSTILE);
-    let mut instance = hostile.instance();
-    let started = Instant::now();
-    let error = hostile_call(&mut instance, "Spin");
-    let elapsed = started.elapsed();
-    assert_eq!(
-        error,
-        CallError::Timeout {
-            limit: CALL_TIMEOUT
-        }
-    );
-    assert!(error.to_string().contains("CPU limit"), "{error}");
-    assert!(elapsed >= CALL_TIMEOUT, "{elapsed:?}");
-
-    assert_eq!(
-        instance.calls_on_current_instance(),
-        0,
-        "the looping instance is gone"
-    );
-    let before = hostile.instantiations();
-    touch_works(&mut instance);
-    assert!(hostile.instantiations() > before);
-}
-
-#[test]
-fn a_memory_bomb_hits_the_memory_limit() {
-    let hostile = plugin(components::TEST_HOSTILE);
-    let mut instance = hostile.instance();
-    let error = hostile_call(&mut instance, "MemoryBomb");
-    assert_eq!(
-        error,
-        CallError::MemoryLimit {
-            limit: EngineConfig::default().memory_limit
-        }
-    );
-    touch_works(&mut instance);
-}
-
-#[test]
-fn a_100_mb_event_hits_the_memory_limit() {
-    let mut instance = plugin(components::TEST_HOSTILE).instance();
-    let error = hostile_call(&mut instance, "BigEvent");
-    assert!(matches!(error, CallError::MemoryLimit { .. }), "{error:?}");
-    touch_works(&mut instance);
-}
-
-#[test]
-fn a_100_mb_event_is_returned_when_the_limit_allows_it() {
-    // With room for the event (and its serialisation), and time to build it in
-    // this unoptimised build, the plugin's answer is lifted into the host: the
-    // memory limit is what bounds answers.
-    let engine = tally_runtime::PluginEngine::new(EngineConfig {
-        memory_limit: 512 << 20,
-        call_timeout: std::time::Duration::from_secs(30),
-        ..test_config()
-    })
-    .unwrap();
-    let hostile = LoadedPlugin::load(&engine, &crate::bytes(components::TEST_HOSTILE)).unwrap();
-    let mut instance = hostile.instance();
-    let state = instance.initial_state().unwrap();
-    let events = instance
-        .handle(&context("h", 0), &state, &command("BigEvent", "{}"))
-        .unwrap()
-        .unwrap();
-    assert_eq!(events[0].name, "Big");
-    assert!(
-        events[0].data.len() > 100_000_000,
-        "{}",
-        events[0].data.len()
-    );
-}
-
-#[test]
-fn a_panic_in_apply_carries_the_plugins_message() {
-    let mut instance = plugin(components::TEST_HOSTILE).instance();
-    let state = instance.initial_state().unwrap();
-    let events = instance
-        .handle(&context("h", 0), &state, &command("Doom", "{}"))
-        .unwrap()
-        .unwrap();
-    assert_eq!(events[0].name, "Doomed");
-    let error = instance.apply(&state, &events).unwrap_err();
-    let CallError::Panic { message } = &error else {
-        panic!("expected a panic, got {error:?}");
-    };
-    assert!(
-        message.starts_with("test-hostile cannot apply a doomed event (at "),
-        "{message}"
-    );
-    assert!(message.contains("lib.rs:"), "{message}");
-    touch_works(&mut instance);
-}
-
-#[test]
-fn a_panic_in_handle_carries_the_plugins_message() {
-    let mut instance = plugin(components::TEST_PANIC).instance();
-    let state = instance.initial_state().unwrap();
-    let error = instance
-        .handle(
-            &context("p", 0),
-            &state,
-            &command("Explode", r#"{"reason": "line one\nline two"}"#),
+async fn hostile(runtime: &Runtime, id: &str, name: &str) -> Result<(), CommandError> {
+    runtime
+        .execute(
+            "test-hostile",
+            id,
+            command(name, "null"),
+            ExecuteOptions::default(),
         )
-        .unwrap_err();
-    let CallError::Panic { message } = &error else {
-        panic!("expected a panic, got {error:?}");
-    };
-    assert!(
-        message.starts_with("test-panic was told to explode: line one\\nline two (at "),
-        "{message}"
-    );
-    assert!(
-        error.to_string().starts_with("plugin panicked: "),
-        "{error}"
-    );
-    touch_works(&mut instance);
+        .await
+        .map(|_| ())
 }
 
-#[test]
-fn a_failed_instance_never_returns_to_the_pool() {
-    let hostile = LoadedPlugin::load(engine(), &crate::bytes(components::TEST_HOSTILE)).unwrap();
-    assert_eq!(hostile.idle_instances(), 1, "the describe instance");
-    let mut instance = hostile.instance();
-    let state = instance.initial_state().unwrap();
-    let events = instance
-        .handle(&context("h", 0), &state, &command("Doom", "{}"))
-        .unwrap()
+fn plugin_error(error: CommandError) -> CallError {
+    match error {
+        CommandError::Plugin { error, .. } => error,
+        other => panic!("expected a plugin failure, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_commands_fail_alone_and_append_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = bank(dir.path()).await;
+    install(&runtime, components::TEST_HOSTILE).await;
+    install(&runtime, components::TEST_PANIC).await;
+    send(&runtime, "safe", "OpenAccount", r#"{"initial_balance":1}"#)
+        .await
         .unwrap();
-    assert!(instance.apply(&state, &events).is_err());
-    drop(instance);
-    assert_eq!(hostile.idle_instances(), 0);
-}
+    hostile(&runtime, "h", "Touch").await.unwrap();
+    let end = runtime.store().end_position();
 
-/// Collects the events `tally_runtime::plugin_output` emits on this thread.
-#[derive(Default, Clone)]
-struct Collector {
-    lines: Arc<Mutex<Vec<String>>>,
-}
+    let timeout = plugin_error(hostile(&runtime, "h", "Spin").await.unwrap_err());
+    assert!(matches!(timeout, CallError::Timeout { .. }), "{timeout:?}");
+    let memory = plugin_error(hostile(&runtime, "h", "MemoryBomb").await.unwrap_err());
+    assert!(
+        matches!(memory, CallError::MemoryLimit { .. }),
+        "{memory:?}"
+    );
+    let doomed = plugin_error(hostile(&runtime, "h", "Doom").await.unwrap_err());
+    assert!(
+        matches!(&doomed, CallError::Panic { message } if message.contains("cannot apply a doomed event")),
+        "{doomed:?}"
+    );
+    // 100 MB of event data cannot be built within the 64 MiB memory limit.
+    let big = plugin_error(hostile(&runtime, "h", "BigEvent").await.unwrap_err());
+    assert!(matches!(big, CallError::MemoryLimit { .. }), "{big:?}");
+    // An event whose JSON does not decode back (NaN is written as `null`) would
+    // break every replay of the stream: `decide` refuses it before it is stored.
+    let nan = plugin_error(hostile(&runtime, "h", "NotANumber").await.unwrap_err());
+    assert!(
+        matches!(&nan, CallError::Panic { message } if message.contains("does not decode back")),
+        "{nan:?}"
+    );
+    let explode = runtime
+        .execute(
+            "test-panic",
+            "p",
+            command("Explode", r#"{"reason":"testing"}"#),
+            ExecuteOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&plugin_error(explode), CallError::Panic { message } if message.contains("testing")),
+    );
+    assert_eq!(
+        runtime.store().end_position(),
+        end,
+        "no failed command appended"
+    );
 
-struct Fields(String);
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.push_str(&format!("{}={value:?} ", field.name()));
-    }
-}
-
-impl tracing::Subscriber for Collector {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        if event.metadata().target() == "tally_runtime::plugin_output" {
-            let mut fields = Fields(format!("{} ", event.metadata().level()));
-            event.record(&mut fields);
-            self.lines.lock().unwrap().push(fields.0);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-#[test]
-fn plugin_output_goes_to_tracing_with_the_plugin_named() {
-    let collector = Collector::default();
-    let mut instance = plugin(components::TEST_HOSTILE).instance();
-    let state = instance.initial_state().unwrap();
-    tracing::subscriber::with_default(collector.clone(), || {
-        let events = instance
-            .handle(&context("h", 0), &state, &command("Chatter", "{}"))
-            .unwrap()
+    // While the spinning plugin is isolated, everything else keeps working.
+    let spinning = {
+        let runtime = runtime.clone();
+        tokio::spawn(async move {
+            for _ in 0..3 {
+                assert!(hostile(&runtime, "h2", "Spin").await.is_err());
+            }
+        })
+    };
+    for _ in 0..20 {
+        send(&runtime, "safe", "Deposit", r#"{"amount":1}"#)
+            .await
             .unwrap();
-        assert_eq!(events[0].name, "Touched");
-    });
-    let lines = collector.lines.lock().unwrap().clone();
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    for (line, level, stream) in [(&lines[0], "INFO", "stdout"), (&lines[1], "WARN", "stderr")] {
-        assert!(line.starts_with(level), "{line}");
-        assert!(line.contains("message=test-hostile says hello"), "{line}");
-        assert!(line.contains("aggregate_type=\"test-hostile\""), "{line}");
-        assert!(line.contains("version=\"0.1.0\""), "{line}");
-        assert!(line.contains(&format!("stream=\"{stream}\"")), "{line}");
     }
+    spinning.await.unwrap();
+    hostile(&runtime, "h", "Touch").await.unwrap();
+    assert_eq!(account(&runtime, "safe").await["balance"], 21);
+    let stats = runtime.stats();
+    let hostile_stats = stats
+        .plugins
+        .iter()
+        .find(|plugin| plugin.aggregate_type == "test-hostile")
+        .unwrap();
+    assert_eq!(hostile_stats.timed_out, 4);
+    assert_eq!(hostile_stats.memory_limited, 2);
+    assert_eq!(hostile_stats.accepted, 2);
+    runtime.close().await.unwrap();
+}
+
+/// The host freezes the wall clock a plugin can read: the context's `now-ms` is the only
+/// time, so replays fold the same.
+#[tokio::test]
+async fn the_system_clock_a_plugin_reads_is_frozen() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = crate::open(dir.path()).await;
+    install(&runtime, components::TEST_HOSTILE).await;
+    let outcome = runtime
+        .execute(
+            "test-hostile",
+            "c",
+            command("Clock", "null"),
+            ExecuteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let data: serde_json::Value = serde_json::from_slice(&outcome.events[0].data).unwrap();
+    assert_eq!(data["unix_ms"], 0, "{data}");
+    runtime.close().await.unwrap();
 }

@@ -1,54 +1,79 @@
-//! tally-runtime against the real plugin components (built from `plugins/` by the
-//! contract tests' build script), one module per area. One test binary, so that
-//! each component is compiled once per run.
+//! The `Runtime` against the real plugin components: commands, queries, hot swap,
+//! restarts and hostile plugins. One test binary, so that the components are
+//! compiled once per run (into a compile cache shared by the runtimes of the tests).
 
-mod cache;
-mod calls;
-mod contract;
-mod describe;
-mod forged;
+mod admin;
+mod commands;
 mod hostile;
-mod install;
+#[cfg(feature = "native-rules")]
+mod native_rules;
+mod queries;
+mod swap;
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use tally_runtime::{Command, Context, EngineConfig, Event, LoadedPlugin, PluginEngine};
+use tally_plugin_contract_tests::components;
+use tally_runtime::{
+    ActivateOptions, Command, CommandError, EngineConfig, ExecuteOptions, InstallOptions, Outcome,
+    Runtime, RuntimeConfig,
+};
 
-/// CPU limit of the shared test engine: short, so that the endless loop test is
-/// quick, yet far above what a plugin call takes even in a debug build.
-pub const CALL_TIMEOUT: Duration = Duration::from_millis(300);
+/// CPU limit per plugin call in these tests: far above what a call takes in a
+/// debug build (the memory bomb must reach the memory limit first, also on a loaded
+/// machine), short enough for the endless-loop tests.
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// Test configuration: unoptimised code (wasmtime itself is unoptimised here),
-/// a short CPU limit, default memory limit.
-pub fn test_config() -> EngineConfig {
-    EngineConfig {
+/// The compile cache shared by every runtime of this binary.
+fn compile_cache() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("compile cache dir"))
+        .path()
+}
+
+/// A test configuration for a runtime in `dir`: unoptimised plugin code (wasmtime is
+/// unoptimised here), the shared compile cache, a short CPU limit.
+pub fn config(dir: &Path) -> RuntimeConfig {
+    let mut config = RuntimeConfig::new(dir);
+    config.engine = EngineConfig {
         call_timeout: CALL_TIMEOUT,
         optimize: false,
+        cache_dir: Some(compile_cache().to_owned()),
         ..EngineConfig::default()
-    }
+    };
+    config
 }
 
-/// The engine shared by the tests of this binary (no compile cache).
-pub fn engine() -> &'static PluginEngine {
-    static ENGINE: OnceLock<PluginEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| PluginEngine::new(test_config()).expect("engine"))
+/// A runtime in `dir` with the test configuration.
+pub async fn open(dir: &Path) -> Runtime {
+    Runtime::open(config(dir)).await.expect("open runtime").0
 }
 
-/// Reads a built component.
-pub fn bytes(path: &str) -> Vec<u8> {
+/// The bytes of a built component.
+pub fn component(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|error| panic!("read {path}: {error}"))
 }
 
-/// Loads a component into the shared engine, once per binary.
-pub fn plugin(path: &'static str) -> LoadedPlugin {
-    static LOADED: OnceLock<Mutex<HashMap<&'static str, LoadedPlugin>>> = OnceLock::new();
-    let mut loaded = LOADED.get_or_init(Default::default).lock().unwrap();
-    loaded
-        .entry(path)
-        .or_insert_with(|| LoadedPlugin::load(engine(), &bytes(path)).expect("load"))
-        .clone()
+/// Installs and activates a component.
+pub async fn install(runtime: &Runtime, path: &str) {
+    runtime
+        .install_plugin(
+            component(path),
+            InstallOptions {
+                activate: true,
+                ..InstallOptions::default()
+            },
+        )
+        .await
+        .expect("install");
+}
+
+/// A runtime in `dir` with bank-account v1 active.
+pub async fn bank(dir: &Path) -> Runtime {
+    let runtime = open(dir).await;
+    install(&runtime, components::BANK_ACCOUNT_V1).await;
+    runtime
 }
 
 /// A command with JSON data given as text.
@@ -59,25 +84,43 @@ pub fn command(name: &str, data: &str) -> Command {
     }
 }
 
-/// An event with JSON data given as text.
-pub fn event(name: &str, version: u32, data: &str) -> Event {
-    Event {
-        name: name.to_owned(),
-        version,
-        data: data.as_bytes().to_vec(),
+/// Sends a bank-account command without options.
+pub async fn send(
+    runtime: &Runtime,
+    id: &str,
+    name: &str,
+    data: &str,
+) -> Result<Outcome, CommandError> {
+    runtime
+        .execute(
+            "bank-account",
+            id,
+            command(name, data),
+            ExecuteOptions::default(),
+        )
+        .await
+}
+
+/// The state JSON of a bank account.
+pub async fn account(runtime: &Runtime, id: &str) -> serde_json::Value {
+    let state = runtime
+        .state("bank-account", id)
+        .await
+        .expect("state")
+        .expect("the account exists");
+    serde_json::from_str(&state.state_json).expect("state JSON")
+}
+
+/// The code of a rejection (panics on any other error).
+pub fn rejection_code(error: CommandError) -> String {
+    match error {
+        CommandError::Rejected(rejection) => rejection.code,
+        other => panic!("expected a rejection, got {other:?}"),
     }
 }
 
-/// A call context for aggregate `id` at `stream_version`.
-pub fn context(id: &str, stream_version: u64) -> Context {
-    Context {
-        aggregate_id: id.to_owned(),
-        stream_version,
-        now_ms: 1_767_225_600_000,
-    }
-}
-
-/// JSON text as a string, for comparisons.
-pub fn text(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).expect("UTF-8")
-}
+/// Activation with the default checks.
+pub const VERIFY: ActivateOptions = ActivateOptions {
+    skip_verify: false,
+    force: false,
+};

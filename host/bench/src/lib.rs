@@ -1,8 +1,12 @@
-//! `tally bench <suite> [--quick] [--json]`: reproducible performance suites. Every
+//! `tally-bench <suite> [--quick] [--json]`: reproducible performance suites. Every
 //! figure stands beside a reference measured in the same run on the same machine
 //! (the disk's raw fsync rate, native code, the in-process path), because machines
 //! are shared and noisy. Progress goes to stderr; stdout gets a table and, with
 //! `--json`, one final JSON line whose keys name each figure and ratio.
+//!
+//! A crate of its own, apart from the service: its native references compile the
+//! bank-account plugin's source and the guest SDK into the host (through the runtime's
+//! `native-rules` feature), which the service must never depend on.
 
 pub mod commands;
 pub mod fold;

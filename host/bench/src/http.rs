@@ -1,4 +1,4 @@
-//! `tally bench http`: durable deposits over HTTP from N connections, against a
+//! `tally-bench http`: durable deposits over HTTP from N connections, against a
 //! service the bench starts (or `--url`), beside the same load in-process.
 
 use std::net::SocketAddr;
@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::report::Report;
 use super::{ACCOUNTS, BenchOptions, Progress, load, setup};
-use crate::config::{ServeArgs, ServeConfig};
+use tally_server::config::{ServeArgs, ServeConfig};
 
 /// Connections of the HTTP load.
 pub const CONNECTIONS: usize = 64;
@@ -97,7 +97,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> anyhow::Result<
                 ..ServeArgs::default()
             })?;
             let (address_tx, address_rx) = tokio::sync::oneshot::channel();
-            let service = tokio::spawn(crate::serve::run(
+            let service = tokio::spawn(tally_server::serve::run(
                 config,
                 shutdown.clone(),
                 move |address| {

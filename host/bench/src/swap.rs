@@ -1,4 +1,4 @@
-//! `tally bench swap`: hot swap of bank-account v1 to v2 (formerly part of the
+//! `tally-bench swap`: hot swap of bank-account v1 to v2 (formerly part of the
 //! `runtime_bench` example).
 //!
 //! | figure | how |

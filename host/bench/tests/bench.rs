@@ -1,4 +1,4 @@
-//! `tally bench all --quick --json` runs every suite end to end (on the debug build:
+//! `tally-bench all --quick --json` runs every suite end to end (on the debug build:
 //! a smoke run) and reports every figure. The figures are checked for presence and
 //! sign only: tests never assert on time.
 
@@ -108,17 +108,17 @@ fn bench_all_quick_reports_every_figure() {
         .parent()
         .expect("the components' directory");
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let output = Command::new(env!("CARGO_BIN_EXE_tally"))
-        .args(["bench", "all", "--quick", "--json", "--plugins"])
+    let output = Command::new(env!("CARGO_BIN_EXE_tally-bench"))
+        .args(["all", "--quick", "--json", "--plugins"])
         .arg(plugins)
         .arg("--dir")
         .arg(dir.path())
         .output()
-        .expect("tally runs");
+        .expect("tally-bench runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "tally bench failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
+        "tally-bench failed ({}):\nstdout:\n{stdout}\nstderr:\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );

@@ -1,4 +1,4 @@
-//! `tally bench commands`: durable commands per second through the bank-account plugin
+//! `tally-bench commands`: durable commands per second through the bank-account plugin
 //! (`Runtime::execute`), beside the same logic compiled natively into the same runtime,
 //! beside that logic in a bare pipeline, and beside the recipe's approach of re-folding
 //! the whole log per command (formerly part of the `runtime_bench` example).

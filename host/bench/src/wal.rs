@@ -1,4 +1,4 @@
-//! `tally bench wal`: how fast `tally-wal` appends, recovers and scans, beside the
+//! `tally-bench wal`: how fast `tally-wal` appends, recovers and scans, beside the
 //! disk's own fsync floor measured in the same run (formerly the `wal_bench` example).
 //!
 //! Every record is 1 KiB (a 16-byte key and a 1,008-byte value).

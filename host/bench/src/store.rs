@@ -1,4 +1,4 @@
-//! `tally bench store`: how fast `tally-store` appends, reads a stream and opens, beside
+//! `tally-bench store`: how fast `tally-store` appends, reads a stream and opens, beside
 //! the raw WAL measured in the same run on the same disk (formerly the `store_bench`
 //! example).
 //!
@@ -8,7 +8,7 @@
 //! | `append_256_commit_batch_1_per_s` | the same with `StoreConfig::max_commit_batch` 1: the previous design, whose committer took its locks once per append |
 //! | `wal_always_256_per_s` | 256 tasks append records of the same encoded size straight to a `tally-wal` log with `Always` |
 //! | `read_stream_10k_ms` | reading a 10,000-event stream whose events are spread through a log of 1,000,000 events (100,000 with `--quick`; then the stream has 1,000 events); the best of five |
-//! | `open_1m_ms` | opening that store (warm cache), in a fresh process (`tally bench store --measure-open DIR`) |
+//! | `open_1m_ms` | opening that store (warm cache), in a fresh process (`tally-bench store --measure-open DIR`) |
 //! | `rss_1m_mib` | the resident memory of that process after the open |
 
 use std::path::Path;
@@ -143,7 +143,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     Ok(report)
 }
 
-/// `tally bench store --build-only DIR`: builds the large store in DIR (for profiling).
+/// `tally-bench store --build-only DIR`: builds the large store in DIR (for profiling).
 pub async fn build_only(options: &BenchOptions, dir: &Path) -> Result<()> {
     let (log_events, hot_events) = sizes(options);
     build_log(dir, log_events, hot_events).await?;
@@ -151,7 +151,7 @@ pub async fn build_only(options: &BenchOptions, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `tally bench store --read-only DIR`: times reading the spread-out stream of the store
+/// `tally-bench store --read-only DIR`: times reading the spread-out stream of the store
 /// built by `--build-only`.
 pub async fn read_only(options: &BenchOptions, dir: &Path) -> Result<()> {
     let (_, hot_events) = sizes(options);
@@ -162,7 +162,7 @@ pub async fn read_only(options: &BenchOptions, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `tally bench store --measure-open DIR` (run in a child process): opens the store in
+/// `tally-bench store --measure-open DIR` (run in a child process): opens the store in
 /// DIR, then prints `open_ms rss_kib`.
 pub async fn measure_open(dir: &Path) -> Result<()> {
     let started = Instant::now();
@@ -184,13 +184,13 @@ pub async fn measure_open(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `tally bench store --measure-open DIR` with this executable; (open ms, RSS KiB).
+/// Runs `tally-bench store --measure-open DIR` with this executable; (open ms, RSS KiB).
 async fn measure_open_in_child(dir: &Path) -> Result<(f64, u64)> {
-    let exe = std::env::current_exe().context("finding the tally executable")?;
+    let exe = std::env::current_exe().context("finding the tally-bench executable")?;
     let dir = dir.to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(exe)
-            .args(["bench", "store", "--measure-open"])
+            .args(["store", "--measure-open"])
             .arg(dir)
             .output()
     })

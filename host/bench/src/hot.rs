@@ -1,4 +1,4 @@
-//! `tally bench hot`: 64 clients withdrawing from ONE account. Stores that rely on
+//! `tally-bench hot`: 64 clients withdrawing from ONE account. Stores that rely on
 //! optimistic retries collapse here; Tally serializes an aggregate's commands in
 //! memory and pipelines their appends, so the bound is the plugin calls of one
 //! aggregate in a row (and the group commit behind them), not conflicts.

@@ -1,4 +1,4 @@
-//! `tally bench fold`: rehydration speed: `Runtime::state` of one account with many
+//! `tally-bench fold`: rehydration speed: `Runtime::state` of one account with many
 //! events on a freshly opened runtime without snapshots (cold state cache), through the
 //! bank-account plugin, beside the same events read and folded natively and only read
 //! (formerly part of the `runtime_bench` example).

@@ -9,7 +9,7 @@
 #[allow(missing_docs, clippy::all)] // generated code
 mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/v1.0.0",
+        path: "../../../wit/v1.0.0",
         world: "tally:aggregate/plugin",
     });
 }
