@@ -10,9 +10,9 @@
 //! arena's speed until it is freed, never correctness.
 //!
 //! On the bank-account plugin this cuts a `decide` call by about a seventh
-//! (`engine_measure`; see docs/BENCHMARKS.md). It is the global allocator of every
-//! plugin built with the SDK's default `call-arena` feature; turn the feature off to
-//! choose another one.
+//! (`engine_measure`; see docs/decisions/006-sdk-call-arena.md). It is the global
+//! allocator of every plugin built with the SDK's default `call-arena` feature; turn
+//! the feature off to choose another one.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

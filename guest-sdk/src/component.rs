@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 
 use crate::aggregate::{self, Aggregate};
-use crate::{panic, raw};
+use crate::{panic, wire};
 
 /// Bindings for the `tally:aggregate` world, generated from the repository's `wit/`.
 #[allow(missing_docs, clippy::all)] // generated code
@@ -21,13 +21,13 @@ pub mod bindings {
 use bindings::exports::tally::aggregate::aggregate as wit;
 
 /// The component for aggregate `A`: implements the generated `Guest` trait by
-/// converting WIT values and calling [`raw`].
+/// converting WIT values and calling the `wire` functions.
 pub struct Component<A>(PhantomData<A>);
 
 impl<A: Aggregate> wit::Guest for Component<A> {
     fn describe() -> wit::PluginInfo {
         panic::install_hook();
-        let info = raw::describe::<A>();
+        let info = wire::describe::<A>();
         wit::PluginInfo {
             aggregate_type: info.aggregate_type,
             version: info.version,
@@ -46,7 +46,7 @@ impl<A: Aggregate> wit::Guest for Component<A> {
 
     fn initial_state() -> wit::State {
         panic::install_hook();
-        raw::initial_state::<A>()
+        wire::initial_state::<A>()
     }
 
     fn handle(
@@ -56,7 +56,7 @@ impl<A: Aggregate> wit::Guest for Component<A> {
     ) -> Result<Vec<wit::Event>, wit::Rejection> {
         panic::install_hook();
         let (ctx, command) = from_wit_call(ctx, command);
-        raw::handle::<A>(&ctx, &state, &command)
+        wire::handle::<A>(&ctx, &state, &command)
             .map(|events| events.into_iter().map(to_wit_event).collect())
             .map_err(to_wit_rejection)
     }
@@ -68,7 +68,7 @@ impl<A: Aggregate> wit::Guest for Component<A> {
     ) -> Result<wit::Decision, wit::Rejection> {
         panic::install_hook();
         let (ctx, command) = from_wit_call(ctx, command);
-        raw::decide::<A>(&ctx, &state, &command)
+        wire::decide::<A>(&ctx, &state, &command)
             .map(|(events, state)| wit::Decision {
                 events: events.into_iter().map(to_wit_event).collect(),
                 state,
@@ -78,32 +78,32 @@ impl<A: Aggregate> wit::Guest for Component<A> {
 
     fn apply(state: wit::State, events: Vec<wit::Event>) -> Result<wit::State, String> {
         panic::install_hook();
-        let events: Vec<raw::RawEvent> = events.into_iter().map(from_wit_event).collect();
-        raw::apply::<A>(&state, &events)
+        let events: Vec<wire::RawEvent> = events.into_iter().map(from_wit_event).collect();
+        wire::apply::<A>(&state, &events)
     }
 
     fn upcast(event: wit::Event) -> Result<Vec<wit::Event>, String> {
         panic::install_hook();
-        let events = raw::upcast::<A>(&from_wit_event(event))?;
+        let events = wire::upcast::<A>(&from_wit_event(event))?;
         Ok(events.into_iter().map(to_wit_event).collect())
     }
 
     fn state_json(state: wit::State) -> Result<wit::Json, String> {
         panic::install_hook();
-        raw::state_json::<A>(&state)
+        wire::state_json::<A>(&state)
     }
 }
 
 fn from_wit_call(
     ctx: wit::Context,
     command: wit::Command,
-) -> (aggregate::Context, raw::RawCommand) {
+) -> (aggregate::Context, wire::RawCommand) {
     let ctx = aggregate::Context {
         aggregate_id: ctx.aggregate_id,
         stream_version: ctx.stream_version,
         now_ms: ctx.now_ms,
     };
-    let command = raw::RawCommand {
+    let command = wire::RawCommand {
         name: command.name,
         data: command.data,
     };
@@ -117,7 +117,7 @@ fn to_wit_rejection(rejection: aggregate::Rejection) -> wit::Rejection {
     }
 }
 
-fn to_wit_event(event: raw::RawEvent) -> wit::Event {
+fn to_wit_event(event: wire::RawEvent) -> wit::Event {
     wit::Event {
         name: event.name,
         version: event.version,
@@ -125,8 +125,8 @@ fn to_wit_event(event: raw::RawEvent) -> wit::Event {
     }
 }
 
-fn from_wit_event(event: wit::Event) -> raw::RawEvent {
-    raw::RawEvent {
+fn from_wit_event(event: wit::Event) -> wire::RawEvent {
+    wire::RawEvent {
         name: event.name,
         version: event.version,
         data: event.data,

@@ -9,14 +9,14 @@
 //! ```
 //!
 //! as a single line to stderr (newlines in the message escaped as `\n`). A host that
-//! captures the guest's stderr finds the line by [`PANIC_MARKER`]; see wit/README.md.
+//! captures the guest's stderr finds the line by [`PANIC_MARKER`], which the host
+//! takes from the same crate (`tally-wit`); see wit/README.md.
 
 use std::io::Write;
 use std::panic::PanicHookInfo;
 use std::sync::Once;
 
-/// The prefix of the stderr line that reports a plugin panic.
-pub const PANIC_MARKER: &str = "tally-plugin-panic: ";
+use tally_wit::PANIC_MARKER;
 
 /// Installs the panic hook, once per instance.
 pub(crate) fn install_hook() {

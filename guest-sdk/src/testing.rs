@@ -1,9 +1,12 @@
 //! Given/when/then tests for an [`Aggregate`], run natively with `cargo test`.
 //!
-//! Every step goes through the same encode/decode path the component runs
-//! ([`raw`](crate::raw)): given events are encoded and applied, the command is
-//! encoded and handled, the result is decoded. A test therefore also checks that
-//! commands, events and state survive their JSON form.
+//! Every step goes through the same encode/decode path the component runs: given
+//! events are encoded and applied, the command is encoded and handled (with `handle`
+//! and with `decide`, which must agree), the result is decoded. A test therefore also
+//! checks that commands, events and state survive their JSON form. Every scenario
+//! first checks the aggregate's [`EVENT_VERSIONS`](Aggregate::EVENT_VERSIONS) and
+//! [`UPCASTERS`](Aggregate::UPCASTERS) against its event enum, as `describe` does in
+//! the component, so a misspelt event name there fails the plugin's tests.
 //!
 //! ```text
 //! given::<BankAccount>([Event::AccountOpened { initial_balance: 100 }])
@@ -14,13 +17,20 @@
 use std::fmt::Debug;
 
 use crate::aggregate::{Aggregate, Context, Rejection};
-use crate::raw::{self, RawCommand, RawEvent};
+use crate::schema::assert_schema;
+pub use crate::wire::RawEvent;
+use crate::wire::{self, RawCommand};
 
 /// Starts a scenario from the events already in the stream (current schemas).
+///
+/// # Panics
+/// If the aggregate's `EVENT_VERSIONS` or `UPCASTERS` do not fit its event enum.
+#[track_caller]
 pub fn given<A: Aggregate>(events: impl IntoIterator<Item = A::Event>) -> Scenario<A> {
+    assert_schema::<A>();
     let events: Vec<RawEvent> = events
         .into_iter()
-        .map(|event| raw::encode_event::<A>(&event))
+        .map(|event| wire::encode_event::<A>(&event))
         .collect();
     Scenario::from_raw(events)
 }
@@ -29,12 +39,14 @@ pub fn given<A: Aggregate>(events: impl IntoIterator<Item = A::Event>) -> Scenar
 /// then applied, as the host does on rehydration.
 ///
 /// # Panics
-/// If an event cannot be upcast or applied.
+/// If an event cannot be upcast or applied, or if the aggregate's `EVENT_VERSIONS` or
+/// `UPCASTERS` do not fit its event enum.
 #[track_caller]
 pub fn given_stored<A: Aggregate>(events: impl IntoIterator<Item = RawEvent>) -> Scenario<A> {
+    assert_schema::<A>();
     let mut current = Vec::new();
     for event in events {
-        match raw::upcast::<A>(&event) {
+        match wire::upcast::<A>(&event) {
             Ok(upcast) => current.extend(upcast),
             Err(error) => panic!(
                 "given: stored event {} v{} cannot be upcast: {error}",
@@ -45,13 +57,26 @@ pub fn given_stored<A: Aggregate>(events: impl IntoIterator<Item = RawEvent>) ->
     Scenario::from_raw(current)
 }
 
-/// A stored event with JSON data, for [`given_stored`] and upcaster tests.
+/// A stored event with JSON data, for [`given_stored`], [`upcast`] and
+/// [`Outcome::then_raw_events`].
 pub fn stored(name: &str, version: u32, data: serde_json::Value) -> RawEvent {
     RawEvent {
         name: name.to_owned(),
         version,
         data: serde_json::to_vec(&data).expect("JSON value serializes"),
     }
+}
+
+/// What the host's `upcast` makes of one stored event: the events it becomes at
+/// their current schema versions (the same event if it is current), or why it cannot
+/// be upcast. For tests of the aggregate's [`UPCASTERS`](Aggregate::UPCASTERS).
+///
+/// # Panics
+/// If the aggregate's `EVENT_VERSIONS` or `UPCASTERS` do not fit its event enum.
+#[track_caller]
+pub fn upcast<A: Aggregate>(event: &RawEvent) -> Result<Vec<RawEvent>, String> {
+    assert_schema::<A>();
+    wire::upcast::<A>(event)
 }
 
 /// The stream before the command: its state and a call context.
@@ -64,7 +89,7 @@ pub struct Scenario<A> {
 impl<A: Aggregate> Scenario<A> {
     #[track_caller]
     fn from_raw(events: Vec<RawEvent>) -> Self {
-        let state = raw::apply::<A>(&raw::initial_state::<A>(), &events)
+        let state = wire::apply::<A>(&wire::initial_state::<A>(), &events)
             .unwrap_or_else(|error| panic!("given: events cannot be applied: {error}"));
         let ctx = Context {
             aggregate_id: "test-aggregate".to_owned(),
@@ -87,19 +112,19 @@ impl<A: Aggregate> Scenario<A> {
 
     /// The state after the given events.
     pub fn state(&self) -> A {
-        raw::decode_state(&self.state).expect("the harness only holds states it encoded")
+        wire::decode_state(&self.state).expect("the harness only holds states it encoded")
     }
 
     /// The state after the given events, as `state-json` renders it.
     pub fn state_json(&self) -> serde_json::Value {
         let json =
-            raw::state_json::<A>(&self.state).expect("the harness only holds states it encoded");
+            wire::state_json::<A>(&self.state).expect("the harness only holds states it encoded");
         serde_json::from_slice(&json).expect("state_json is JSON")
     }
 
     /// Handles a typed command.
     pub fn when(self, command: A::Command) -> Outcome<A> {
-        let command = raw::encode_command::<A>(&command);
+        let command = wire::encode_command::<A>(&command);
         self.when_raw_command(command)
     }
 
@@ -114,17 +139,17 @@ impl<A: Aggregate> Scenario<A> {
 
     #[track_caller]
     fn when_raw_command(self, command: RawCommand) -> Outcome<A> {
-        let result = raw::handle::<A>(&self.ctx, &self.state, &command);
+        let result = wire::handle::<A>(&self.ctx, &self.state, &command);
         // Hosts decide commands with `decide`: it must answer as `handle` and then
         // `apply` of the events do.
-        let decided = raw::decide::<A>(&self.ctx, &self.state, &command);
+        let decided = wire::decide::<A>(&self.ctx, &self.state, &command);
         match (&result, decided) {
             (Ok(events), Ok((decided_events, decided_state))) => {
                 assert_eq!(
                     &decided_events, events,
                     "decide's events differ from handle's"
                 );
-                let applied = raw::apply::<A>(&self.state, events).unwrap_or_else(|error| {
+                let applied = wire::apply::<A>(&self.state, events).unwrap_or_else(|error| {
                     panic!("the produced events cannot be applied: {error}")
                 });
                 assert_eq!(
@@ -169,15 +194,15 @@ impl<A: Aggregate> Outcome<A> {
         let decoded: Vec<A::Event> = events
             .iter()
             .map(|event| {
-                raw::decode_event::<A>(event)
+                wire::decode_event::<A>(event)
                     .unwrap_or_else(|error| panic!("event does not decode: {error}"))
             })
             .collect();
         let expected: Vec<A::Event> = expected.into_iter().collect();
         assert_eq!(decoded, expected, "events differ");
-        let state = raw::apply::<A>(&self.state, &events)
+        let state = wire::apply::<A>(&self.state, &events)
             .unwrap_or_else(|error| panic!("the produced events cannot be applied: {error}"));
-        raw::decode_state(&state).expect("apply returns a state it encoded")
+        wire::decode_state(&state).expect("apply returns a state it encoded")
     }
 
     /// Asserts that the command produced exactly these stored events (names,

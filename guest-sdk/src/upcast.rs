@@ -75,6 +75,11 @@ impl Upcaster {
     pub const fn from_version(&self) -> u32 {
         self.from_version
     }
+
+    /// Whether it was made by [`Upcaster::replace`] (and so may retire `event`).
+    pub(crate) const fn replaces(&self) -> bool {
+        matches!(self.step, Step::Replace(_))
+    }
 }
 
 /// Upcasting stops with an error after this many steps for one stored event: a

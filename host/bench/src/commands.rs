@@ -3,7 +3,7 @@
 //! beside that logic in a bare pipeline, and beside the recipe's approach of re-folding
 //! the whole log per command (formerly part of the `runtime_bench` example).
 //!
-//! The native reference of issue 5's target ("wasm commands at least 0.7 of native") is
+//! The native reference of the target "wasm commands at least 0.7 of native" is
 //! `native_commands_per_s`: the commands go through the same `Runtime::execute`, store
 //! and log, and only the logic differs (the plugin, or its source compiled in as
 //! [`NativeRules`](tally_runtime::NativeRules)), so the ratio is the price of running
@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tally_runtime::tally_store::tally_wal::FsyncPolicy;
 use tally_runtime::tally_store::{
-    AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId,
+    AppendOptions, EventStore, ExpectedVersion, GlobalPosition, NewEvent, SchemaVersion,
+    StoreConfig, StreamId, StreamVersion,
 };
 use tally_runtime::{Context, EngineConfig, Event, LoadedPlugin, PluginEngine, RuntimeConfig};
 
@@ -54,91 +55,206 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     progress.set("commands: fsync floor (1 KiB pwrite + fdatasync loop)");
     let floor_before = super::fsync_floor(work.path(), measure / 2)?;
     let rounds = if options.quick { 1 } else { DURABLE_ROUNDS };
-    let (mut bares, mut natives, mut wasms) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 1..=rounds {
-        progress.set(&format!(
-            "commands: bare native, 256 tasks over {ACCOUNTS} accounts, Always (round {round} of {rounds})"
-        ));
-        let dir = work.path().join("bare-native");
-        let bare = bare_native_commands(StoreConfig::new(&dir), measure).await?;
-        progress.set(&format!(
-            "commands: bare native round {round}: {:.0}/s, {:.2} us of CPU per command",
-            bare.per_s, bare.cpu_us_per_op
-        ));
-        bares.push(bare);
-        // Each store preallocates its logs: keep one at a time on disk.
-        std::fs::remove_dir_all(&dir)?;
-        let label = format!("native rules in Runtime::execute, Always (round {round} of {rounds})");
-        let config = native_rules_config(work.path().join("native"));
-        natives.push(runtime_round(options, progress, config, &v1, measure, &label).await?);
-        let label = format!("wasm, Always (round {round} of {rounds})");
-        let config = RuntimeConfig::new(work.path().join("wasm"));
-        wasms.push(runtime_round(options, progress, config, &v1, measure, &label).await?);
-    }
-    let per_s = |rates: &[Rate]| rates.iter().map(|rate| rate.per_s).collect::<Vec<_>>();
-    let cpu = |rates: &[Rate]| {
-        rates
-            .iter()
-            .map(|rate| rate.cpu_us_per_op)
-            .collect::<Vec<_>>()
-    };
-    let (native, wasm, bare) = (
-        median(&per_s(&natives)),
-        median(&per_s(&wasms)),
-        median(&per_s(&bares)),
-    );
-    let (native_cpu, wasm_cpu, bare_cpu) = (
-        median(&cpu(&natives)),
-        median(&cpu(&wasms)),
-        median(&cpu(&bares)),
-    );
-    // The same without an fsync per group (FsyncPolicy::Os): what the CPU allows.
-    let mut config = native_rules_config(work.path().join("native-os"));
-    config.store.wal.fsync_policy = FsyncPolicy::Os;
-    let label = "native rules in Runtime::execute with FsyncPolicy::Os";
-    let native_os = runtime_round(options, progress, config, &v1, measure, label).await?;
-    let mut config = RuntimeConfig::new(work.path().join("wasm-os"));
-    config.store.wal.fsync_policy = FsyncPolicy::Os;
-    let label = "wasm with FsyncPolicy::Os";
-    let wasm_os = runtime_round(options, progress, config, &v1, measure, label).await?;
+    let durable = durable_rounds(options, progress, work.path(), &v1, rounds).await?;
+    let os = os_rounds(options, progress, work.path(), &v1).await?;
     // Measured again after the plugin runs, so that drift of the disk shows.
     let floor_after = super::fsync_floor(work.path(), measure / 2)?;
     let floor = (floor_before + floor_after) / 2.0;
+    let naive = naive_case(options, progress, &work.path().join("naive"), &v1).await?;
+    work.close()?;
 
-    let (naive_events, naive_count) = if options.quick {
+    let mut report = Report::default();
+    report.note(durable.note());
+    add_durable_figures(&mut report, &durable, floor);
+    add_os_figures(&mut report, &os);
+    add_naive_figures(&mut report, &naive, durable.wasm().per_s);
+    Ok(report)
+}
+
+/// The durable rounds' rates of each pipeline, round by round.
+#[derive(Debug, Default)]
+struct DurableRounds {
+    bares: Vec<Rate>,
+    natives: Vec<Rate>,
+    wasms: Vec<Rate>,
+}
+
+/// The medians of a pipeline's rounds: commands per second, CPU per command.
+#[derive(Debug)]
+struct Medians {
+    per_s: f64,
+    cpu_us: f64,
+}
+
+/// The medians of `rates`.
+fn medians(rates: &[Rate]) -> Medians {
+    let per_s: Vec<f64> = rates.iter().map(|rate| rate.per_s).collect();
+    let cpu: Vec<f64> = rates.iter().map(|rate| rate.cpu_us_per_op).collect();
+    Medians {
+        per_s: median(&per_s),
+        cpu_us: median(&cpu),
+    }
+}
+
+impl DurableRounds {
+    /// The bare native pipeline's medians.
+    fn bare(&self) -> Medians {
+        medians(&self.bares)
+    }
+
+    /// The medians of the native rules in `Runtime::execute`.
+    fn native(&self) -> Medians {
+        medians(&self.natives)
+    }
+
+    /// The plugin's medians.
+    fn wasm(&self) -> Medians {
+        medians(&self.wasms)
+    }
+
+    /// Every round's rates, plugin / native rules / bare native.
+    fn note(&self) -> String {
+        format!(
+            "durable rounds, plugin / native rules in Runtime::execute / bare native: {} (medians reported)",
+            self.wasms
+                .iter()
+                .zip(&self.natives)
+                .zip(&self.bares)
+                .map(|((wasm, native), bare)| format!(
+                    "{:.0} / {:.0} / {:.0}",
+                    wasm.per_s, native.per_s, bare.per_s
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// `rounds` durable rounds, each of bare native, native rules in the runtime and the
+/// plugin in turn, with `FsyncPolicy::Always`, each on a new store in `work`.
+async fn durable_rounds(
+    options: &BenchOptions,
+    progress: &Progress,
+    work: &Path,
+    plugin: &[u8],
+    rounds: usize,
+) -> Result<DurableRounds> {
+    let measure = options.case_window();
+    let mut durable = DurableRounds::default();
+    for round in 1..=rounds {
+        let of = format!("round {round} of {rounds}");
+        let dir = work.join("bare-native");
+        let bare = bare_round(progress, &dir, measure, round, rounds);
+        durable.bares.push(bare.await?);
+        let label = format!("native rules in Runtime::execute, Always ({of})");
+        let dir = work.join("native");
+        let config = native_rules_config(&dir);
+        let native = runtime_round(options, progress, config, &dir, plugin, measure, &label);
+        durable.natives.push(native.await?);
+        let label = format!("wasm, Always ({of})");
+        let dir = work.join("wasm");
+        let config = RuntimeConfig::new(&dir);
+        let wasm = runtime_round(options, progress, config, &dir, plugin, measure, &label);
+        durable.wasms.push(wasm.await?);
+    }
+    Ok(durable)
+}
+
+/// One durable round through [`NativeRuntime`] on a new store in `dir`, removed after
+/// it (each store preallocates its logs: keep one at a time on disk).
+async fn bare_round(
+    progress: &Progress,
+    dir: &Path,
+    measure: Duration,
+    round: usize,
+    rounds: usize,
+) -> Result<Rate> {
+    progress.set(&format!(
+        "commands: bare native, 256 tasks over {ACCOUNTS} accounts, Always (round {round} of {rounds})"
+    ));
+    let bare = bare_native_commands(StoreConfig::new(dir), measure).await?;
+    progress.set(&format!(
+        "commands: bare native round {round}: {:.0}/s, {:.2} us of CPU per command",
+        bare.per_s, bare.cpu_us_per_op
+    ));
+    std::fs::remove_dir_all(dir)?;
+    Ok(bare)
+}
+
+/// The native rules and the plugin in `Runtime::execute` without an fsync per group
+/// (`FsyncPolicy::Os`).
+struct OsRates {
+    native: Rate,
+    wasm: Rate,
+}
+
+/// The same without an fsync per group (`FsyncPolicy::Os`): what the CPU allows.
+async fn os_rounds(
+    options: &BenchOptions,
+    progress: &Progress,
+    work: &Path,
+    plugin: &[u8],
+) -> Result<OsRates> {
+    let measure = options.case_window();
+    let dir = work.join("native-os");
+    let mut config = native_rules_config(&dir);
+    config.store.wal.fsync_policy = FsyncPolicy::Os;
+    let label = "native rules in Runtime::execute with FsyncPolicy::Os";
+    let native = runtime_round(options, progress, config, &dir, plugin, measure, label).await?;
+    let dir = work.join("wasm-os");
+    let mut config = RuntimeConfig::new(&dir);
+    config.store.wal.fsync_policy = FsyncPolicy::Os;
+    let label = "wasm with FsyncPolicy::Os";
+    let wasm = runtime_round(options, progress, config, &dir, plugin, measure, label).await?;
+    Ok(OsRates { native, wasm })
+}
+
+/// What the recipe's naive approach measured.
+struct NaiveFigures {
+    /// Events of the log each command re-folds.
+    events: u64,
+    commands: u64,
+    seconds: f64,
+}
+
+impl NaiveFigures {
+    fn per_s(&self) -> f64 {
+        self.commands as f64 / self.seconds
+    }
+}
+
+/// The recipe's naive approach on a log in `dir`: 10 commands over 10,000 events with
+/// `--quick`, else 5 over 100,000.
+async fn naive_case(
+    options: &BenchOptions,
+    progress: &Progress,
+    dir: &Path,
+    plugin: &[u8],
+) -> Result<NaiveFigures> {
+    let (events, commands) = if options.quick {
         (10_000, 10)
     } else {
         (100_000, 5)
     };
     progress.set(&format!(
-        "commands: naive, {naive_count} commands each folding a log of {naive_events} events"
+        "commands: naive, {commands} commands each folding a log of {events} events"
     ));
-    let naive_seconds = naive(
-        options,
-        &work.path().join("naive"),
-        &v1,
-        naive_events,
-        naive_count,
-    )
-    .await?;
-    work.close()?;
-    let naive_per_s = naive_count as f64 / naive_seconds;
+    let seconds = naive(options, dir, plugin, events, commands).await?;
+    Ok(NaiveFigures {
+        events,
+        commands,
+        seconds,
+    })
+}
 
-    let mut report = Report::default();
-    report.note(format!(
-        "durable rounds, plugin / native rules in Runtime::execute / bare native: {} (medians reported)",
-        wasms
-            .iter()
-            .zip(&natives)
-            .zip(&bares)
-            .map(|((wasm, native), bare)| format!(
-                "{:.0} / {:.0} / {:.0}",
-                wasm.per_s, native.per_s, bare.per_s
-            ))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    let cpu_us = |micros: f64| (micros * 100.0).round() / 100.0;
+/// Rounds to hundredths of a microsecond.
+fn cpu_us(micros: f64) -> f64 {
+    (micros * 100.0).round() / 100.0
+}
+
+/// The durable medians beside each other and the fsync floor.
+fn add_durable_figures(report: &mut Report, durable: &DurableRounds, floor: f64) {
+    let (wasm, native, bare) = (durable.wasm(), durable.native(), durable.bare());
     report.add(
         "fsync_floor_per_s",
         "fsync floor (1 KiB write+fdatasync loop)",
@@ -148,115 +264,126 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     report.add(
         "wasm_commands_per_s",
         "durable commands through the plugin (256 tasks)",
-        wasm.round(),
+        wasm.per_s.round(),
         "/s",
     );
     report.add(
         "native_commands_per_s",
         "  the same logic compiled into Runtime::execute (all but the plugin call)",
-        native.round(),
+        native.per_s.round(),
         "/s",
     );
     report.add(
         "native_ratio",
         "  plugin / native",
-        wasm / native.max(1e-9),
+        wasm.per_s / native.per_s.max(1e-9),
         "x",
     );
     report.add(
         "wasm_cpu_us_per_command",
         "  CPU per command through the plugin (whole process)",
-        cpu_us(wasm_cpu),
+        cpu_us(wasm.cpu_us),
         "us",
     );
     report.add(
         "native_cpu_us_per_command",
         "  CPU per command natively",
-        cpu_us(native_cpu),
+        cpu_us(native.cpu_us),
         "us",
     );
     report.add(
         "cpu_ratio",
         "  native CPU / plugin CPU per command",
-        native_cpu / wasm_cpu.max(1e-9),
+        native.cpu_us / wasm.cpu_us.max(1e-9),
         "x",
     );
     report.add(
         "bare_native_commands_per_s",
         "  the same logic in a bare pipeline (no runtime bookkeeping)",
-        bare.round(),
+        bare.per_s.round(),
         "/s",
     );
     report.add(
         "bare_native_ratio",
         "  plugin / bare native",
-        wasm / bare.max(1e-9),
+        wasm.per_s / bare.per_s.max(1e-9),
         "x",
     );
     report.add(
         "bare_native_cpu_us_per_command",
         "  CPU per command in the bare pipeline",
-        cpu_us(bare_cpu),
+        cpu_us(bare.cpu_us),
         "us",
     );
     report.add(
         "commands_vs_fsync",
         "  plugin / fsync floor",
-        wasm / floor.max(1e-9),
+        wasm.per_s / floor.max(1e-9),
         "x",
     );
+}
+
+/// The `FsyncPolicy::Os` rates.
+fn add_os_figures(report: &mut Report, os: &OsRates) {
     report.add(
         "wasm_os_commands_per_s",
         "commands through the plugin, FsyncPolicy::Os",
-        wasm_os.per_s.round(),
+        os.wasm.per_s.round(),
         "/s",
     );
     report.add(
         "native_os_commands_per_s",
         "  natively in Runtime::execute, FsyncPolicy::Os",
-        native_os.per_s.round(),
+        os.native.per_s.round(),
         "/s",
     );
     report.add(
         "native_os_ratio",
         "  plugin / native",
-        wasm_os.per_s / native_os.per_s.max(1e-9),
+        os.wasm.per_s / os.native.per_s.max(1e-9),
         "x",
     );
+}
+
+/// The naive approach beside the plugin's durable commands (`wasm_per_s`).
+fn add_naive_figures(report: &mut Report, naive: &NaiveFigures, wasm_per_s: f64) {
     report.add(
         "naive_commands_per_s",
-        &format!("recipe: re-fold the whole log per command ({naive_events} events)"),
-        naive_per_s,
+        &format!(
+            "recipe: re-fold the whole log per command ({} events)",
+            naive.events
+        ),
+        naive.per_s(),
         "/s",
     );
     report.add(
         "naive_command_ms",
         "  per command",
-        naive_seconds * 1e3 / naive_count as f64,
+        naive.seconds * 1e3 / naive.commands as f64,
         "ms",
     );
     report.add(
         "naive_log_events",
         "  events of that log",
-        naive_events as f64,
+        naive.events as f64,
         "",
     );
     report.add(
         "wasm_vs_naive",
         "plugin commands / recipe commands",
-        wasm / naive_per_s.max(1e-9),
+        wasm_per_s / naive.per_s().max(1e-9),
         "x",
     );
-    Ok(report)
 }
 
 /// One durable round through `Runtime::execute` in a new runtime of `config` with
-/// `plugin` active; the runtime's directory is removed after it (each store
+/// `plugin` active; its data directory `dir` is removed after it (each store
 /// preallocates its logs: one at a time on disk).
 async fn runtime_round(
     options: &BenchOptions,
     progress: &Progress,
     config: RuntimeConfig,
+    dir: &Path,
     plugin: &[u8],
     measure: Duration,
     label: &str,
@@ -264,7 +391,6 @@ async fn runtime_round(
     progress.set(&format!(
         "commands: {label}: 256 tasks over {ACCOUNTS} accounts"
     ));
-    let dir = config.dir.clone();
     let (rate, runtime) = setup::wasm_commands(options, config, plugin, WRITERS, measure).await?;
     progress.set(&format!(
         "commands: {label}: {:.0}/s, {:.2} us of CPU per command",
@@ -272,7 +398,7 @@ async fn runtime_round(
     ));
     runtime.close().await?;
     drop(runtime);
-    std::fs::remove_dir_all(&dir)?;
+    std::fs::remove_dir_all(dir)?;
     Ok(rate)
 }
 
@@ -289,7 +415,7 @@ fn median(values: &[f64]) -> f64 {
 
 /// A runtime config in `dir` that decides bank-account commands with the plugin's
 /// source compiled in ([`BankAccountRules`]) instead of the plugin.
-fn native_rules_config(dir: std::path::PathBuf) -> RuntimeConfig {
+fn native_rules_config(dir: &Path) -> RuntimeConfig {
     let mut config = RuntimeConfig::new(dir);
     config
         .native_rules
@@ -349,11 +475,11 @@ async fn naive(
     for _ in 0..commands {
         let mut log = Vec::new();
         let page = store.config().max_read_count;
-        let mut position = 0;
+        let mut position = GlobalPosition::START;
         loop {
             let read = store.read_all(position, page).await?;
             let Some(last) = read.last() else { break };
-            position = last.position + 1;
+            position = last.position.next();
             log.extend(read.into_iter().filter(|event| event.stream == stream));
         }
         let plugin = plugin.clone();
@@ -361,13 +487,13 @@ async fn naive(
         let (version, decided) = tokio::task::spawn_blocking(move || {
             let mut instance = plugin.instance();
             let mut state = instance.initial_state()?;
-            let version = log.len() as u64;
+            let version = StreamVersion::new(log.len() as u64);
             for chunk in log.chunks(512) {
                 let events: Vec<Event> = chunk
                     .iter()
                     .map(|event| Event {
                         name: event.name.clone(),
-                        version: event.schema_version,
+                        version: event.schema_version.get(),
                         data: event.data.to_vec(),
                     })
                     .collect();
@@ -377,7 +503,7 @@ async fn naive(
             }
             let context = Context {
                 aggregate_id: id.to_string(),
-                stream_version: version,
+                stream_version: version.get(),
                 now_ms: 0,
             };
             let decided = instance
@@ -391,12 +517,15 @@ async fn naive(
         .await??;
         let new_events = decided
             .into_iter()
-            .map(|event| NewEvent::new(event.name, event.data).with_schema_version(event.version))
+            .map(|event| {
+                NewEvent::new(event.name, event.data)
+                    .with_schema_version(SchemaVersion::new(event.version))
+            })
             .collect();
         store
             .append(
                 &stream,
-                ExpectedVersion::Exact(version - 1),
+                ExpectedVersion::Exact(version),
                 new_events,
                 AppendOptions::default(),
             )

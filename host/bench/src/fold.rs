@@ -6,10 +6,11 @@
 //! The account has 1,000,000 events (20,000 with `--quick`); two timed rounds (one with
 //! `--quick`), each on a freshly opened runtime; the best counts.
 
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, ensure};
-use tally_runtime::tally_store::{StreamId, StreamRead};
+use tally_runtime::tally_store::{EventStore, StreamId, StreamRead, StreamVersion};
 use tally_runtime::{Runtime, RuntimeConfig};
 
 use super::native::native_fold;
@@ -31,59 +32,107 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     setup::build_account(options, &dir, &v1, "big", events).await?;
 
     let mut best = f64::MAX;
-    let (mut read_per_s, mut native_per_s) = (0.0, 0.0);
+    let mut references = References::default();
     for round in 0..rounds {
         progress.set(&format!(
             "fold: Runtime::state on a fresh runtime (round {} of {rounds})",
             round + 1
         ));
-        let mut config = RuntimeConfig::new(&dir);
-        config.snapshot_every = 0;
-        config.engine.cache_dir = Some(options.compile_cache());
-        let (runtime, _) = Runtime::open(config).await?;
-        let started = Instant::now();
-        let state = runtime.state(TYPE, "big").await?.context("the account")?;
-        best = best.min(started.elapsed().as_secs_f64());
-        ensure!(state.version == events, "folded {} events", state.version);
-        let expected = format!("\"balance\":{}", events - 1);
-        ensure!(
-            state.state_json.contains(&expected),
-            "state {}",
-            state.state_json
-        );
+        let runtime = fresh_runtime(options, &dir).await?;
+        best = best.min(time_plugin_fold(&runtime, events).await?);
         if round == 0 {
             progress.set("fold: reading alone, and folding natively");
-            let store = runtime.store();
-            let stream = StreamId::new(TYPE, "big");
-            let started = Instant::now();
-            let mut version = 0u64;
-            let page = store.config().max_read_count;
-            loop {
-                let read = store
-                    .read_stream_with(&stream, StreamRead::forward(version, page), |event| {
-                        event.data.len()
-                    })
-                    .await?;
-                version += read.len() as u64;
-                if read.len() < page {
-                    break;
-                }
-            }
-            ensure!(version == events, "read {version} events");
-            read_per_s = events as f64 / started.elapsed().as_secs_f64();
-            let started = Instant::now();
-            let (version, state) = native_fold(store, &stream).await?;
-            native_per_s = events as f64 / started.elapsed().as_secs_f64();
-            ensure!(version == events, "folded {version} events natively");
-            ensure!(
-                String::from_utf8(state)?.contains(&expected),
-                "native state"
-            );
+            references = References::measure(runtime.store(), events).await?;
         }
         runtime.close().await?;
     }
     work.close()?;
+    Ok(report(events, best, &references))
+}
 
+/// A runtime on the data in `dir` without snapshots: a cold state cache.
+async fn fresh_runtime(options: &BenchOptions, dir: &Path) -> Result<Runtime> {
+    let mut config = RuntimeConfig::new(dir);
+    config.snapshot_every = 0;
+    config.engine.cache_dir = Some(options.compile_cache());
+    let (runtime, _) = Runtime::open(config).await?;
+    Ok(runtime)
+}
+
+/// The big account's state, as every fold of its deposits must end.
+fn expected_balance(events: u64) -> String {
+    format!("\"balance\":{}", events - 1)
+}
+
+/// Seconds `Runtime::state` takes to fold the big account of `events` events through
+/// the plugin; checks the state it gives.
+async fn time_plugin_fold(runtime: &Runtime, events: u64) -> Result<f64> {
+    let started = Instant::now();
+    let state = runtime.state(TYPE, "big").await?.context("the account")?;
+    let seconds = started.elapsed().as_secs_f64();
+    ensure!(
+        state.version == StreamVersion::new(events),
+        "folded {} events",
+        state.version
+    );
+    ensure!(
+        state.state_json.contains(&expected_balance(events)),
+        "state {}",
+        state.state_json
+    );
+    Ok(seconds)
+}
+
+/// The references beside the plugin's fold: the big account's events only read, and
+/// read and folded natively; events per second.
+#[derive(Debug, Default)]
+struct References {
+    read_per_s: f64,
+    native_per_s: f64,
+}
+
+impl References {
+    /// Reads, then natively folds, the big account of `events` events in `store`.
+    async fn measure(store: &EventStore, events: u64) -> Result<References> {
+        let stream = StreamId::new(TYPE, "big");
+        let read_per_s = time_read(store, &stream, events).await?;
+        let started = Instant::now();
+        let (version, state) = native_fold(store, &stream).await?;
+        let native_per_s = events as f64 / started.elapsed().as_secs_f64();
+        ensure!(version.get() == events, "folded {version} events natively");
+        ensure!(
+            String::from_utf8(state)?.contains(&expected_balance(events)),
+            "native state"
+        );
+        Ok(References {
+            read_per_s,
+            native_per_s,
+        })
+    }
+}
+
+/// Events per second of reading the whole `stream` (borrowed, page by page).
+async fn time_read(store: &EventStore, stream: &StreamId, events: u64) -> Result<f64> {
+    let started = Instant::now();
+    let mut version = StreamVersion::ZERO;
+    let page = store.config().max_read_count;
+    loop {
+        let read = store
+            .read_stream_with(stream, StreamRead::forward(version.next(), page), |event| {
+                event.data.len()
+            })
+            .await?;
+        version += read.len() as u64;
+        if read.len() < page {
+            break;
+        }
+    }
+    ensure!(version.get() == events, "read {version} events");
+    Ok(events as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The plugin's fold (the best of the rounds, `best` seconds) beside the references.
+fn report(events: u64, best: f64, references: &References) -> Report {
     let per_s = events as f64 / best;
     let mut report = Report::default();
     report.add(
@@ -96,21 +145,21 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     report.add(
         "fold_native_events_per_s",
         "  the same events read and folded natively",
-        native_per_s.round(),
+        references.native_per_s.round(),
         "/s",
     );
     report.add(
         "fold_vs_native",
         "  plugin / native",
-        per_s / native_per_s.max(1e-9),
+        per_s / references.native_per_s.max(1e-9),
         "x",
     );
     report.add(
         "fold_read_events_per_s",
         "  the same events only read (borrowed, no read-ahead)",
-        read_per_s.round(),
+        references.read_per_s.round(),
         "/s",
     );
     report.add("fold_events", "  events of that account", events as f64, "");
-    Ok(report)
+    report
 }

@@ -23,7 +23,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> anyhow::Result<
     let load_runtime = runtime.clone();
     let result = load::run(
         CLIENTS,
-        window,
+        load::Schedule::for_duration(window),
         |_| async { Ok(()) },
         move |(), _, _| {
             let runtime = load_runtime.clone();
@@ -39,13 +39,9 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> anyhow::Result<
         .await?
         .expect("the account exists");
     runtime.close().await?;
+    result.ensure_no_errors("hot commands")?;
     anyhow::ensure!(
-        result.errors == 0,
-        "hot commands failed: {:?}",
-        result.first_error
-    );
-    anyhow::ensure!(
-        state.version == result.ok + 1,
+        state.version.get() == result.ok + 1,
         "the account has {} events after {} accepted withdrawals",
         state.version,
         result.ok

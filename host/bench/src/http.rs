@@ -2,17 +2,19 @@
 //! service the bench starts (or `--url`), beside the same load in-process.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use tokio_util::sync::CancellationToken;
+use tally_server::config::{ServeArgs, ServeConfig};
+use tally_server::in_process::InProcessService;
 
+use super::load::{LoadResult, Schedule};
 use super::report::Report;
 use super::{ACCOUNTS, BenchOptions, Progress, load, setup};
-use tally_server::config::{ServeArgs, ServeConfig};
 
 /// Connections of the HTTP load.
 pub const CONNECTIONS: usize = 64;
@@ -70,109 +72,14 @@ fn command(name: &str, data: &str) -> Bytes {
 pub async fn run(options: &BenchOptions, progress: &Progress) -> anyhow::Result<Report> {
     let window = options.window();
     let work = options.work_dir("http")?;
-    let shutdown = CancellationToken::new();
-    let (address, service) = match &options.url {
-        Some(url) => {
-            let url = reqwest::Url::parse(url)?;
-            let address = url
-                .socket_addrs(|| Some(80))?
-                .into_iter()
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("cannot resolve {url}"))?;
-            (address, None)
-        }
-        None => {
-            progress.set("http: starting a service");
-            let plugins = work.path().join("plugins");
-            std::fs::create_dir_all(&plugins)?;
-            std::fs::copy(
-                options.component("bank_account.wasm")?,
-                plugins.join("bank_account.wasm"),
-            )?;
-            let config = ServeConfig::resolve(ServeArgs {
-                data_dir: Some(work.path().join("data")),
-                listen: Some("127.0.0.1:0".parse()?),
-                plugins: Some(plugins),
-                compile_cache: Some(options.compile_cache()),
-                ..ServeArgs::default()
-            })?;
-            let (address_tx, address_rx) = tokio::sync::oneshot::channel();
-            let service = tokio::spawn(tally_server::serve::run(
-                config,
-                shutdown.clone(),
-                move |address| {
-                    let _ = address_tx.send(address);
-                },
-            ));
-            let address = address_rx.await?;
-            wait_ready(address).await?;
-            (address, Some(service))
-        }
-    };
+    let (address, service) = target(options, work.path(), progress).await?;
     let prefix = format!("bench-{}", std::process::id());
-    let path = move |i: u64| {
-        format!(
-            "/v1/aggregates/bank-account/{prefix}-{}/commands",
-            i % ACCOUNTS
-        )
-    };
-
-    progress.set(&format!("http: opening {ACCOUNTS} accounts"));
-    let opened = {
-        let path = path.clone();
-        load::run_count(
-            CONNECTIONS,
-            ACCOUNTS,
-            |_| HttpConnection::connect(address),
-            move |mut connection: HttpConnection, i| {
-                let path = path(i);
-                async move {
-                    let answer = connection
-                        .post_json(&path, command("OpenAccount", r#"{"initial_balance":0}"#))
-                        .await;
-                    (
-                        connection,
-                        answer.and_then(|(status, body)| expect_ok(status, &body)),
-                    )
-                }
-            },
-        )
-        .await?
-    };
-    anyhow::ensure!(
-        opened.errors == 0,
-        "opening accounts failed: {:?}",
-        opened.first_error
-    );
-
-    progress.set(&format!("http: {CONNECTIONS} connections for {window:?}"));
-    let http = load::run(
-        CONNECTIONS,
-        window,
-        |_| HttpConnection::connect(address),
-        move |mut connection: HttpConnection, worker, n| {
-            let path = path(worker as u64 * 7_919 + n * 31);
-            async move {
-                let answer = connection
-                    .post_json(&path, command("Deposit", r#"{"amount":1}"#))
-                    .await;
-                (
-                    connection,
-                    answer.and_then(|(status, body)| expect_ok(status, &body)),
-                )
-            }
-        },
-    )
-    .await?;
-    shutdown.cancel();
+    open_accounts(address, &prefix, progress).await?;
+    let http = deposits(address, &prefix, window, progress).await?;
     if let Some(service) = service {
-        service.await??;
+        service.stop().await?;
     }
-    anyhow::ensure!(
-        http.errors == 0,
-        "HTTP commands failed: {:?}",
-        http.first_error
-    );
+    http.ensure_no_errors("HTTP commands")?;
 
     progress.set(&format!("http: the same load in-process for {window:?}"));
     let in_process = setup::in_process_deposits(
@@ -182,7 +89,117 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> anyhow::Result<
         window,
     )
     .await?;
+    Ok(report(&http, &in_process))
+}
 
+/// The service to load: the one at `--url`, or one started in-process with its data in
+/// `work` (then it is returned, to be stopped).
+async fn target(
+    options: &BenchOptions,
+    work: &Path,
+    progress: &Progress,
+) -> anyhow::Result<(SocketAddr, Option<InProcessService>)> {
+    if let Some(url) = &options.url {
+        return Ok((resolve(url)?, None));
+    }
+    progress.set("http: starting a service");
+    let service = start_service(options, work).await?;
+    Ok((service.address(), Some(service)))
+}
+
+/// The address of the service at `url`.
+fn resolve(url: &str) -> anyhow::Result<SocketAddr> {
+    let url = reqwest::Url::parse(url)?;
+    url.socket_addrs(|| Some(80))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve {url}"))
+}
+
+/// A service on a free local port with its data in `work` and bank-account v1
+/// installed from its plugins directory.
+async fn start_service(options: &BenchOptions, work: &Path) -> anyhow::Result<InProcessService> {
+    let plugins = work.join("plugins");
+    std::fs::create_dir_all(&plugins)?;
+    std::fs::copy(
+        options.component("bank_account.wasm")?,
+        plugins.join("bank_account.wasm"),
+    )?;
+    let config = ServeConfig::resolve(ServeArgs {
+        data_dir: Some(work.join("data")),
+        listen: Some("127.0.0.1:0".parse()?),
+        plugins: Some(plugins),
+        compile_cache: Some(options.compile_cache()),
+        ..ServeArgs::default()
+    })?;
+    InProcessService::start(config).await
+}
+
+/// Opens the [`ACCOUNTS`] accounts named with `prefix` over HTTP (untimed).
+async fn open_accounts(
+    address: SocketAddr,
+    prefix: &str,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    progress.set(&format!("http: opening {ACCOUNTS} accounts"));
+    let prefix = prefix.to_owned();
+    let opened = load::run(
+        CONNECTIONS,
+        Schedule::count(ACCOUNTS),
+        |_| HttpConnection::connect(address),
+        move |connection: HttpConnection, _, i| {
+            let body = command("OpenAccount", r#"{"initial_balance":0}"#);
+            post_command(connection, command_path(&prefix, i), body)
+        },
+    )
+    .await?;
+    opened.ensure_no_errors("opening accounts")
+}
+
+/// Durable deposits over HTTP to the accounts named with `prefix`, from
+/// [`CONNECTIONS`] connections for `window`.
+async fn deposits(
+    address: SocketAddr,
+    prefix: &str,
+    window: Duration,
+    progress: &Progress,
+) -> anyhow::Result<LoadResult> {
+    progress.set(&format!("http: {CONNECTIONS} connections for {window:?}"));
+    let prefix = prefix.to_owned();
+    load::run(
+        CONNECTIONS,
+        Schedule::for_duration(window),
+        |_| HttpConnection::connect(address),
+        move |connection: HttpConnection, worker, n| {
+            let path = command_path(&prefix, worker as u64 * 7_919 + n * 31);
+            post_command(connection, path, command("Deposit", r#"{"amount":1}"#))
+        },
+    )
+    .await
+}
+
+/// The commands path of account `i` (of [`ACCOUNTS`]) named with `prefix`.
+fn command_path(prefix: &str, i: u64) -> String {
+    format!(
+        "/v1/aggregates/bank-account/{prefix}-{}/commands",
+        i % ACCOUNTS
+    )
+}
+
+/// Posts the command `body` to `path`; the connection back, with the outcome (an
+/// error unless the service answered 200).
+async fn post_command(
+    mut connection: HttpConnection,
+    path: String,
+    body: Bytes,
+) -> (HttpConnection, Result<(), String>) {
+    let answer = connection.post_json(&path, body).await;
+    let outcome = answer.and_then(|(status, body)| expect_ok(status, &body));
+    (connection, outcome)
+}
+
+/// The HTTP figures beside the in-process ones.
+fn report(http: &LoadResult, in_process: &LoadResult) -> Report {
     let mut report = Report::default();
     report.add(
         "http_commands_per_s",
@@ -227,7 +244,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> anyhow::Result<
         http.per_second() / in_process.per_second().max(1e-9),
         "x",
     );
-    Ok(report)
+    report
 }
 
 fn expect_ok(status: u16, body: &[u8]) -> Result<(), String> {
@@ -236,17 +253,4 @@ fn expect_ok(status: u16, body: &[u8]) -> Result<(), String> {
     } else {
         Err(format!("{status}: {}", String::from_utf8_lossy(body)))
     }
-}
-
-async fn wait_ready(address: SocketAddr) -> anyhow::Result<()> {
-    for _ in 0..1200 {
-        if reqwest::get(format!("http://{address}/readyz"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    anyhow::bail!("the service at {address} did not become ready")
 }

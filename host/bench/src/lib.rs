@@ -33,12 +33,6 @@ use report::Report;
 /// Accounts of the deposit workloads.
 pub const ACCOUNTS: u64 = 10_000;
 
-/// Where the built plugin components are in this checkout (`make plugins`).
-const BUILT_PLUGINS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../plugins/target/wasm32-wasip2/release"
-);
-
 /// The suites.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Suite {
@@ -143,19 +137,9 @@ impl BenchOptions {
             .join("tally-bench-compile-cache")
     }
 
-    /// The path of a built component.
+    /// The path of a built component, in `--plugins` or this checkout's plugins.
     pub fn component(&self, name: &str) -> anyhow::Result<PathBuf> {
-        let dir = self
-            .plugins
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(BUILT_PLUGINS));
-        let path = dir.join(name);
-        anyhow::ensure!(
-            path.is_file(),
-            "{} is missing: build the plugins with `make plugins` (or give --plugins DIR)",
-            path.display()
-        );
-        Ok(path)
+        tally_server::in_process::built_component(self.plugins.as_deref(), name)
     }
 }
 

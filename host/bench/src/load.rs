@@ -24,6 +24,12 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    /// An error naming `what` and the first failure, unless every request succeeded.
+    pub fn ensure_no_errors(&self, what: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(self.errors == 0, "{what} failed: {:?}", self.first_error);
+        Ok(())
+    }
+
     /// Successful requests per second.
     pub fn per_second(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -44,61 +50,33 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Runs `workers` loops for `duration`. Each worker gets its own state from `setup`
-/// (a connection, say) and calls `request(state, worker, n)` for its n-th request,
-/// which hands the state back with the outcome.
-pub async fn run<S, Setup, SetupFut, Request, RequestFut>(
-    workers: usize,
-    duration: Duration,
-    setup: Setup,
-    request: Request,
-) -> anyhow::Result<LoadResult>
-where
-    S: Send + 'static,
-    Setup: Fn(usize) -> SetupFut,
-    SetupFut: Future<Output = anyhow::Result<S>>,
-    Request: Fn(S, usize, u64) -> RequestFut + Clone + Send + Sync + 'static,
-    RequestFut: Future<Output = (S, Result<(), String>)> + Send,
-{
-    let schedule = Schedule::Until(Instant::now() + duration);
-    drive(workers, schedule, setup, request).await
-}
-
-/// Sends exactly `total` requests from `workers` workers (request `i` for each `i`
-/// in `0..total`, each sent once), as fast as they are answered; `request(state, i)`
-/// hands the worker's state back with the outcome.
-pub async fn run_count<S, Setup, SetupFut, Request, RequestFut>(
-    workers: usize,
-    total: u64,
-    setup: Setup,
-    request: Request,
-) -> anyhow::Result<LoadResult>
-where
-    S: Send + 'static,
-    Setup: Fn(usize) -> SetupFut,
-    SetupFut: Future<Output = anyhow::Result<S>>,
-    Request: Fn(S, u64) -> RequestFut + Clone + Send + Sync + 'static,
-    RequestFut: Future<Output = (S, Result<(), String>)> + Send,
-{
-    let schedule = Schedule::Count {
-        total,
-        next: AtomicU64::new(0),
-    };
-    drive(workers, schedule, setup, move |state, _, i| {
-        request(state, i)
-    })
-    .await
-}
-
 /// Which request a worker sends next, if any.
-enum Schedule {
+pub enum Schedule {
     /// Every worker counts its own requests until the deadline.
     Until(Instant),
     /// Request indices `0..total` handed out once each.
-    Count { total: u64, next: AtomicU64 },
+    Count {
+        /// Requests in all.
+        total: u64,
+        /// The next index to hand out.
+        next: AtomicU64,
+    },
 }
 
 impl Schedule {
+    /// Requests for `duration` from now: each worker's `n`-th request has index `n`.
+    pub fn for_duration(duration: Duration) -> Schedule {
+        Schedule::Until(Instant::now() + duration)
+    }
+
+    /// Exactly `total` requests, index `i` for each `i` in `0..total`, each sent once.
+    pub fn count(total: u64) -> Schedule {
+        Schedule::Count {
+            total,
+            next: AtomicU64::new(0),
+        }
+    }
+
     /// The index of a worker's next request (`n`: requests it sent so far).
     fn next(&self, n: u64) -> Option<u64> {
         match self {
@@ -111,9 +89,11 @@ impl Schedule {
     }
 }
 
-/// The workers' loop: set up every worker, then each sends requests as the
-/// schedule says and tallies them; the tallies are merged.
-async fn drive<S, Setup, SetupFut, Request, RequestFut>(
+/// Runs `workers` loops as `schedule` says, as fast as requests are answered. Each
+/// worker gets its own state from `setup` (a connection, say) and calls
+/// `request(state, worker, index)` for each request, which hands the state back with
+/// the outcome; the workers' tallies are merged.
+pub async fn run<S, Setup, SetupFut, Request, RequestFut>(
     workers: usize,
     schedule: Schedule,
     setup: Setup,

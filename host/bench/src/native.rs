@@ -1,6 +1,6 @@
 //! The native references of the runtime suites: the bank-account plugin's own source
-//! (`plugins/bank-account`, with the SDK's wire handling in `tally_sdk::raw`) compiled
-//! into this program, run as [`BankAccountRules`] inside `Runtime::execute` (the
+//! (`plugins/bank-account`, with the SDK's wire layer, `tally_sdk::__private::wire`)
+//! compiled into this program, run as [`BankAccountRules`] inside `Runtime::execute` (the
 //! reference of `native_commands_per_s`) and through [`NativeRuntime`], a bare
 //! pipeline of the same shape (`bare_native_commands_per_s`). The plugin and its native
 //! twin run the very same code; only the compiler target and the call boundary differ.
@@ -12,18 +12,19 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Result, bail};
 use bank_account::BankAccount;
 use tally_runtime::tally_store::{
-    AppendOptions, EventStore, ExpectedVersion, NewEvent, StreamId, StreamRead, Submitted,
+    AppendOptions, EventStore, ExpectedVersion, NewEvent, SchemaVersion, StreamId, StreamRead,
+    StreamVersion, Submitted,
 };
 use tally_runtime::{Command, Decision, Event, NativeRules, Rejection};
+use tally_sdk::__private::wire::{self, RawCommand, RawEvent};
 use tally_sdk::Context;
-use tally_sdk::raw::{self, RawCommand, RawEvent};
 
 use super::setup::TYPE;
 
 /// The cached state of one aggregate in [`NativeRuntime`].
 struct NativeCached {
-    /// Events folded (the runtime's versions: 0 before the first event).
-    version: u64,
+    /// Events folded.
+    version: StreamVersion,
     state: Vec<u8>,
 }
 
@@ -33,7 +34,7 @@ type NativeSlot = Arc<tokio::sync::Mutex<Option<NativeCached>>>;
 /// (a FIFO async lock, in sharded maps) holding the cached state; the command is decided
 /// under the lock, its events are queued with `submit` at the expected version, the lock
 /// is released, and the answer waits for durability. Commands are decided with the
-/// SDK's `raw::decide`, as the plugin's `decide` export does.
+/// SDK's `wire::decide`, as the plugin's `decide` export does.
 ///
 /// Besides the plugin call and its hand-off to a plugin thread, `Runtime::execute` does
 /// bookkeeping this twin leaves out, so the twin is a lower bound on a native pipeline's
@@ -65,7 +66,7 @@ impl NativeRuntime {
     }
 
     /// Executes a command; returns the aggregate's version after it.
-    pub async fn execute(&self, id: &str, command: &Command) -> Result<u64> {
+    pub async fn execute(&self, id: &str, command: &Command) -> Result<StreamVersion> {
         let stream = StreamId::new(TYPE, id);
         let slot = self.slot(id);
         let mut guard = slot.lock().await;
@@ -76,25 +77,25 @@ impl NativeRuntime {
         let cached = guard.as_mut().expect("loaded");
         let context = Context {
             aggregate_id: id.to_owned(),
-            stream_version: cached.version,
+            stream_version: cached.version.get(),
             now_ms: now_ms(),
         };
         let command = RawCommand {
             name: command.name.clone(),
             data: command.data.clone(),
         };
-        let (events, state) = match raw::decide::<BankAccount>(&context, &cached.state, &command) {
+        let (events, state) = match wire::decide::<BankAccount>(&context, &cached.state, &command) {
             Ok(decided) => decided,
             Err(rejection) => bail!("rejected: {} {}", rejection.code, rejection.message),
         };
-        let expected = match cached.version {
-            0 => ExpectedVersion::NoStream,
-            version => ExpectedVersion::Exact(version - 1),
-        };
+        let expected = ExpectedVersion::Exact(cached.version);
         let count = events.len() as u64;
         let new_events = events
             .into_iter()
-            .map(|event| NewEvent::new(event.name, event.data).with_schema_version(event.version))
+            .map(|event| {
+                NewEvent::new(event.name, event.data)
+                    .with_schema_version(SchemaVersion::new(event.version))
+            })
             .collect();
         let submitted = self
             .store
@@ -107,13 +108,13 @@ impl NativeRuntime {
         cached.state = state;
         drop(guard);
         let result = queued.durable().await?;
-        Ok(result.last_version() + 1)
+        Ok(result.last_version())
     }
 }
 
 /// bank-account's rules as [`NativeRules`]: `Runtime::execute` with everything but the
 /// plugin call, the reference that isolates the call's cost. Decided with the SDK's
-/// `raw::decide`, as the plugin's `decide` export does.
+/// `wire::decide`, as the plugin's `decide` export does.
 #[derive(Debug)]
 pub struct BankAccountRules;
 
@@ -133,7 +134,7 @@ impl NativeRules for BankAccountRules {
             name: command.name.clone(),
             data: command.data.clone(),
         };
-        match raw::decide::<BankAccount>(&context, state, &command) {
+        match wire::decide::<BankAccount>(&context, state, &command) {
             Ok((events, state)) => Ok((
                 events
                     .into_iter()
@@ -156,31 +157,34 @@ impl NativeRules for BankAccountRules {
 /// The state of `stream` folded natively from the store; (version, state). Read as the
 /// runtime's fold reads: pages borrowed from the log (`read_stream_with`), one page read
 /// ahead while this one is folded, batches of 512.
-pub async fn native_fold(store: &EventStore, stream: &StreamId) -> Result<(u64, Vec<u8>)> {
-    let mut state = raw::initial_state::<BankAccount>();
-    let mut version = 0u64;
+pub async fn native_fold(
+    store: &EventStore,
+    stream: &StreamId,
+) -> Result<(StreamVersion, Vec<u8>)> {
+    let mut state = wire::initial_state::<BankAccount>();
+    let mut version = StreamVersion::ZERO;
     let page = store.config().max_read_count;
-    let read_page = |from: u64| {
+    let read_page = |from: StreamVersion| {
         let (store, stream) = (store.clone(), stream.clone());
         tokio::spawn(async move {
             store
                 .read_stream_with(&stream, StreamRead::forward(from, page), |event| RawEvent {
                     name: event.name.to_owned(),
-                    version: event.schema_version,
+                    version: event.schema_version.get(),
                     data: event.data.to_vec(),
                 })
                 .await
         })
     };
-    let mut next = Some(read_page(0));
+    let mut next = Some(read_page(version.next()));
     while let Some(reading) = next.take() {
         let events = reading.await??;
         let read = events.len();
         if read == page {
-            next = Some(read_page(version + page as u64));
+            next = Some(read_page(version.next() + page as u64));
         }
         for chunk in events.chunks(512) {
-            state = raw::apply::<BankAccount>(&state, chunk).map_err(anyhow::Error::msg)?;
+            state = wire::apply::<BankAccount>(&state, chunk).map_err(anyhow::Error::msg)?;
         }
         version += read as u64;
     }

@@ -14,7 +14,7 @@ use tally_runtime::tally_store::{
 };
 use tally_runtime::{Command, ExecuteOptions, InstallOptions, Runtime, RuntimeConfig};
 
-use super::load::{self, LoadResult};
+use super::load::{self, LoadResult, Schedule};
 use super::{ACCOUNTS, BenchOptions};
 
 /// A runtime in `dir` (durable appends) with bank-account v1 active.
@@ -57,11 +57,11 @@ pub async fn send(runtime: &Runtime, id: &str, name: &str, data: &str) -> Result
 pub async fn open_accounts(runtime: &Runtime, count: u64, balance: i64) -> anyhow::Result<()> {
     let runtime = runtime.clone();
     let data = format!(r#"{{"initial_balance":{balance}}}"#);
-    let opened = load::run_count(
+    let opened = load::run(
         64,
-        count,
+        Schedule::count(count),
         |_| async { Ok(()) },
-        move |(), i| {
+        move |(), _, i| {
             let (runtime, data) = (runtime.clone(), data.clone());
             async move {
                 let outcome = send(&runtime, &format!("acc-{i}"), "OpenAccount", &data).await;
@@ -70,12 +70,7 @@ pub async fn open_accounts(runtime: &Runtime, count: u64, balance: i64) -> anyho
         },
     )
     .await?;
-    anyhow::ensure!(
-        opened.errors == 0,
-        "opening accounts failed: {:?}",
-        opened.first_error
-    );
-    Ok(())
+    opened.ensure_no_errors("opening accounts")
 }
 
 /// Durable deposits over [`ACCOUNTS`] accounts from `tasks` tasks for `window`,
@@ -91,7 +86,7 @@ pub async fn in_process_deposits(
     let load_runtime = runtime.clone();
     let result = load::run(
         tasks,
-        window,
+        Schedule::for_duration(window),
         |_| async { Ok(()) },
         move |(), worker, n| {
             let runtime = load_runtime.clone();
@@ -104,11 +99,7 @@ pub async fn in_process_deposits(
     )
     .await?;
     runtime.close().await?;
-    anyhow::ensure!(
-        result.errors == 0,
-        "in-process commands failed: {:?}",
-        result.first_error
-    );
+    result.ensure_no_errors("in-process commands")?;
     Ok(result)
 }
 
@@ -331,25 +322,37 @@ pub async fn build_account(
                 if taken == 0 {
                     return anyhow::Ok(());
                 }
-                let batch = (0..taken)
-                    .map(|_| NewEvent::new("MoneyDeposited", r#"{"amount":1}"#))
-                    .collect();
-                store
-                    .append(
-                        &stream,
-                        ExpectedVersion::Any,
-                        batch,
-                        AppendOptions::default(),
-                    )
-                    .await?;
+                append_deposits(&store, &stream, taken, r#"{"amount":1}"#).await?;
             }
         }));
     }
     for handle in handles {
         handle.await??;
     }
-    let version = store.stream_version(&stream).context("the stream exists")?;
-    anyhow::ensure!(version + 1 == events, "built {} events", version + 1);
+    let version = store.stream_version(&stream);
+    anyhow::ensure!(version.get() == events, "built {version} events");
     store.close().await?;
+    Ok(())
+}
+
+/// Appends `count` `MoneyDeposited` events with `data` to `stream` in one batch, at
+/// whatever version the stream is.
+pub async fn append_deposits(
+    store: &EventStore,
+    stream: &StreamId,
+    count: u64,
+    data: &'static str,
+) -> anyhow::Result<()> {
+    let batch = (0..count)
+        .map(|_| NewEvent::new("MoneyDeposited", data))
+        .collect();
+    store
+        .append(
+            stream,
+            ExpectedVersion::Any,
+            batch,
+            AppendOptions::default(),
+        )
+        .await?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! | figure | how |
 //! | --- | --- |
 //! | `append_256_per_s` | 256 tasks append single events to random streams of 10,000 with `FsyncPolicy::Always`; durable appends per second |
-//! | `append_256_commit_batch_1_per_s` | the same with `StoreConfig::max_commit_batch` 1: the previous design, whose committer took its locks once per append |
+//! | `append_256_commit_batch_1_per_s` | the same with `StoreConfig::max_commit_batch` 1: the committer takes its locks once per append, as before commit 32ea1ba (docs/decisions/003-batching-committer.md) |
 //! | `wal_always_256_per_s` | 256 tasks append records of the same encoded size straight to a `tally-wal` log with `Always` |
 //! | `read_stream_10k_ms` | reading a 10,000-event stream whose events are spread through a log of 1,000,000 events (100,000 with `--quick`; then the stream has 1,000 events); the best of five |
 //! | `open_1m_ms` | opening that store (warm cache), in a fresh process (`tally-bench store --measure-open DIR`) |
@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use tally_runtime::tally_store::tally_wal::{FsyncPolicy, Record, Wal, WalConfig};
 use tally_runtime::tally_store::{
-    AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId, StreamRead,
+    EventStore, GlobalPosition, StoreConfig, StreamId, StreamRead, StreamVersion,
 };
 
 use super::report::Report;
@@ -45,69 +45,130 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     let measure = options.case_window();
     let (log_events, hot_events) = sizes(options);
     let work = options.work_dir("store")?;
+    let appends = measure_appends(work.path(), measure, progress).await?;
+    let big = measure_big_store(&work.path().join("big"), log_events, hot_events, progress).await?;
+    work.close().context("removing the working directory")?;
 
+    let mut report = Report::default();
+    add_append_figures(&mut report, &appends);
+    add_big_store_figures(&mut report, &big, log_events, hot_events);
+    Ok(report)
+}
+
+/// Durable appends per second of 256 writers.
+struct AppendRates {
+    /// Single events to the store.
+    store: f64,
+    /// The same with `max_commit_batch` 1.
+    store_unbatched: f64,
+    /// Records of the same size straight to a WAL.
+    wal: f64,
+}
+
+/// The append cases, one after the other, each in its own directory under `dir`,
+/// removed after it.
+async fn measure_appends(
+    dir: &Path,
+    measure: Duration,
+    progress: &Progress,
+) -> Result<AppendRates> {
     progress.set(&format!(
         "store: 256 writers over {STREAMS} streams, Always"
     ));
-    let default_batch = StoreConfig::new(work.path()).max_commit_batch;
-    let (append, record_size) =
-        store_appends(&work.path().join("append"), measure, default_batch).await?;
-    std::fs::remove_dir_all(work.path().join("append"))?;
-    // The previous design beside it: the committer took the index and sequencer locks
-    // once per append.
+    let default_batch = StoreConfig::new(dir).max_commit_batch;
+    let (store, record_size) = store_appends(&dir.join("append"), measure, default_batch).await?;
+    std::fs::remove_dir_all(dir.join("append"))?;
+    // Beside it, the committer as before commit 32ea1ba: the index and sequencer locks
+    // taken once per append.
     progress.set(&format!(
         "store: 256 writers over {STREAMS} streams, Always, max_commit_batch 1"
     ));
-    let (append_unbatched, _) = store_appends(&work.path().join("append-1"), measure, 1).await?;
-    std::fs::remove_dir_all(work.path().join("append-1"))?;
+    let (store_unbatched, _) = store_appends(&dir.join("append-1"), measure, 1).await?;
+    std::fs::remove_dir_all(dir.join("append-1"))?;
     progress.set(&format!(
         "store: wal, 256 writers, records of {record_size} bytes, Always"
     ));
-    let wal = wal_appends(&work.path().join("wal"), measure, record_size).await?;
-    std::fs::remove_dir_all(work.path().join("wal"))?;
+    let wal = wal_appends(&dir.join("wal"), measure, record_size).await?;
+    std::fs::remove_dir_all(dir.join("wal"))?;
+    Ok(AppendRates {
+        store,
+        store_unbatched,
+        wal,
+    })
+}
+
+/// What the large store gave: reading its spread-out stream, and opening it.
+struct BigStoreFigures {
+    read_ms: f64,
+    open_ms: f64,
+    /// Resident memory of the process that opened it.
+    rss_kib: u64,
+}
+
+/// Builds a store of `log_events` events in `dir` with a stream of `hot_events` spread
+/// through it, times reading that stream, then opening the store in a fresh process.
+async fn measure_big_store(
+    dir: &Path,
+    log_events: u64,
+    hot_events: u64,
+    progress: &Progress,
+) -> Result<BigStoreFigures> {
     progress.set(&format!("store: building a store of {log_events} events"));
-    let big = work.path().join("big");
-    let hot = build_log(&big, log_events, hot_events).await?;
+    let hot = build_log(dir, log_events, hot_events).await?;
     progress.set(&format!("store: reading a stream of {hot_events} events"));
-    let (store, _) = EventStore::open(StoreConfig::new(&big)).await?;
+    let (store, _) = EventStore::open(StoreConfig::new(dir)).await?;
     let read_ms = time_stream_read(&store, &hot, hot_events).await?;
     store.close().await?;
 
     progress.set("store: opening the store in a fresh process");
-    measure_open_in_child(&big).await?; // warm the cache
-    let (open_ms, rss_kib) = measure_open_in_child(&big).await?;
-    work.close().context("removing the working directory")?;
+    measure_open_in_child(dir).await?; // warm the cache
+    let (open_ms, rss_kib) = measure_open_in_child(dir).await?;
+    Ok(BigStoreFigures {
+        read_ms,
+        open_ms,
+        rss_kib,
+    })
+}
 
-    let rss_mib = rss_kib as f64 / 1024.0;
-    let mut report = Report::default();
+/// The store's append rates beside the WAL's.
+fn add_append_figures(report: &mut Report, appends: &AppendRates) {
     report.add(
         "append_256_per_s",
         "store: single-event appends, 256 writers, 10,000 streams",
-        append.round(),
+        appends.store.round(),
         "/s",
     );
     report.add(
         "append_256_commit_batch_1_per_s",
-        "  previous design: committer locks per append (max_commit_batch 1)",
-        append_unbatched.round(),
+        "  committer locks per append (max_commit_batch 1, as before 32ea1ba)",
+        appends.store_unbatched.round(),
         "/s",
     );
     report.add(
         "wal_always_256_per_s",
         "  wal: same record size, Always, 256 writers",
-        wal.round(),
+        appends.wal.round(),
         "/s",
     );
     report.add(
         "append_vs_wal",
         "  store / wal",
-        append / wal.max(1e-9),
+        appends.store / appends.wal.max(1e-9),
         "x",
     );
+}
+
+/// The large store's read and open figures.
+fn add_big_store_figures(
+    report: &mut Report,
+    big: &BigStoreFigures,
+    log_events: u64,
+    hot_events: u64,
+) {
     report.add(
         "read_stream_10k_ms",
         &format!("read a {hot_events}-event stream spread through {log_events}"),
-        read_ms,
+        big.read_ms,
         "ms",
     );
     report.add(
@@ -119,19 +180,19 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     report.add(
         "open_1m_ms",
         &format!("open a store of {log_events} events (fresh process)"),
-        open_ms,
+        big.open_ms,
         "ms",
     );
     report.add(
         "rss_1m_mib",
         "  resident memory after the open",
-        rss_mib,
+        big.rss_kib as f64 / 1024.0,
         "MiB",
     );
     report.add(
         "rss_bytes_per_event",
         "  resident bytes per event",
-        rss_kib as f64 * 1024.0 / log_events as f64,
+        big.rss_kib as f64 * 1024.0 / log_events as f64,
         "B",
     );
     report.add(
@@ -140,7 +201,6 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         log_events as f64,
         "",
     );
-    Ok(report)
 }
 
 /// `tally-bench store --build-only DIR`: builds the large store in DIR (for profiling).
@@ -209,15 +269,12 @@ async fn measure_open_in_child(dir: &Path) -> Result<(f64, u64)> {
 
 /// The best of five timed reads of the whole `stream` (after one untimed read).
 async fn time_stream_read(store: &EventStore, stream: &StreamId, events: u64) -> Result<f64> {
-    store
-        .read_stream(stream, StreamRead::forward(0, events as usize))
-        .await?;
+    let whole = StreamRead::forward(StreamVersion::FIRST, events as usize);
+    store.read_stream(stream, whole).await?;
     let mut best = f64::MAX;
     for _ in 0..5 {
         let started = Instant::now();
-        let read = store
-            .read_stream(stream, StreamRead::forward(0, events as usize))
-            .await?;
+        let read = store.read_stream(stream, whole).await?;
         best = best.min(started.elapsed().as_secs_f64() * 1000.0);
         anyhow::ensure!(read.len() as u64 == events, "read {} events", read.len());
     }
@@ -247,15 +304,7 @@ async fn store_appends(
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
                 let stream = StreamId::new("account", format!("acc-{}", (n >> 33) % STREAMS));
-                let event = NewEvent::new("MoneyDeposited", r#"{"amount":100}"#);
-                store
-                    .append(
-                        &stream,
-                        ExpectedVersion::Any,
-                        vec![event],
-                        AppendOptions::default(),
-                    )
-                    .await?;
+                setup::append_deposits(&store, &stream, 1, r#"{"amount":100}"#).await?;
                 count.fetch_add(1, Ordering::Relaxed);
             }
             anyhow::Ok(())
@@ -266,7 +315,7 @@ async fn store_appends(
         task.await??;
     }
     // The size of one such event's record, for the WAL comparison.
-    let sample = store.read_all(0, 1).await?;
+    let sample = store.read_all(GlobalPosition::START, 1).await?;
     let event = &sample[0];
     let record_size = 80 + event.stream.aggregate_id.len() + event.name.len() + event.data.len();
     store.close().await?;
@@ -316,31 +365,14 @@ async fn build_log(dir: &Path, events: u64, hot: u64) -> Result<StreamId> {
         handles.push(tokio::spawn(async move {
             let mut round = task;
             while round < hot {
-                store
-                    .append(
-                        &hot_stream,
-                        ExpectedVersion::Any,
-                        vec![NewEvent::new("MoneyDeposited", r#"{"amount":1}"#)],
-                        AppendOptions::default(),
-                    )
-                    .await?;
+                setup::append_deposits(&store, &hot_stream, 1, r#"{"amount":1}"#).await?;
                 // The other events of this stretch go to ordinary streams, 33 per append.
                 let mut rest = per_hot - 1;
                 let mut n = round * 31;
                 while rest > 0 {
                     let count = rest.min(33);
                     let stream = StreamId::new("account", format!("acc-{}", n % STREAMS));
-                    let batch = (0..count)
-                        .map(|_| NewEvent::new("MoneyDeposited", r#"{"amount":100}"#))
-                        .collect();
-                    store
-                        .append(
-                            &stream,
-                            ExpectedVersion::Any,
-                            batch,
-                            AppendOptions::default(),
-                        )
-                        .await?;
+                    setup::append_deposits(&store, &stream, count, r#"{"amount":100}"#).await?;
                     rest -= count;
                     n += 1;
                 }
@@ -353,7 +385,7 @@ async fn build_log(dir: &Path, events: u64, hot: u64) -> Result<StreamId> {
         handle.await??;
     }
     anyhow::ensure!(
-        store.end_position() == events,
+        store.end_position().get() == events,
         "built {} events",
         store.end_position()
     );

@@ -8,13 +8,16 @@
 //! | `swap_pause_ms` / `steady_max_ms` | the longest command latency of 64 tasks sending deposits, in a window where v2 is activated in the middle / in an equal window without a swap (p99 beside each) |
 //! | `swap_fsync_max_ms` / `steady_fsync_max_ms` | the longest `fdatasync` of the log that ended in each window: a command cannot be answered before the fsync that makes it durable, so a pause this long is the disk's |
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use tally_runtime::tally_store::tally_wal::WalObserver;
-use tally_runtime::{ActivateOptions, ExecuteOptions, InstallOptions, RuntimeConfig};
+use tally_runtime::{
+    ActivateOptions, ActivationReport, ExecuteOptions, InstallOptions, Runtime, RuntimeConfig,
+};
 
 use super::report::Report;
 use super::setup::{self, TYPE, account_id, deposit, next_account};
@@ -68,23 +71,69 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     let v2 = setup::component_bytes(options, "bank_account_v2.wasm")?;
     let mut report = Report::default();
 
-    progress.set(&format!("swap: opening {ACCOUNTS} accounts, a little load"));
     let fsyncs = Arc::new(Fsyncs::default());
-    let mut config = RuntimeConfig::new(work.path().join("swap"));
+    let runtime = open_with_v2_installed(options, work.path(), &v1, v2, &fsyncs, progress).await?;
+    let activate_ms = swap_without_load(&runtime, &mut report, progress).await?;
+    let windows = swap_under_load(&runtime, measure, activate_ms, progress).await?;
+    runtime.close().await?;
+    drop(runtime);
+    work.close()?;
+
+    add_window_figures(&mut report, &windows, &fsyncs);
+    report.note(windows.slow_commands_note());
+    Ok(report)
+}
+
+/// A runtime in `dir` with v1 active over [`ACCOUNTS`] opened accounts (after a little
+/// load), v2 installed beside it, and the log's fsyncs reported to `fsyncs`.
+async fn open_with_v2_installed(
+    options: &BenchOptions,
+    dir: &Path,
+    v1: &[u8],
+    v2: Vec<u8>,
+    fsyncs: &Arc<Fsyncs>,
+    progress: &Progress,
+) -> Result<Runtime> {
+    progress.set(&format!("swap: opening {ACCOUNTS} accounts, a little load"));
+    let mut config = RuntimeConfig::new(dir.join("swap"));
     config.store.wal.observer = Some(fsyncs.clone());
-    let (_, runtime) =
-        setup::wasm_commands(options, config, &v1, SWAP_WRITERS, measure / 4).await?;
+    let measure = options.case_window();
+    let (_, runtime) = setup::wasm_commands(options, config, v1, SWAP_WRITERS, measure / 4).await?;
     progress.set("swap: installing v2 (compiled, not active)");
     runtime
         .install_plugin(v2, InstallOptions::default())
         .await?;
+    Ok(runtime)
+}
 
+/// Activates v2 with no load, then rolls back to v1; reports both. Returns how long
+/// the activation took, in ms.
+async fn swap_without_load(
+    runtime: &Runtime,
+    report: &mut Report,
+    progress: &Progress,
+) -> Result<f64> {
     progress.set("swap: activating v2 with no load");
     let started = Instant::now();
     let activation = runtime
         .activate(TYPE, "2.0.0", ActivateOptions::default())
         .await?;
     let activate_ms = started.elapsed().as_secs_f64() * 1e3;
+    add_activation_figures(report, &activation, activate_ms);
+    progress.set("swap: rolling back to v1");
+    let started = Instant::now();
+    runtime.rollback(TYPE, ActivateOptions::default()).await?;
+    report.add(
+        "rollback_ms",
+        "roll back to v1",
+        started.elapsed().as_secs_f64() * 1e3,
+        "ms",
+    );
+    Ok(activate_ms)
+}
+
+/// The unloaded activation: its time and what its verification covered.
+fn add_activation_figures(report: &mut Report, activation: &ActivationReport, activate_ms: f64) {
     report.add(
         "swap_activate_ms",
         &format!("activate v2 (cached compile, no load, verifies {ACCOUNTS} accounts)"),
@@ -115,51 +164,95 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         activation.verify_ms as f64 * 1e6 / activation.verified_events.max(1) as f64,
         "ms",
     );
-    progress.set("swap: rolling back to v1");
-    let started = Instant::now();
-    runtime.rollback(TYPE, ActivateOptions::default()).await?;
-    report.add(
-        "rollback_ms",
-        "roll back to v1",
-        started.elapsed().as_secs_f64() * 1e3,
-        "ms",
-    );
+}
 
-    // 64 tasks depositing continuously, latencies recorded.
+/// The two loaded windows: every command's latency, and when each window and the
+/// activation in the second began and ended (times from `origin`).
+struct LoadedWindows {
+    origin: Instant,
+    samples: Vec<Sample>,
+    steady: (Duration, Duration),
+    swap: (Duration, Duration),
+    activation: (Duration, Duration),
+}
+
+/// Max, p99 and count of the command latencies of one window.
+struct WindowLatency {
+    max_ms: f64,
+    p99_ms: f64,
+    commands: u64,
+}
+
+impl LoadedWindows {
+    /// The commands that started in `[from, to)`.
+    fn started_in(&self, (from, to): (Duration, Duration)) -> impl Iterator<Item = &Sample> {
+        self.samples
+            .iter()
+            .filter(move |sample| sample.started >= from && sample.started < to)
+    }
+
+    /// The latencies of the commands that started in `window`.
+    fn latency(&self, window: (Duration, Duration)) -> WindowLatency {
+        let mut latencies: Vec<Duration> = self
+            .started_in(window)
+            .map(|sample| sample.latency)
+            .collect();
+        latencies.sort_unstable();
+        let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
+        WindowLatency {
+            max_ms: latencies.last().copied().map_or(0.0, ms),
+            p99_ms: latencies
+                .get(latencies.len() * 99 / 100)
+                .copied()
+                .map_or(0.0, ms),
+            commands: latencies.len() as u64,
+        }
+    }
+
+    /// When the activation ran and how the slow commands of the swap window fell.
+    fn slow_commands_note(&self) -> String {
+        let swap_start = self.swap.0;
+        let slow = self
+            .started_in(self.swap)
+            .filter(|sample| sample.latency > Duration::from_millis(50))
+            .count();
+        let slowest_start = self
+            .started_in(self.swap)
+            .max_by_key(|sample| sample.latency)
+            .map_or(Duration::ZERO, |sample| sample.started - swap_start);
+        format!(
+            "swap: activation {:.0}..{:.0} ms into the swap window; {slow} commands over 50 ms in \
+             it; the slowest started {:.0} ms into it",
+            (self.activation.0 - swap_start).as_secs_f64() * 1e3,
+            (self.activation.1 - swap_start).as_secs_f64() * 1e3,
+            slowest_start.as_secs_f64() * 1e3,
+        )
+    }
+}
+
+/// 64 tasks deposit continuously, latencies recorded: after a warm-up, a steady
+/// window, then a window with v2 activated after half of `measure`. Both last
+/// `measure` plus three times the unloaded activation (`activate_ms`: activation under
+/// load takes longer); the swap window is longer if it has to be.
+async fn swap_under_load(
+    runtime: &Runtime,
+    measure: Duration,
+    activate_ms: f64,
+    progress: &Progress,
+) -> Result<LoadedWindows> {
     progress.set(&format!(
         "swap: {SWAP_WRITERS} tasks; a steady window, then one with v2 activated in the middle"
     ));
     let origin = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut handles = Vec::new();
-    for task in 0..SWAP_WRITERS {
-        let (runtime, stop) = (runtime.clone(), stop.clone());
-        handles.push(tokio::spawn(async move {
-            let mut seed = task + 1_000;
-            let mut samples = Vec::with_capacity(1 << 16);
-            while !stop.load(Ordering::Relaxed) {
-                let id = account_id(next_account(&mut seed));
-                let started = Instant::now();
-                runtime
-                    .execute(TYPE, &id, deposit(), ExecuteOptions::default())
-                    .await?;
-                samples.push(Sample {
-                    started: started - origin,
-                    latency: started.elapsed(),
-                });
-            }
-            anyhow::Ok(samples)
-        }));
-    }
-    // Warm-up, then the steady window, then the swap window (v2 activated after half of
-    // `measure`). Both last `window`: `measure` plus three times the unloaded activation
-    // (activation under load takes longer); the swap window is longer if it has to be.
+    let handles: Vec<_> = (0..SWAP_WRITERS)
+        .map(|task| tokio::spawn(depositor(runtime.clone(), task, origin, stop.clone())))
+        .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let window = measure + Duration::from_secs_f64(3.0 * activate_ms / 1e3);
     let steady_start = origin.elapsed();
     tokio::time::sleep(window).await;
     let swap_start = origin.elapsed();
-    let steady = (steady_start, swap_start);
     tokio::time::sleep(measure / 2).await;
     let activate_start = origin.elapsed();
     runtime
@@ -174,111 +267,109 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     for handle in handles {
         samples.extend(handle.await??);
     }
-    runtime.close().await?;
-    drop(runtime);
-    work.close()?;
+    Ok(LoadedWindows {
+        origin,
+        samples,
+        steady: (steady_start, swap_start),
+        swap: (swap_start, swap_end),
+        activation: (activate_start, activate_end),
+    })
+}
 
-    let window = |(from, to): (Duration, Duration)| {
-        let mut latencies: Vec<Duration> = samples
-            .iter()
-            .filter(|sample| sample.started >= from && sample.started < to)
-            .map(|sample| sample.latency)
-            .collect();
-        latencies.sort_unstable();
-        let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
-        let max = latencies.last().copied().map_or(0.0, ms);
-        let p99 = latencies
-            .get(latencies.len() * 99 / 100)
-            .copied()
-            .map_or(0.0, ms);
-        (max, p99, latencies.len() as u64)
-    };
-    let (steady_max, steady_p99, steady_count) = window(steady);
-    let (swap_max, swap_p99, swap_count) = window((swap_start, swap_end));
-    let in_swap_window = || {
-        samples
-            .iter()
-            .filter(|sample| sample.started >= swap_start && sample.started < swap_end)
-    };
-    let slow = in_swap_window()
-        .filter(|sample| sample.latency > Duration::from_millis(50))
-        .count();
-    let slowest_start = in_swap_window()
-        .max_by_key(|sample| sample.latency)
-        .map_or(Duration::ZERO, |sample| sample.started - swap_start);
+/// One depositing task: deposits to random accounts until `stop`, each command's
+/// latency recorded by when it started (from `origin`).
+async fn depositor(
+    runtime: Runtime,
+    task: u64,
+    origin: Instant,
+    stop: Arc<AtomicBool>,
+) -> Result<Vec<Sample>> {
+    let mut seed = task + 1_000;
+    let mut samples = Vec::with_capacity(1 << 16);
+    while !stop.load(Ordering::Relaxed) {
+        let id = account_id(next_account(&mut seed));
+        let started = Instant::now();
+        runtime
+            .execute(TYPE, &id, deposit(), ExecuteOptions::default())
+            .await?;
+        samples.push(Sample {
+            started: started - origin,
+            latency: started.elapsed(),
+        });
+    }
+    Ok(samples)
+}
 
+/// The loaded windows' figures: the activation under load, and each window's
+/// latencies, longest fsync, commands and length.
+fn add_window_figures(report: &mut Report, windows: &LoadedWindows, fsyncs: &Fsyncs) {
+    let steady = windows.latency(windows.steady);
+    let swap = windows.latency(windows.swap);
+    let length = |(from, to): (Duration, Duration)| (to - from).as_secs_f64();
     report.add(
         "swap_under_load_activate_ms",
         &format!("activate v2 under load ({SWAP_WRITERS} tasks depositing)"),
-        (activate_end - activate_start).as_secs_f64() * 1e3,
+        (windows.activation.1 - windows.activation.0).as_secs_f64() * 1e3,
         "ms",
     );
     report.add(
         "swap_pause_ms",
         "  max command latency, window with the swap",
-        swap_max,
+        swap.max_ms,
         "ms",
     );
     report.add(
         "swap_p99_ms",
         "  p99 latency, window with the swap",
-        swap_p99,
+        swap.p99_ms,
         "ms",
     );
     report.add(
         "swap_fsync_max_ms",
         "  longest fsync of the log, window with the swap",
-        fsyncs.longest_ms(origin, (swap_start, swap_end)),
+        fsyncs.longest_ms(windows.origin, windows.swap),
         "ms",
     );
     report.add(
         "steady_max_ms",
         "  max command latency, window without",
-        steady_max,
+        steady.max_ms,
         "ms",
     );
     report.add(
         "steady_fsync_max_ms",
         "  longest fsync of the log, window without",
-        fsyncs.longest_ms(origin, steady),
+        fsyncs.longest_ms(windows.origin, windows.steady),
         "ms",
     );
     report.add(
         "steady_p99_ms",
         "  p99 latency, window without",
-        steady_p99,
+        steady.p99_ms,
         "ms",
     );
     report.add(
         "swap_window_commands",
         "  commands in the swap window",
-        swap_count as f64,
+        swap.commands as f64,
         "",
     );
     report.add(
         "steady_window_commands",
         "  commands in the steady window",
-        steady_count as f64,
+        steady.commands as f64,
         "",
     );
     report.add(
         "swap_window_s",
         "  length of the swap window",
-        (swap_end - swap_start).as_secs_f64(),
+        length(windows.swap),
         "s",
     );
     report.add(
         "steady_window_s",
         "  length of the steady window",
-        (steady.1 - steady.0).as_secs_f64(),
+        length(windows.steady),
         "s",
     );
-    report.note(format!(
-        "swap: activation {:.0}..{:.0} ms into the swap window; {slow} commands over 50 ms in \
-         it; the slowest started {:.0} ms into it",
-        (activate_start - swap_start).as_secs_f64() * 1e3,
-        (activate_end - swap_start).as_secs_f64() * 1e3,
-        slowest_start.as_secs_f64() * 1e3,
-    ));
-    Ok(report)
 }

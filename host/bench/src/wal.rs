@@ -7,7 +7,7 @@
 //! | --- | --- |
 //! | `fsync_limit_per_s` | a plain loop of one 1 KiB `pwrite` then `fdatasync`, on a fresh preallocated file: the floor a log that syncs every append cannot beat without group commit. Sampled before and after the `Always` cases (fsync latency drifts); the figure is their mean |
 //! | `always_N_per_s` | `N` tokio tasks (1, 16, 256), each appending in a loop with `FsyncPolicy::Always`; acknowledged (durable) appends per second |
-//! | `always_N_no_zeros_per_s` | the previous design beside it: `N` = 1 and 16 with `WalConfig::zero_ahead` 0, so that appends land on preallocated space the file system has not yet recorded as written |
+//! | `always_N_no_zeros_per_s` | the log without zeros written ahead of the data, as before commit c6d209d (docs/decisions/002-zeros-ahead-of-the-data.md): `N` = 1 and 16 with `WalConfig::zero_ahead` 0, so that appends land on preallocated space the file system has not yet recorded as written |
 //! | `group_256_limit_per_s` | a reference, not a target: the same plain loop writing one full group of 256 encoded records per `fdatasync`, times 256 |
 //! | `batch_5ms_256_per_s` | 256 appending tasks with `FsyncPolicy::Batch(5 ms)` |
 //! | `os_1_per_s` | one task with `FsyncPolicy::Os` |
@@ -80,146 +80,179 @@ impl Plan {
 pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> {
     let plan = Plan::new(options);
     let work = options.work_dir("wal")?;
-    let dir = work.path();
     let mut report = Report::default();
-    describe_disk(dir, &mut report);
-
-    // The disk's fsync latency drifts (a virtual disk's especially): sample the floor
-    // before and after the Always cases and compare them with the mean.
-    let floor_before =
-        fsync_floor(dir, &plan, "fsync_limit_before", RECORD_BYTES, progress).await?;
-    let always_1 = appenders(dir, "always_1", FsyncPolicy::Always, 1, &plan, progress).await?;
-    let always_16 = appenders(dir, "always_16", FsyncPolicy::Always, 16, &plan, progress).await?;
-    let always_256 = appenders(
-        dir,
-        "always_256",
-        FsyncPolicy::Always,
-        GROUP,
-        &plan,
-        progress,
-    )
-    .await?;
-    // The previous design, side by side: no zeros written ahead of the data, so every
-    // fsync also commits the file system's record of newly written preallocated space.
-    let plain_1 = appenders_with(
-        dir,
-        "always_1_no_zeros",
-        FsyncPolicy::Always,
-        1,
-        0,
-        &plan,
-        progress,
-    )
-    .await?;
-    let plain_16 = appenders_with(
-        dir,
-        "always_16_no_zeros",
-        FsyncPolicy::Always,
-        16,
-        0,
-        &plan,
-        progress,
-    )
-    .await?;
-    // What 256 appenders could reach at best: one full group of 256 records per sync.
-    let group_bytes = GROUP_HEADER_LEN + GROUP * frame_len(&bench_record(0));
-    let group_syncs = fsync_floor(dir, &plan, "group_256_limit", group_bytes, progress).await?;
-    let group_limit = group_syncs * GROUP as f64;
-    let floor_after = fsync_floor(dir, &plan, "fsync_limit_after", RECORD_BYTES, progress).await?;
-    let fsync = (floor_before + floor_after) / 2.0;
-    let batch = FsyncPolicy::Batch(Duration::from_millis(5));
-    let batch_256 = appenders(dir, "batch_5ms_256", batch, GROUP, &plan, progress).await?;
-    let os_1 = appenders(dir, "os_1", FsyncPolicy::Os, 1, &plan, progress).await?;
-    let log = recovery_and_scan(&dir.join("log"), &plan, progress).await?;
+    describe_disk(work.path(), &mut report);
+    let appends = measure_appends(work.path(), &plan, progress).await?;
+    let log = recovery_and_scan(&work.path().join("log"), &plan, progress).await?;
     work.close().context("removing the working directory")?;
 
-    let ratio = |rate: f64| rate / fsync.max(1e-9);
+    add_always_figures(&mut report, &appends);
+    add_reference_figures(&mut report, &appends);
+    add_log_figures(&mut report, &log, options.quick);
+    report.note(format!(
+        "wal: {RECORD_BYTES} B records; {:.2} s per case after {:.2} s warm-up; {} recovery/scan rounds",
+        plan.measure.as_secs_f64(),
+        plan.warmup.as_secs_f64(),
+        plan.rounds
+    ));
+    Ok(report)
+}
+
+/// What the throughput cases measured: appends (or, for the floors, syncs) per second.
+#[derive(Debug)]
+struct AppendFigures {
+    floor_before: f64,
+    floor_after: f64,
+    always_1: f64,
+    always_16: f64,
+    always_256: f64,
+    no_zeros_1: f64,
+    no_zeros_16: f64,
+    /// One full group of 256 records per sync, times 256.
+    group_limit: f64,
+    batch_256: f64,
+    os_1: f64,
+}
+
+impl AppendFigures {
+    /// The fsync floor: the mean of the samples before and after the Always cases.
+    fn fsync_floor(&self) -> f64 {
+        (self.floor_before + self.floor_after) / 2.0
+    }
+
+    /// `rate` over the fsync floor.
+    fn vs_fsync(&self, rate: f64) -> f64 {
+        rate / self.fsync_floor().max(1e-9)
+    }
+}
+
+/// Runs the throughput cases, each on a fresh log in `dir`.
+async fn measure_appends(dir: &Path, plan: &Plan, progress: &Progress) -> Result<AppendFigures> {
+    let always = |name: &'static str, tasks: usize, zero_ahead: u64| {
+        let policy = FsyncPolicy::Always;
+        appenders_with(dir, name, policy, tasks, zero_ahead, plan, progress)
+    };
+    let zeros = WalConfig::default().zero_ahead;
+    // The disk's fsync latency drifts (a virtual disk's especially): sample the floor
+    // before and after the Always cases and compare them with the mean.
+    let floor_before = fsync_floor(dir, plan, "fsync_limit_before", RECORD_BYTES, progress).await?;
+    let always_1 = always("always_1", 1, zeros).await?;
+    let always_16 = always("always_16", 16, zeros).await?;
+    let always_256 = always("always_256", GROUP, zeros).await?;
+    // Side by side, the log as before commit c6d209d: no zeros written ahead of the
+    // data, so every fsync also commits the file system's record of newly written
+    // preallocated space.
+    let no_zeros_1 = always("always_1_no_zeros", 1, 0).await?;
+    let no_zeros_16 = always("always_16_no_zeros", 16, 0).await?;
+    // What 256 appenders could reach at best: one full group of 256 records per sync.
+    let group_bytes = GROUP_HEADER_LEN + GROUP * frame_len(&bench_record(0));
+    let group_syncs = fsync_floor(dir, plan, "group_256_limit", group_bytes, progress).await?;
+    let floor_after = fsync_floor(dir, plan, "fsync_limit_after", RECORD_BYTES, progress).await?;
+    let batch = FsyncPolicy::Batch(Duration::from_millis(5));
+    let batch_256 = appenders(dir, "batch_5ms_256", batch, GROUP, plan, progress).await?;
+    let os_1 = appenders(dir, "os_1", FsyncPolicy::Os, 1, plan, progress).await?;
+    Ok(AppendFigures {
+        floor_before,
+        floor_after,
+        always_1,
+        always_16,
+        always_256,
+        no_zeros_1,
+        no_zeros_16,
+        group_limit: group_syncs * GROUP as f64,
+        batch_256,
+        os_1,
+    })
+}
+
+/// The fsync floor and the Always cases beside it.
+fn add_always_figures(report: &mut Report, appends: &AppendFigures) {
     report.add(
         "fsync_limit_per_s",
         "fsync floor (1 KiB write+fdatasync loop, mean)",
-        fsync.round(),
+        appends.fsync_floor().round(),
         "/s",
     );
     report.add(
         "fsync_limit_before_per_s",
         "  sampled before the always cases",
-        floor_before.round(),
+        appends.floor_before.round(),
         "/s",
     );
     report.add(
         "fsync_limit_after_per_s",
         "  sampled after them",
-        floor_after.round(),
+        appends.floor_after.round(),
         "/s",
     );
-    report.add(
-        "always_1_per_s",
+    let always = |report: &mut Report, case: &str, label: &str, rate: f64| {
+        report.add(&format!("{case}_per_s"), label, rate.round(), "/s");
+        let vs_fsync = appends.vs_fsync(rate);
+        report.add(
+            &format!("{case}_vs_fsync"),
+            "  vs the fsync floor",
+            vs_fsync,
+            "x",
+        );
+    };
+    always(
+        report,
+        "always_1",
         "Always, 1 appender (1 KiB records)",
-        always_1.round(),
-        "/s",
+        appends.always_1,
     );
-    report.add(
-        "always_1_vs_fsync",
-        "  vs the fsync floor",
-        ratio(always_1),
-        "x",
-    );
-    report.add(
-        "always_16_per_s",
+    always(
+        report,
+        "always_16",
         "Always, 16 appenders",
-        always_16.round(),
-        "/s",
-    );
-    report.add(
-        "always_16_vs_fsync",
-        "  vs the fsync floor",
-        ratio(always_16),
-        "x",
+        appends.always_16,
     );
     report.add(
         "always_1_no_zeros_per_s",
-        "  previous design (zero_ahead 0), 1 appender",
-        plain_1.round(),
+        "  no zeros ahead (zero_ahead 0, as before c6d209d), 1 appender",
+        appends.no_zeros_1.round(),
         "/s",
     );
     report.add(
         "always_16_no_zeros_per_s",
-        "  previous design (zero_ahead 0), 16 appenders",
-        plain_16.round(),
+        "  no zeros ahead (zero_ahead 0, as before c6d209d), 16 appenders",
+        appends.no_zeros_16.round(),
         "/s",
     );
-    report.add(
-        "always_256_per_s",
+    always(
+        report,
+        "always_256",
         "Always, 256 appenders",
-        always_256.round(),
-        "/s",
+        appends.always_256,
     );
-    report.add(
-        "always_256_vs_fsync",
-        "  vs the fsync floor",
-        ratio(always_256),
-        "x",
-    );
+}
+
+/// The group ceiling of 256 appenders, and the cases that do not sync every group.
+fn add_reference_figures(report: &mut Report, appends: &AppendFigures) {
     report.add(
         "group_256_limit_per_s",
         "reference: one 256-record group per fdatasync, x256",
-        group_limit.round(),
+        appends.group_limit.round(),
         "/s",
     );
     report.add(
         "always_256_vs_group_limit",
         "  always_256 / group_256_limit",
-        always_256 / group_limit.max(1e-9),
+        appends.always_256 / appends.group_limit.max(1e-9),
         "x",
     );
     report.add(
         "batch_5ms_256_per_s",
         "Batch(5 ms), 256 appenders",
-        batch_256.round(),
+        appends.batch_256.round(),
         "/s",
     );
-    report.add("os_1_per_s", "Os, 1 appender", os_1.round(), "/s");
-    let size = if options.quick {
+    report.add("os_1_per_s", "Os, 1 appender", appends.os_1.round(), "/s");
+}
+
+/// Recovery and scan speed, and the size of the log they read.
+fn add_log_figures(report: &mut Report, log: &LogFigures, quick: bool) {
+    let size = if quick {
         "quick: 64 MiB log"
     } else {
         "256 MiB log"
@@ -248,13 +281,6 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         log.file_bytes as f64 / MIB,
         "MiB",
     );
-    report.note(format!(
-        "wal: {RECORD_BYTES} B records; {:.2} s per case after {:.2} s warm-up; {} recovery/scan rounds",
-        plan.measure.as_secs_f64(),
-        plan.warmup.as_secs_f64(),
-        plan.rounds
-    ));
-    Ok(report)
 }
 
 /// Notes what file system the run is on, warning when it is not a real disk.

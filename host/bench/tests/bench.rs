@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use tally_plugin_contract_tests::components;
+use tally_test_support::components;
 
-/// Every key of `tally bench all`, suite by suite.
+/// Every key of `tally-bench all`, suite by suite.
 const KEYS: &[&str] = &[
     // wal
     "fsync_limit_per_s",

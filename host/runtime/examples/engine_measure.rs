@@ -11,8 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use tally_plugin_contract_tests::components;
 use tally_runtime::{Command, Context, EngineConfig, LoadedPlugin, PluginEngine, PluginInstance};
+use tally_test_support::components;
 
 fn deposit_call(version: u64) -> (Context, Command) {
     let ctx = Context {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tally_store::{StreamId, StreamRead};
+use tally_store::{StreamId, StreamRead, StreamVersion};
 
 use crate::api::{ActivateOptions, ActivationReport, InstallOptions, InstalledPlugin};
 use crate::error::PluginError;
@@ -270,7 +270,7 @@ impl Runtime {
             let Some(last) = events.last() else {
                 return Ok(());
             };
-            position = last.position + 1;
+            position = last.position.next();
             for event in &events {
                 if *event.stream.aggregate_type != *entry.name {
                     continue;
@@ -311,11 +311,11 @@ impl Runtime {
             skip += listed.len();
             let (short, long): (Vec<_>, Vec<_>) = listed
                 .into_iter()
-                .partition(|(_, last)| *last < SHORT_STREAM_EVENTS);
+                .partition(|(_, version)| version.get() <= SHORT_STREAM_EVENTS);
             for group in short.chunks(SHORT_STREAMS_PER_JOB) {
                 let mut read = Vec::with_capacity(group.len());
-                for (stream, last) in group {
-                    let all = StreamRead::forward(0, *last as usize + 1);
+                for (stream, version) in group {
+                    let all = StreamRead::forward(StreamVersion::FIRST, version.get() as usize);
                     read.push(store.read_stream(stream, all).await?);
                 }
                 let folded = fold_short_streams(target, read, config.fold_batch)
@@ -324,7 +324,7 @@ impl Runtime {
                         verify_failed(entry, target, &group[index].0, error.message())
                     })?;
                 streams += folded.len() as u64;
-                events += folded.iter().map(|f| f.version).sum::<u64>();
+                events += folded.iter().map(|f| f.version.get()).sum::<u64>();
                 // Yield between jobs, so that commands keep their share of the threads.
                 tokio::task::yield_now().await;
             }
@@ -336,17 +336,13 @@ impl Runtime {
                 let folded = fold_stream(store, target, &stream, limit, config.fold_batch)
                     .await
                     .map_err(|error| verify_failed(entry, target, &stream, error.message()))?;
-                let folded_events = folded.version - folded.snapshot_version;
+                let folded_events = folded.events_since_snapshot();
                 streams += 1;
                 events += folded_events;
                 if config.snapshot_every > 0 && folded_events >= config.snapshot_every {
+                    let state = Bytes::from(folded.state);
                     store
-                        .save_snapshot(
-                            &stream,
-                            folded.version - 1,
-                            &target.tag,
-                            Bytes::from(folded.state),
-                        )
+                        .save_snapshot(&stream, folded.version, &target.tag, state)
                         .await?;
                 }
             }
@@ -354,8 +350,8 @@ impl Runtime {
     }
 }
 
-/// Streams of at most this many events are verified many per plugin job (the
-/// listed version is the last event's, from 0).
+/// Streams of at most this many events (a stream's version is its number of events)
+/// are verified many per plugin job.
 const SHORT_STREAM_EVENTS: u64 = 64;
 /// Short streams per verification job.
 const SHORT_STREAMS_PER_JOB: usize = 128;

@@ -2,30 +2,36 @@
 //!
 //! Versions count events: an aggregate with `n` events is at version `n` (0 before its
 //! first event), and the event that brought it there has version `n`. This is the
-//! `stream-version` the plugin's `handle` sees (`wit/aggregate.wit`).
+//! `stream-version` the plugin's `handle` sees (`wit/aggregate.wit`), and the store's
+//! [`StreamVersion`] (its documentation has the conventions of the store's numbers).
 
 #[cfg(feature = "native-rules")]
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 #[cfg(feature = "native-rules")]
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tally_store::StoreConfig;
+use tally_store::{GlobalPosition, SchemaVersion, StoreConfig, StreamVersion};
 
 use crate::{Command, Context, Decision, EngineConfig};
 
 /// Configuration of a [`Runtime`](crate::Runtime). Every limit has a default
-/// ([`RuntimeConfig::new`]).
+/// ([`RuntimeConfig::new`]). Each directory is named once, by the part that uses it:
+/// the store's logs ([`StoreConfig`]), the installed components
+/// ([`plugin_dir`](Self::plugin_dir)) and the compile cache
+/// ([`EngineConfig::cache_dir`]).
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// The data directory: the event store (`events/`, `snapshots/`), installed plugin
-    /// components (`plugins/`) and the compile cache (`compile-cache/`).
-    pub dir: PathBuf,
-    /// The event store's settings (its `dir` is replaced by [`dir`](Self::dir)).
+    /// Installed plugin components and their registry files. [`RuntimeConfig::new`]:
+    /// `<dir>/plugins`.
+    pub plugin_dir: PathBuf,
+    /// The event store's settings ([`RuntimeConfig::new`]: `<dir>/events` and
+    /// `<dir>/snapshots`).
     pub store: StoreConfig,
-    /// The plugin engine's limits (its `cache_dir` defaults to `<dir>/compile-cache`).
+    /// The plugin engine's limits ([`RuntimeConfig::new`]: compile cache in
+    /// `<dir>/compile-cache`).
     pub engine: EngineConfig,
     /// Bytes of aggregate states kept in memory (state plus key plus bookkeeping).
     /// Default **256 MiB**. States beyond it are evicted least recently used first
@@ -48,7 +54,7 @@ pub struct RuntimeConfig {
     /// commands queue) a larger share of the CPUs. On 2 cores, two per core ran
     /// durable commands 4-8 % faster than one per core, and a single hot aggregate
     /// no slower; four per core made the hot aggregate about 10 % slower
-    /// (docs/BENCHMARKS.md, session 8).
+    /// (docs/decisions/004-two-plugin-threads-per-core.md).
     pub plugin_threads: usize,
     /// Rules compiled into the host that decide the commands of an aggregate type in
     /// place of its active plugin's `decide` (see [`NativeRules`]). Default: none.
@@ -73,16 +79,16 @@ pub trait NativeRules: Send + Sync + std::fmt::Debug {
 }
 
 impl RuntimeConfig {
-    /// The default configuration for a runtime in `dir`.
-    pub fn new(dir: impl Into<PathBuf>) -> RuntimeConfig {
-        let dir = dir.into();
+    /// The default configuration for a runtime whose data is in `dir`.
+    pub fn new(dir: impl AsRef<Path>) -> RuntimeConfig {
+        let dir = dir.as_ref();
         RuntimeConfig {
-            store: StoreConfig::new(&dir),
+            plugin_dir: dir.join("plugins"),
+            store: StoreConfig::new(dir),
             engine: EngineConfig {
                 cache_dir: Some(dir.join("compile-cache")),
                 ..EngineConfig::default()
             },
-            dir,
             state_cache_bytes: 256 << 20,
             snapshot_every: 1_000,
             fold_batch: 512,
@@ -125,7 +131,7 @@ pub struct ExecuteOptions {
     /// (marked duplicate) and applies nothing.
     pub command_id: Option<String>,
     /// The aggregate must be at exactly this version (0: it has no events).
-    pub expected_version: Option<u64>,
+    pub expected_version: Option<StreamVersion>,
     /// Stored with the events.
     pub correlation_id: Option<String>,
     /// Stored with the events.
@@ -136,7 +142,7 @@ pub struct ExecuteOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     /// The aggregate's version after the command.
-    pub version: u64,
+    pub version: StreamVersion,
     /// The events the command appended (none for a command that changed nothing).
     pub events: Vec<StoredEvent>,
     /// The command id was applied before: these are that command's events.
@@ -149,13 +155,13 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     /// Global position in the log (from 0).
-    pub position: u64,
+    pub position: GlobalPosition,
     /// The aggregate's version this event produced (from 1).
-    pub version: u64,
+    pub version: StreamVersion,
     /// Event name.
     pub name: String,
     /// Schema version of `data`.
-    pub schema_version: u32,
+    pub schema_version: SchemaVersion,
     /// When it was appended, milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
     /// The command id it was appended with, if any.
@@ -168,7 +174,7 @@ pub struct StoredEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AggregateState {
     /// The aggregate's version (events folded).
-    pub version: u64,
+    pub version: StreamVersion,
     /// The state rendered by the plugin's `state-json`: a JSON object.
     pub state_json: String,
     /// The plugin version that folded it.
@@ -179,7 +185,7 @@ pub struct AggregateState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum At {
     /// Events at or before this global position.
-    Position(u64),
+    Position(GlobalPosition),
     /// Events appended at or before this time, milliseconds since the Unix epoch.
     TimeMs(u64),
 }
@@ -220,7 +226,7 @@ pub struct Activation {
     pub previous: Option<semver::Version>,
     /// Global position of the activation record in the log: commands appended after
     /// it ran on this version.
-    pub position: u64,
+    pub position: GlobalPosition,
     /// When, milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
     /// A rollback rather than an activation.

@@ -1,7 +1,7 @@
 //! The errors of the [`Runtime`](crate::Runtime).
 
 use crate::{CallError, InstallError, Rejection};
-use tally_store::StoreError;
+use tally_store::{GlobalPosition, SchemaVersion, StoreError, StreamVersion};
 
 /// Why a command was not applied. Nothing was appended when this is returned.
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +19,9 @@ pub enum CommandError {
     #[error("wrong expected version: expected {expected}, the aggregate is at {actual}")]
     WrongExpectedVersion {
         /// What the caller expected.
-        expected: u64,
+        expected: StreamVersion,
         /// The aggregate's version.
-        actual: u64,
+        actual: StreamVersion,
     },
     /// The command id was used before for another aggregate.
     #[error("command id {command_id} was already used for {stream}")]
@@ -126,9 +126,9 @@ pub enum PluginError {
         /// The event name.
         event: String,
         /// Its stored schema version.
-        schema_version: u32,
+        schema_version: SchemaVersion,
         /// Position of the first such event.
-        position: u64,
+        position: GlobalPosition,
     },
     /// Verification: a stream could not be folded under the new version.
     #[error("verification failed: {aggregate_type} {version} cannot fold {stream}: {message}")]

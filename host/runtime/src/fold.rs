@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use tally_store::{EventRef, EventStore, RecordedEvent, StoreError, StreamId, StreamRead};
+use tally_store::{
+    EventRef, EventStore, GlobalPosition, RecordedEvent, StoreError, StreamId, StreamRead,
+    StreamVersion,
+};
 
 use crate::registry::PluginVersion;
 use crate::{CallError, Event, PluginInstance};
@@ -44,17 +47,24 @@ impl From<CallError> for FoldError {
 /// A state at a version (events folded).
 #[derive(Debug, Clone)]
 pub(crate) struct Folded {
-    pub version: u64,
+    pub version: StreamVersion,
     pub state: Vec<u8>,
     /// The version of the snapshot the fold started from (0: the initial state).
-    pub snapshot_version: u64,
+    pub snapshot_version: StreamVersion,
+}
+
+impl Folded {
+    /// The events folded since the snapshot the fold started from.
+    pub fn events_since_snapshot(&self) -> u64 {
+        self.version.events_since(self.snapshot_version)
+    }
 }
 
 /// Where a fold stops.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FoldLimit {
     /// Only events at or before this global position.
-    pub up_to_position: Option<u64>,
+    pub up_to_position: Option<GlobalPosition>,
     /// Start from the latest snapshot of the plugin version's tag.
     pub use_snapshot: bool,
 }
@@ -68,27 +78,11 @@ pub(crate) async fn fold_stream(
     limit: FoldLimit,
     batch: usize,
 ) -> Result<Folded, FoldError> {
-    let snapshot = if limit.use_snapshot && limit.up_to_position.is_none() {
-        store.latest_snapshot(stream, &plugin.tag).await?
-    } else {
-        None
-    };
-    let mut folded = match snapshot {
-        Some(snapshot) => Folded {
-            version: snapshot.version + 1,
-            state: snapshot.data.to_vec(),
-            snapshot_version: snapshot.version + 1,
-        },
-        None => Folded {
-            version: 0,
-            state: plugin.run(|instance| instance.initial_state()).await?,
-            snapshot_version: 0,
-        },
-    };
+    let mut folded = fold_start(store, plugin, stream, limit).await?;
     // Pages are read one ahead, and turned into `apply`'s batches there: the next page
     // is read and converted while the plugin folds this one.
     let page = store.config().max_read_count;
-    let read_page = |from: u64| {
+    let read_page = |from: StreamVersion| {
         let (store, stream, plugin) = (store.clone(), stream.clone(), plugin.clone());
         let mut read = StreamRead::forward(from, page);
         read.up_to_position = limit.up_to_position;
@@ -99,21 +93,63 @@ pub(crate) async fn fold_stream(
             Ok::<_, StoreError>((events.len(), WireEvents::batches(events, batch)))
         })
     };
-    let mut next = Some(read_page(folded.version));
+    let mut next = Some(read_page(folded.version.next()));
     while let Some(reading) = next.take() {
         let (read, batches) = reading
             .await
             .map_err(|join| FoldError::Refused(format!("reading the stream failed: {join}")))??;
         if read == page {
-            next = Some(read_page(folded.version + page as u64));
+            next = Some(read_page(folded.version.next() + page as u64));
         }
         for events in batches {
+            debug_assert_eq!(
+                events.first_version(),
+                Some(folded.version.next()),
+                "a fold applies every event of {stream} once, in version order"
+            );
             let count = events.stored_count();
             folded.state = apply_batch(plugin, std::mem::take(&mut folded.state), events).await?;
             folded.version += count;
         }
     }
+    debug_assert!(
+        folded.version <= store.stream_version(stream),
+        "a fold of {stream} never gets ahead of its durable events"
+    );
     Ok(folded)
+}
+
+/// Where a fold starts: the latest snapshot of the plugin version's tag (if allowed
+/// and present), or the plugin's initial state.
+async fn fold_start(
+    store: &EventStore,
+    plugin: &Arc<PluginVersion>,
+    stream: &StreamId,
+    limit: FoldLimit,
+) -> Result<Folded, FoldError> {
+    let snapshot = if limit.use_snapshot && limit.up_to_position.is_none() {
+        store.latest_snapshot(stream, &plugin.tag).await?
+    } else {
+        None
+    };
+    Ok(match snapshot {
+        Some(snapshot) => {
+            debug_assert!(
+                snapshot.version <= store.stream_version(stream),
+                "the store hands out no snapshot ahead of the stream {stream}"
+            );
+            Folded {
+                version: snapshot.version,
+                state: snapshot.data.to_vec(),
+                snapshot_version: snapshot.version,
+            }
+        }
+        None => Folded {
+            version: StreamVersion::ZERO,
+            state: plugin.run(|instance| instance.initial_state()).await?,
+            snapshot_version: StreamVersion::ZERO,
+        },
+    })
 }
 
 /// Upcasts a batch and folds it into `state` in one `apply` call.
@@ -139,8 +175,8 @@ async fn apply_batch(
 /// call (off the plugin's thread).
 pub(crate) struct WireEvent {
     event: Event,
-    /// Its version in the stream (from 0), for errors.
-    version: u64,
+    /// Its version in the stream, for errors and checks.
+    version: StreamVersion,
     /// Whether it is at an older schema version than the plugin's: it needs `upcast`.
     stale: bool,
 }
@@ -153,7 +189,7 @@ impl WireEvent {
             version: stored.version,
             event: Event {
                 name: stored.name.to_owned(),
-                version: stored.schema_version,
+                version: stored.schema_version.get(),
                 data: stored.data.to_vec(),
             },
         }
@@ -166,7 +202,7 @@ impl WireEvent {
             version: stored.version,
             event: Event {
                 name: stored.name,
-                version: stored.schema_version,
+                version: stored.schema_version.get(),
                 data: stored.data.to_vec(),
             },
         }
@@ -177,9 +213,11 @@ impl WireEvent {
 /// schema versions are ready; the others are marked for `upcast`.
 pub(crate) struct WireEvents {
     events: Vec<Event>,
+    /// The stream version of the first event.
+    first_version: Option<StreamVersion>,
     /// Indexes into `events` of those at an older schema version, with their stream
     /// versions (for errors), in order.
-    stale: Vec<(usize, u64)>,
+    stale: Vec<(usize, StreamVersion)>,
 }
 
 impl WireEvents {
@@ -187,15 +225,22 @@ impl WireEvents {
     pub(crate) fn new(events: impl IntoIterator<Item = WireEvent>) -> WireEvents {
         let mut wire = WireEvents {
             events: Vec::new(),
+            first_version: None,
             stale: Vec::new(),
         };
         for event in events {
+            wire.first_version.get_or_insert(event.version);
             if event.stale {
                 wire.stale.push((wire.events.len(), event.version));
             }
             wire.events.push(event.event);
         }
         wire
+    }
+
+    /// The stream version of the batch's first event (`None` for an empty batch).
+    pub(crate) fn first_version(&self) -> Option<StreamVersion> {
+        self.first_version
     }
 
     /// `events` in batches of at most `batch`.
@@ -233,10 +278,8 @@ impl WireEvents {
                 Ok(upcast) => current.extend(upcast),
                 Err(message) => {
                     return Err(FoldError::Refused(format!(
-                        "cannot upcast {} (schema version {}) at version {}: {message}",
-                        event.name,
-                        event.version,
-                        version + 1
+                        "cannot upcast {} (schema version {}) at version {version}: {message}",
+                        event.name, event.version,
                     )));
                 }
             }
@@ -255,10 +298,17 @@ pub(crate) async fn fold_short_streams(
     streams: Vec<Vec<RecordedEvent>>,
     batch: usize,
 ) -> Result<Vec<Folded>, (usize, FoldError)> {
-    let streams: Vec<(u64, Vec<WireEvents>)> = streams
+    let streams: Vec<(StreamVersion, Vec<WireEvents>)> = streams
         .into_iter()
         .map(|events| {
-            let version = events.len() as u64;
+            let version = events
+                .last()
+                .map_or(StreamVersion::ZERO, |event| event.version);
+            debug_assert_eq!(
+                version.get(),
+                events.len() as u64,
+                "a short stream is folded whole, from its first event"
+            );
             let events = events
                 .into_iter()
                 .map(|event| WireEvent::from_recorded(plugin, event))
@@ -287,7 +337,7 @@ pub(crate) async fn fold_short_streams(
                 folded.push(Folded {
                     version,
                     state,
-                    snapshot_version: 0,
+                    snapshot_version: StreamVersion::ZERO,
                 });
             }
             Ok(Ok(folded))

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tally_wit::PANIC_MARKER;
 use wasmtime::component::{
     Component, ComponentExportIndex, Func, InstancePre, ResourceTable, TypedFunc,
 };
@@ -14,7 +15,7 @@ use crate::bindings::{Plugin, PluginIndices};
 use crate::engine::PluginEngine;
 use crate::output::{Label, Output};
 use crate::plugin::{PluginInner, is_kebab_case};
-use crate::{Command, Context, Event, PANIC_MARKER, Rejection};
+use crate::{Command, Context, Event, Rejection};
 
 /// Why a call into a plugin failed. Except for [`CallError::Invalid`], the
 /// instance that failed has been thrown away; the next call on the same

@@ -109,14 +109,12 @@ pub use runtime::{PluginStats, Runtime, RuntimeStats};
 pub use semver;
 /// Re-exported: the runtime is built on the event store.
 pub use tally_store;
+/// Re-exported: the numbers of the runtime's API are the store's.
+pub use tally_store::{GlobalPosition, SchemaVersion, StreamVersion};
 
 pub use bindings::exports::tally::aggregate::aggregate::{
     Command, Context, Event, EventSchema, Rejection,
 };
-
-/// The prefix of the stderr line by which an SDK-built plugin reports a panic
-/// (wit/README.md).
-pub const PANIC_MARKER: &str = "tally-plugin-panic: ";
 
 /// Host bindings for the `tally:aggregate/plugin` world at 1.0.0, the functions
 /// every plugin exports, generated from the frozen `wit/v1.0.0/`. They also bind

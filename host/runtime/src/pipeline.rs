@@ -18,19 +18,56 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use tally_store::{
-    AppendOptions, AppendResult, ExpectedVersion, NewEvent, StoreError, StreamId, StreamRead,
-    Submitted,
+    AppendOptions, AppendResult, ExpectedVersion, NewEvent, QueuedAppend, SchemaVersion,
+    StoreError, StreamId, StreamRead, StreamVersion, Submitted,
 };
 
 use crate::api::{ExecuteOptions, NativeRules, Outcome, StoredEvent};
 use crate::error::CommandError;
-use crate::registry::{PluginVersion, now_ms};
+use crate::registry::{PluginVersion, TypeEntry, now_ms};
 use crate::runtime::{Runtime, plugin_error, stored_event};
+use crate::state_cache::{Cached, Slot};
 use crate::{CallError, Command, Context, Decision, Event};
 
 /// Attempts of a command whose append the store refuses as out of date (each after
 /// rebuilding the state from the log).
 const MAX_ATTEMPTS: u32 = 4;
+
+/// The aggregate a command is for, and what deciding it needs besides the state.
+struct Target<'a> {
+    entry: Arc<TypeEntry>,
+    stream: StreamId,
+    /// Rules compiled into the host that decide in place of the plugin, if configured.
+    native_rules: Option<&'a dyn NativeRules>,
+    slot: Arc<Slot>,
+    options: ExecuteOptions,
+}
+
+/// How one turn of a command in its aggregate's slot ended.
+enum Turn {
+    /// Answered without appending: the command changed nothing.
+    Unchanged(Outcome),
+    /// The events are queued in the log; the slot is free for the next command.
+    Queued(Appending),
+    /// An append with the command id became durable meanwhile: its outcome answers.
+    Duplicate(AppendResult, Arc<PluginVersion>),
+    /// The log moved without this slot: the command, handed back, is to be decided
+    /// again on a rebuilt state.
+    OutOfDate(Command),
+}
+
+/// A command's events, queued in the log, on their way to being durable.
+struct Appending {
+    queued: QueuedAppend,
+    events: Vec<Event>,
+    plugin: Arc<PluginVersion>,
+    /// The aggregate's version once the events are durable.
+    version: StreamVersion,
+    /// The state at `version`, when a snapshot is due with these events.
+    snapshot: Option<Bytes>,
+    /// Bytes of the cached state, accounted in the cache once the append is answered.
+    state_len: usize,
+}
 
 impl Runtime {
     /// Executes `command` on aggregate `aggregate_id` of `aggregate_type` through the
@@ -40,158 +77,256 @@ impl Runtime {
         &self,
         aggregate_type: &str,
         aggregate_id: &str,
-        mut command: Command,
+        command: Command,
         options: ExecuteOptions,
     ) -> Result<Outcome, CommandError> {
         let _running = self.enter().ok_or(CommandError::Closed)?;
+        let entry = self.commanded_type(aggregate_type)?;
+        let stream = self.checked_stream(aggregate_type, aggregate_id, &command, &options)?;
+        if let Some(outcome) = self.earlier_outcome(&stream, &options, &entry).await? {
+            return Ok(outcome);
+        }
+        let target = Target {
+            entry,
+            native_rules: self.native_rules(aggregate_type),
+            slot: self.inner.cache.slot(&stream),
+            stream,
+            options,
+        };
+        self.take_turns(target, command).await
+    }
+
+    /// Takes turns in the aggregate's slot until one answers the command: a turn whose
+    /// append the store refuses as out of date is taken again on a state rebuilt from
+    /// the log, up to [`MAX_ATTEMPTS`] turns in all.
+    async fn take_turns(
+        &self,
+        target: Target<'_>,
+        mut command: Command,
+    ) -> Result<Outcome, CommandError> {
+        for _ in 0..MAX_ATTEMPTS {
+            match self.take_turn(&target, command).await? {
+                Turn::Unchanged(outcome) => return Ok(outcome),
+                Turn::Queued(appending) => return self.finish(target, appending).await,
+                Turn::Duplicate(result, plugin) => {
+                    let command_id = target.options.command_id.as_deref().unwrap_or_default();
+                    let stream = &target.stream;
+                    return self
+                        .duplicate(stream, stream, command_id, result, Some(plugin))
+                        .await;
+                }
+                Turn::OutOfDate(returned) => {
+                    // The log moved without this slot (an append failed, or someone
+                    // wrote to the stream directly): rebuild and decide again.
+                    target.slot.mark_stale();
+                    command = returned;
+                }
+            }
+        }
+        Err(keeps_failing(&target))
+    }
+
+    /// The type entry of `aggregate_type`, which must have an active plugin.
+    fn commanded_type(&self, aggregate_type: &str) -> Result<Arc<TypeEntry>, CommandError> {
         let (entry, _) = self
             .active_type(aggregate_type)
             .ok_or_else(|| CommandError::UnknownAggregateType(aggregate_type.to_owned()))?;
-        let native_rules = self.native_rules(aggregate_type);
+        Ok(entry)
+    }
+
+    /// Checks the names a command brings before anything runs; the aggregate's stream.
+    fn checked_stream(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        command: &Command,
+        options: &ExecuteOptions,
+    ) -> Result<StreamId, CommandError> {
         let max_len = self.inner.config.store.max_name_len;
         check_name("aggregate id", aggregate_id, max_len)?;
         check_name("command name", &command.name, max_len)?;
-        let stream = StreamId::new(aggregate_type, aggregate_id);
         if let Some(command_id) = &options.command_id {
             check_name("command id", command_id, max_len)?;
-            if let Some((used_for, result)) = self.inner.store.command_result(command_id) {
-                return self
-                    .duplicate(&stream, &used_for, command_id, result, entry.active())
-                    .await;
-            }
         }
+        Ok(StreamId::new(aggregate_type, aggregate_id))
+    }
 
-        let slot = self.inner.cache.slot(&stream);
-        let mut attempts = 1;
-        loop {
-            let mut guard = slot.state.lock().await;
-            // The version active when the command's turn comes decides it.
-            let plugin = entry
-                .active()
-                .ok_or_else(|| CommandError::UnknownAggregateType(aggregate_type.to_owned()))?;
-            self.ensure_state(&mut guard, &slot, &stream, &plugin)
-                .await?;
-            let cached = guard.cached.as_mut().expect("ensured");
-            if let Some(expected) = options.expected_version
-                && expected != cached.version
-            {
-                return Err(CommandError::WrongExpectedVersion {
-                    expected,
-                    actual: cached.version,
-                });
-            }
-            let context = Context {
-                aggregate_id: aggregate_id.to_owned(),
-                stream_version: cached.version,
-                now_ms: now_ms(),
-            };
-            let decision = match native_rules {
-                Some(rules) => rules.decide(&context, &cached.state, &command),
-                None => match decide(&plugin, context, cached.state.clone(), command).await {
-                    Ok((decision, returned)) => {
-                        command = returned;
-                        decision
-                    }
-                    Err(error) => return Err(plugin_error(&plugin, error)),
-                },
-            };
-            let (events, state) = match decision {
-                Ok(decided) => decided,
-                Err(rejection) => {
-                    plugin.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                    return Err(CommandError::Rejected(rejection));
-                }
-            };
-            plugin.counters.handled.fetch_add(1, Ordering::Relaxed);
-            if events.is_empty() {
-                return Ok(Outcome {
-                    version: cached.version,
-                    events: Vec::new(),
-                    duplicate: false,
-                    plugin_version: plugin.version().clone(),
-                });
-            }
+    /// The outcome of an earlier command with the same command id, if the store
+    /// retains one: then nothing is decided again.
+    async fn earlier_outcome(
+        &self,
+        stream: &StreamId,
+        options: &ExecuteOptions,
+        entry: &TypeEntry,
+    ) -> Result<Option<Outcome>, CommandError> {
+        let Some(command_id) = &options.command_id else {
+            return Ok(None);
+        };
+        let Some((used_for, result)) = self.inner.store.command_result(command_id) else {
+            return Ok(None);
+        };
+        self.duplicate(stream, &used_for, command_id, result, entry.active())
+            .await
+            .map(Some)
+    }
 
-            let new_events = events
-                .iter()
-                .map(|event| {
-                    NewEvent::new(event.name.clone(), event.data.clone())
-                        .with_schema_version(event.version)
-                })
-                .collect();
-            let expected = match cached.version {
-                0 => ExpectedVersion::NoStream,
-                version => ExpectedVersion::Exact(version - 1),
-            };
-            let append_options = AppendOptions {
-                command_id: options.command_id.clone(),
-                correlation_id: options.correlation_id.clone(),
-                causation_id: options.causation_id.clone(),
-            };
-            let submitted = self
-                .inner
-                .store
-                .submit(&stream, expected, new_events, append_options)
-                .await;
-            let queued = match submitted {
-                Ok(Submitted::Queued(queued)) => queued,
-                Ok(Submitted::Duplicate(result)) => {
-                    drop(guard);
-                    let command_id = options.command_id.as_deref().unwrap_or_default();
-                    return self
-                        .duplicate(&stream, &stream, command_id, result, Some(plugin))
-                        .await;
-                }
-                Err(StoreError::WrongExpectedVersion { .. }) if attempts < MAX_ATTEMPTS => {
-                    // The log moved without this slot (an append failed, or someone
-                    // wrote to the stream directly): rebuild and decide again.
-                    slot.mark_stale();
-                    attempts += 1;
-                    continue;
-                }
-                Err(StoreError::WrongExpectedVersion { .. }) => {
-                    // Still out of step after rebuilding: the log keeps failing this
-                    // aggregate's appends (a full disk) or others keep writing to it.
-                    slot.mark_stale();
-                    return Err(StoreError::Unavailable {
-                        reason: format!(
-                            "appends to {stream} keep failing; the last failure: {}",
-                            slot.last_failure()
-                                .unwrap_or_else(|| "a concurrent write".into())
-                        ),
-                        storage_full: slot.last_failure_was_storage_full(),
-                    }
-                    .into());
-                }
-                Err(error) => return Err(error.into()),
-            };
-
-            let count = events.len() as u64;
-            cached.version += count;
-            cached.state = Bytes::from(state);
-            cached.since_snapshot += count;
-            let snapshot = self.snapshot_due(cached.since_snapshot).then(|| {
-                cached.since_snapshot = 0;
-                (cached.version, cached.state.clone())
-            });
-            let state_len = cached.state.len();
-            slot.begin_append();
-            drop(guard);
-
-            let durable = queued.durable().await;
-            slot.end_append(durable.as_ref().err());
-            self.inner.cache.account(&stream, &slot, state_len);
-            let result = durable?;
-            if let Some((version, state)) = snapshot {
-                self.save_snapshot(stream.clone(), version, &plugin, state);
-            }
-            return Ok(Outcome {
-                version: result.last_version() + 1,
-                events: appended_events(events, &result, options.command_id),
+    /// One turn in the aggregate's slot: the state ensured, the expected version
+    /// checked, the command decided, its events queued in the log at the version the
+    /// state was built at, and the cached state moved past them. The slot is released
+    /// when this returns, before the events are durable.
+    async fn take_turn(&self, target: &Target<'_>, command: Command) -> Result<Turn, CommandError> {
+        let mut guard = target.slot.state.lock().await;
+        // The version active when the command's turn comes decides it.
+        let plugin = target
+            .entry
+            .active()
+            .ok_or_else(|| CommandError::UnknownAggregateType(target.entry.name.clone()))?;
+        self.ensure_state(&mut guard, &target.slot, &target.stream, &plugin)
+            .await?;
+        let cached = guard.cached.as_mut().expect("ensured");
+        check_expected_version(target.options.expected_version, cached.version)?;
+        let ((events, state), command) = self
+            .decide_command(target, &plugin, cached, command)
+            .await?;
+        if events.is_empty() {
+            return Ok(Turn::Unchanged(Outcome {
+                version: cached.version,
+                events: Vec::new(),
                 duplicate: false,
                 plugin_version: plugin.version().clone(),
-            });
+            }));
         }
+        let queued = match self.submit_events(target, cached.version, &events).await {
+            Ok(Submitted::Queued(queued)) => queued,
+            Ok(Submitted::Duplicate(result)) => return Ok(Turn::Duplicate(result, plugin)),
+            Err(StoreError::WrongExpectedVersion { .. }) => return Ok(Turn::OutOfDate(command)),
+            Err(error) => return Err(error.into()),
+        };
+        let appending = self.advance_cached(cached, queued, events, state, plugin);
+        target.slot.begin_append();
+        Ok(Turn::Queued(appending))
+    }
+
+    /// Has the native rules, or one instance of `plugin`, decide the command against
+    /// the cached state, and counts the answer; a rejection is an error. Returns the
+    /// events with the state after them, and the command (handed back for a retry).
+    async fn decide_command(
+        &self,
+        target: &Target<'_>,
+        plugin: &Arc<PluginVersion>,
+        cached: &Cached,
+        command: Command,
+    ) -> Result<((Vec<Event>, Vec<u8>), Command), CommandError> {
+        let context = Context {
+            aggregate_id: target.stream.aggregate_id.to_string(),
+            stream_version: cached.version.get(),
+            now_ms: now_ms(),
+        };
+        let (decision, command) = match target.native_rules {
+            Some(rules) => (rules.decide(&context, &cached.state, &command), command),
+            None => decide(plugin, context, cached.state.clone(), command)
+                .await
+                .map_err(|error| plugin_error(plugin, error))?,
+        };
+        match decision {
+            Ok(decided) => {
+                plugin.counters.handled.fetch_add(1, Ordering::Relaxed);
+                Ok((decided, command))
+            }
+            Err(rejection) => {
+                plugin.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                Err(CommandError::Rejected(rejection))
+            }
+        }
+    }
+
+    /// Queues the decided events in the store, expecting the stream at `version`, the
+    /// version the state was built at.
+    async fn submit_events(
+        &self,
+        target: &Target<'_>,
+        version: StreamVersion,
+        events: &[Event],
+    ) -> Result<Submitted, StoreError> {
+        let new_events = events
+            .iter()
+            .map(|event| {
+                NewEvent::new(event.name.clone(), event.data.clone())
+                    .with_schema_version(SchemaVersion::new(event.version))
+            })
+            .collect();
+        let options = &target.options;
+        let append_options = AppendOptions {
+            command_id: options.command_id.clone(),
+            correlation_id: options.correlation_id.clone(),
+            causation_id: options.causation_id.clone(),
+        };
+        let expected = ExpectedVersion::Exact(version);
+        self.inner
+            .store
+            .submit(&target.stream, expected, new_events, append_options)
+            .await
+    }
+
+    /// Moves the cached state past the queued events (the next command of the
+    /// aggregate decides against it while the log syncs), and takes a snapshot of it
+    /// when one is due.
+    fn advance_cached(
+        &self,
+        cached: &mut Cached,
+        queued: QueuedAppend,
+        events: Vec<Event>,
+        state: Vec<u8>,
+        plugin: Arc<PluginVersion>,
+    ) -> Appending {
+        let count = events.len() as u64;
+        cached.version += count;
+        cached.state = Bytes::from(state);
+        cached.since_snapshot += count;
+        let snapshot = self.snapshot_due(cached.since_snapshot).then(|| {
+            cached.since_snapshot = 0;
+            cached.state.clone()
+        });
+        Appending {
+            queued,
+            events,
+            plugin,
+            version: cached.version,
+            snapshot,
+            state_len: cached.state.len(),
+        }
+    }
+
+    /// Waits until the command's events are durable (or failed: the slot's state is
+    /// then stale), accounts the slot in the cache, writes a snapshot that is due, and
+    /// answers.
+    async fn finish(
+        &self,
+        target: Target<'_>,
+        appending: Appending,
+    ) -> Result<Outcome, CommandError> {
+        let durable = appending.queued.durable().await;
+        target.slot.end_append(durable.as_ref().err());
+        self.inner
+            .cache
+            .account(&target.stream, &target.slot, appending.state_len);
+        let result = durable?;
+        debug_assert_eq!(
+            result.last_version(),
+            appending.version,
+            "the append of {} continued the version its state was built at",
+            target.stream
+        );
+        if let Some(state) = appending.snapshot {
+            let plugin = &appending.plugin;
+            self.save_snapshot(target.stream, appending.version, plugin, state);
+        }
+        Ok(Outcome {
+            version: result.last_version(),
+            events: appended_events(appending.events, &result, target.options.command_id),
+            duplicate: false,
+            plugin_version: appending.plugin.version().clone(),
+        })
     }
 
     /// The native rules configured for `aggregate_type`, if any (see [`NativeRules`]).
@@ -217,7 +352,13 @@ impl Runtime {
 
     /// Writes a snapshot in the background; a failure is logged and counted (the
     /// next one is due after another `snapshot_every` events).
-    fn save_snapshot(&self, stream: StreamId, version: u64, plugin: &PluginVersion, state: Bytes) {
+    fn save_snapshot(
+        &self,
+        stream: StreamId,
+        version: StreamVersion,
+        plugin: &PluginVersion,
+        state: Bytes,
+    ) {
         let runtime = self.clone();
         let tag = plugin.tag.clone();
         tokio::spawn(async move {
@@ -225,12 +366,12 @@ impl Runtime {
             let saved = runtime
                 .inner
                 .store
-                .save_snapshot(&stream, version - 1, &tag, state)
+                .save_snapshot(&stream, version, &tag, state)
                 .await;
             match saved {
                 Ok(()) => counters.snapshots_written.fetch_add(1, Ordering::Relaxed),
                 Err(error) => {
-                    tracing::warn!(%stream, version, %error, "snapshot not written");
+                    tracing::warn!(%stream, %version, %error, "snapshot not written");
                     counters.snapshot_failures.fetch_add(1, Ordering::Relaxed)
                 }
             };
@@ -255,7 +396,7 @@ impl Runtime {
         let read = StreamRead::forward(result.first_version, result.count as usize);
         let events = self.inner.store.read_stream(stream, read).await?;
         Ok(Outcome {
-            version: result.last_version() + 1,
+            version: result.last_version(),
             events: events.into_iter().map(stored_event).collect(),
             duplicate: true,
             plugin_version: plugin
@@ -263,6 +404,37 @@ impl Runtime {
                 .unwrap_or_else(|| semver::Version::new(0, 0, 0)),
         })
     }
+}
+
+/// Refuses a command whose caller expected the aggregate at another version.
+fn check_expected_version(
+    expected: Option<StreamVersion>,
+    actual: StreamVersion,
+) -> Result<(), CommandError> {
+    match expected {
+        Some(expected) if expected != actual => {
+            Err(CommandError::WrongExpectedVersion { expected, actual })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The error of a command whose append is still refused as out of date after
+/// rebuilding its state each time: the log keeps failing the aggregate's appends (a
+/// full disk) or others keep writing to it.
+fn keeps_failing(target: &Target<'_>) -> CommandError {
+    let slot = &target.slot;
+    let last_failure = slot
+        .last_failure()
+        .unwrap_or_else(|| "a concurrent write".into());
+    StoreError::Unavailable {
+        reason: format!(
+            "appends to {} keep failing; the last failure: {last_failure}",
+            target.stream
+        ),
+        storage_full: slot.last_failure_was_storage_full(),
+    }
+    .into()
 }
 
 /// Decides the command on one instance of `plugin` (`decide`, or `handle` then
@@ -293,14 +465,17 @@ fn appended_events(
     events
         .into_iter()
         .enumerate()
-        .map(|(i, event)| StoredEvent {
-            position: result.first_position + i as u64,
-            version: result.first_version + i as u64 + 1,
-            name: event.name,
-            schema_version: event.version,
-            timestamp_ms: result.timestamp_ms,
-            command_id: command_id.clone(),
-            data: Bytes::from(event.data),
+        .map(|(i, event)| {
+            let (position, version) = result.event_at(i as u64);
+            StoredEvent {
+                position,
+                version,
+                name: event.name,
+                schema_version: SchemaVersion::new(event.version),
+                timestamp_ms: result.timestamp_ms,
+                command_id: command_id.clone(),
+                data: Bytes::from(event.data),
+            }
         })
         .collect()
 }

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tally_store::SchemaVersion;
+
 use crate::EventSchema;
 use crate::bindings::exports::tally::aggregate::aggregate::PluginInfo as WireInfo;
 use crate::cache::{CacheStatus, load_or_compile};
@@ -188,8 +190,9 @@ impl LoadedPlugin {
 
     /// The schema version this plugin writes for event `name` (`None`: it does not
     /// describe the event). O(1).
-    pub fn event_version(&self, name: &str) -> Option<u32> {
-        self.inner.event_versions.get(name).copied()
+    pub fn event_version(&self, name: &str) -> Option<SchemaVersion> {
+        let described = self.inner.event_versions.get(name).copied();
+        described.map(SchemaVersion::new)
     }
 
     /// Whether the plugin exports `decide` (contract 1.1.0): commands then take one

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tally_store::{EventStore, NewEvent, RecordedEvent, StreamId, StreamRead};
+use tally_store::{EventStore, NewEvent, RecordedEvent, StreamId, StreamRead, StreamVersion};
 
 use crate::api::{Activation, InstalledPlugin, PluginStatus};
 use crate::error::RuntimeError;
@@ -246,13 +246,13 @@ impl Registry {
         let count = store.count_streams(REGISTRY_TYPE);
         for (stream, _) in store.list_streams(REGISTRY_TYPE, 0, count) {
             let entry = registry.entry(&stream.aggregate_id);
-            let mut next = 0;
+            let mut next = StreamVersion::FIRST;
             loop {
                 let page = store
                     .read_stream(&stream, StreamRead::forward(next, usize::MAX))
                     .await?;
                 let Some(last) = page.last() else { break };
-                next = last.version + 1;
+                next = last.version.next();
                 for event in &page {
                     registry.replay(&entry, event).await?;
                 }

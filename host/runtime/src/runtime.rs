@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tally_store::{
-    EventStore, OpenReport, RecordedEvent, StreamId, StreamRead, Subscription, SubscriptionFilter,
+    EventStore, GlobalPosition, OpenReport, RecordedEvent, SchemaVersion, StreamId, StreamRead,
+    StreamVersion, Subscription, SubscriptionFilter,
 };
 use tokio::sync::Notify;
 
@@ -121,13 +122,11 @@ impl Drop for Running<'_> {
 }
 
 impl Runtime {
-    /// Opens the runtime in `config.dir`: recovers the event store, restores every
+    /// Opens the runtime in the directories `config` names: recovers the event store, restores every
     /// installed plugin version (from the compile cache when it has them) and the
     /// active ones.
-    pub async fn open(mut config: RuntimeConfig) -> Result<(Runtime, OpenReport), RuntimeError> {
+    pub async fn open(config: RuntimeConfig) -> Result<(Runtime, OpenReport), RuntimeError> {
         let started = Instant::now();
-        std::fs::create_dir_all(&config.dir)?;
-        config.store.dir = config.dir.clone();
         if config.fold_batch == 0 {
             return Err(RuntimeError::Invalid(
                 "fold_batch must be at least 1".into(),
@@ -140,7 +139,7 @@ impl Runtime {
         let (store, report) = EventStore::open(config.store.clone()).await?;
         let workers = PluginWorkers::start(config.plugin_threads)?;
         let registry = match Registry::open(
-            config.dir.join("plugins"),
+            config.plugin_dir.clone(),
             engine,
             Arc::new(workers),
             config.isolate_after_timeout,
@@ -223,7 +222,7 @@ impl Runtime {
             .active_type(aggregate_type)
             .ok_or_else(|| RuntimeError::UnknownAggregateType(aggregate_type.to_owned()))?;
         let stream = StreamId::new(aggregate_type, aggregate_id);
-        if self.inner.store.stream_version(&stream).is_none() {
+        if self.inner.store.stream_version(&stream) == StreamVersion::ZERO {
             return Ok(None);
         }
         let slot = self.inner.cache.slot(&stream);
@@ -238,7 +237,7 @@ impl Runtime {
                 Some(Folded {
                     version: cached.version,
                     state: cached.state.to_vec(),
-                    snapshot_version: 0,
+                    snapshot_version: StreamVersion::ZERO,
                 })
             } else {
                 None
@@ -286,25 +285,25 @@ impl Runtime {
             use_snapshot: false,
         };
         let folded = self.fold(&plugin, &stream, limit).await?;
-        if folded.version == 0 {
+        if folded.version == StreamVersion::ZERO {
             return Ok(None);
         }
         Ok(Some(self.render(&plugin, folded).await?))
     }
 
-    /// Events of an aggregate from `from_version` (the first event is version 1), at
-    /// most `max_count` (capped by the store's `max_read_count`), as stored or upcast
-    /// to the active plugin's schemas.
+    /// Events of an aggregate from `from_version` (the first event is version 1; 0 reads
+    /// from the first too), at most `max_count` (capped by the store's
+    /// `max_read_count`), as stored or upcast to the active plugin's schemas.
     pub async fn events(
         &self,
         aggregate_type: &str,
         aggregate_id: &str,
-        from_version: u64,
+        from_version: StreamVersion,
         max_count: usize,
         view: EventView,
     ) -> Result<Vec<StoredEvent>, RuntimeError> {
         let stream = StreamId::new(aggregate_type, aggregate_id);
-        let read = StreamRead::forward(from_version.saturating_sub(1), max_count);
+        let read = StreamRead::forward(from_version, max_count);
         let stored = self.inner.store.read_stream(&stream, read).await?;
         match view {
             EventView::Stored => Ok(stored.into_iter().map(stored_event).collect()),
@@ -312,49 +311,7 @@ impl Runtime {
                 let (_, plugin) = self
                     .active_type(aggregate_type)
                     .ok_or_else(|| RuntimeError::UnknownAggregateType(aggregate_type.to_owned()))?;
-                let stored: Vec<_> = stored
-                    .into_iter()
-                    .map(|event| {
-                        let about = (event.position, event.version, event.timestamp_ms);
-                        let command_id = event.command_id.clone();
-                        (
-                            about,
-                            command_id,
-                            WireEvents::new([WireEvent::from_recorded(&plugin, event)]),
-                        )
-                    })
-                    .collect();
-                let upcast = plugin
-                    .run(move |instance| {
-                        let mut out = Vec::new();
-                        for ((position, version, timestamp_ms), command_id, event) in stored {
-                            let current = match event.into_current(instance) {
-                                Ok(current) => current,
-                                Err(FoldError::Call(error)) => return Err(error),
-                                Err(other) => return Ok(Err(other.message())),
-                            };
-                            out.extend(current.into_iter().map(|event| StoredEvent {
-                                position,
-                                version: version + 1,
-                                name: event.name,
-                                schema_version: event.version,
-                                timestamp_ms,
-                                command_id: command_id.clone(),
-                                data: event.data.into(),
-                            }));
-                        }
-                        Ok(Ok(out))
-                    })
-                    .await
-                    .map_err(|error| plugin_failure(&plugin, error))?;
-                upcast.map_err(|message| {
-                    Box::new(CommandError::Rehydrate {
-                        stream: stream.to_string(),
-                        version: plugin.version().clone(),
-                        message,
-                    })
-                    .into()
-                })
+                upcast_events(&plugin, &stream, stored).await
             }
         }
     }
@@ -366,13 +323,13 @@ impl Runtime {
         aggregate_type: &str,
         skip: usize,
         max_count: usize,
-    ) -> (Vec<(String, u64)>, usize) {
+    ) -> (Vec<(String, StreamVersion)>, usize) {
         let store = &self.inner.store;
         let max_count = max_count.min(store.config().max_read_count);
         let page = store
             .list_streams(aggregate_type, skip, max_count)
             .into_iter()
-            .map(|(stream, version)| (stream.aggregate_id.to_string(), version + 1))
+            .map(|(stream, version)| (stream.aggregate_id.to_string(), version))
             .collect();
         (page, store.count_streams(aggregate_type))
     }
@@ -380,7 +337,11 @@ impl Runtime {
     /// A subscription to the log from `from_position`: catch-up, then live durable
     /// events. The registry's own streams (`$tally-plugins`) are included unless the
     /// filter names an aggregate type.
-    pub fn subscribe(&self, from_position: u64, filter: SubscriptionFilter) -> Subscription {
+    pub fn subscribe(
+        &self,
+        from_position: GlobalPosition,
+        filter: SubscriptionFilter,
+    ) -> Subscription {
         self.inner.store.subscribe(from_position, filter)
     }
 
@@ -485,6 +446,17 @@ impl Runtime {
         guard.cached = None;
         slot.wait_settled().await;
         slot.take_stale();
+        guard.cached = Some(self.rebuild_state(stream, plugin).await?);
+        Ok(())
+    }
+
+    /// Rebuilds the state of `stream` under `plugin` from snapshot and log, counted
+    /// and timed as a rehydration.
+    async fn rebuild_state(
+        &self,
+        stream: &StreamId,
+        plugin: &Arc<PluginVersion>,
+    ) -> Result<Cached, CommandError> {
         let started = Instant::now();
         let limit = FoldLimit {
             up_to_position: None,
@@ -492,20 +464,17 @@ impl Runtime {
         };
         let folded = self.fold_command(plugin, stream, limit).await?;
         let micros = started.elapsed().as_micros() as u64;
-        let runtime_counters = &self.inner.counters;
-        runtime_counters
-            .rehydrations
-            .fetch_add(1, Ordering::Relaxed);
-        runtime_counters
+        let counters = &self.inner.counters;
+        counters.rehydrations.fetch_add(1, Ordering::Relaxed);
+        counters
             .rehydrate_micros
             .fetch_add(micros, Ordering::Relaxed);
-        guard.cached = Some(Cached {
+        Ok(Cached {
             plugin: plugin.clone(),
-            since_snapshot: folded.version - folded.snapshot_version,
+            since_snapshot: folded.events_since_snapshot(),
             version: folded.version,
             state: Bytes::from(folded.state),
-        });
-        Ok(())
+        })
     }
 
     /// Folds `stream` under `plugin` with the configured batch size.
@@ -587,11 +556,60 @@ pub(crate) fn fold_failure(
     }
 }
 
-/// A recorded event in the runtime's terms (versions from 1).
+/// Upcasts stored events of `stream` to `plugin`'s current schemas, in one plugin job;
+/// each event it gives keeps the position and version of the stored one.
+async fn upcast_events(
+    plugin: &Arc<PluginVersion>,
+    stream: &StreamId,
+    stored: Vec<RecordedEvent>,
+) -> Result<Vec<StoredEvent>, RuntimeError> {
+    let stored: Vec<_> = stored
+        .into_iter()
+        .map(|event| {
+            let about = (event.position, event.version, event.timestamp_ms);
+            let command_id = event.command_id.clone();
+            let wire = WireEvents::new([WireEvent::from_recorded(plugin, event)]);
+            (about, command_id, wire)
+        })
+        .collect();
+    let upcast = plugin
+        .run(move |instance| {
+            let mut out = Vec::new();
+            for ((position, version, timestamp_ms), command_id, event) in stored {
+                let current = match event.into_current(instance) {
+                    Ok(current) => current,
+                    Err(FoldError::Call(error)) => return Err(error),
+                    Err(other) => return Ok(Err(other.message())),
+                };
+                out.extend(current.into_iter().map(|event| StoredEvent {
+                    position,
+                    version,
+                    name: event.name,
+                    schema_version: SchemaVersion::new(event.version),
+                    timestamp_ms,
+                    command_id: command_id.clone(),
+                    data: event.data.into(),
+                }));
+            }
+            Ok(Ok(out))
+        })
+        .await
+        .map_err(|error| plugin_failure(plugin, error))?;
+    upcast.map_err(|message| {
+        Box::new(CommandError::Rehydrate {
+            stream: stream.to_string(),
+            version: plugin.version().clone(),
+            message,
+        })
+        .into()
+    })
+}
+
+/// A recorded event in the runtime's terms.
 pub(crate) fn stored_event(event: RecordedEvent) -> StoredEvent {
     StoredEvent {
         position: event.position,
-        version: event.version + 1,
+        version: event.version,
         name: event.name,
         schema_version: event.schema_version,
         timestamp_ms: event.timestamp_ms,

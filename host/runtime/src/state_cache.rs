@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use lru::LruCache;
-use tally_store::StreamId;
+use tally_store::{StreamId, StreamVersion};
 use tokio::sync::Notify;
 
 use crate::registry::PluginVersion;
@@ -31,7 +31,7 @@ const EVICTION_SCAN: usize = 16;
 pub(crate) struct Cached {
     pub plugin: Arc<PluginVersion>,
     /// Events folded (including appends queued but not yet durable).
-    pub version: u64,
+    pub version: StreamVersion,
     /// Shared, not copied, with a plugin call deciding against it.
     pub state: Bytes,
     /// Events since the last snapshot (or since the start).

@@ -1,8 +1,10 @@
 //! Host memory stays bounded while plugins try to exhaust it. A binary of its own
 //! so that no other test's allocations blur the process's peak resident memory.
 
-use tally_plugin_contract_tests::components;
-use tally_runtime::{CallError, Command, Context, EngineConfig, LoadedPlugin, PluginEngine};
+use tally_runtime::{CallError, Command, Context, EngineConfig, Event, LoadedPlugin, PluginEngine};
+use tally_test_support::components;
+
+tally_test_support::call_builders!(Command, Event, Context);
 
 /// A `/proc/self/status` field in KiB (`VmRSS`, `VmHWM`).
 fn status_kib(field: &str) -> u64 {
@@ -22,23 +24,16 @@ fn memory_bombs_and_huge_events_leave_host_memory_bounded() {
         ..EngineConfig::default()
     })
     .unwrap();
-    let bytes = std::fs::read(components::TEST_HOSTILE).unwrap();
-    let hostile = LoadedPlugin::load(&engine, &bytes).unwrap();
+    let hostile =
+        LoadedPlugin::load(&engine, &components::bytes(components::TEST_HOSTILE)).unwrap();
     let mut instance = hostile.instance();
     let state = instance.initial_state().unwrap();
-    let ctx = Context {
-        aggregate_id: "bomb".into(),
-        stream_version: 0,
-        now_ms: 0,
-    };
+    let ctx = context("bomb", 0);
     let baseline_peak = status_kib("VmHWM");
 
     for round in 0..5 {
         for name in ["MemoryBomb", "BigEvent"] {
-            let command = Command {
-                name: name.into(),
-                data: b"{}".to_vec(),
-            };
+            let command = command(name, "{}");
             let error = instance.handle(&ctx, &state, &command).unwrap_err();
             assert_eq!(
                 error,

@@ -1,6 +1,7 @@
 //! The command line: `tally serve`, the client commands that talk to a running
 //! service, and the offline and local tools (`verify`, `plugin new`, `demo`).
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,63 +45,11 @@ pub enum Command {
     /// Run the service (HTTP API, live event stream, plugin admin, metrics).
     Serve(ServeArgs),
     /// Send a command: `tally send bank-account alice Deposit '{"amount":500}'`.
-    Send {
-        /// Aggregate type.
-        aggregate_type: String,
-        /// Aggregate id.
-        id: String,
-        /// Command name.
-        command: String,
-        /// Command data, JSON (default `null`).
-        data: Option<String>,
-        /// Idempotency key.
-        #[arg(long)]
-        command_id: Option<String>,
-        /// Fail unless the aggregate is at this version.
-        #[arg(long)]
-        expected_version: Option<u64>,
-        /// The service and the output format.
-        #[command(flatten)]
-        client: ClientArgs,
-    },
+    Send(SendArgs),
     /// Show an aggregate's state, now or in the past.
-    State {
-        /// Aggregate type.
-        aggregate_type: String,
-        /// Aggregate id.
-        id: String,
-        /// As of this global position.
-        #[arg(long, conflicts_with = "at_time")]
-        at_position: Option<u64>,
-        /// As of this time (ms since the Unix epoch).
-        #[arg(long)]
-        at_time: Option<u64>,
-        /// The service and the output format.
-        #[command(flatten)]
-        client: ClientArgs,
-    },
+    State(StateArgs),
     /// Show events: an aggregate's, or the global log; `--follow` streams live ones.
-    Events {
-        /// Aggregate type (with ID: that aggregate's events).
-        aggregate_type: Option<String>,
-        /// Aggregate id.
-        id: Option<String>,
-        /// Keep streaming new events (global log, filtered by TYPE if given).
-        #[arg(long)]
-        follow: bool,
-        /// First position (global log) or version (aggregate) to show.
-        #[arg(long)]
-        from: Option<u64>,
-        /// Most events to show (not with --follow).
-        #[arg(long)]
-        limit: Option<usize>,
-        /// Show events upcast to the active plugin's schemas (aggregate events).
-        #[arg(long)]
-        current: bool,
-        /// The service and the output format.
-        #[command(flatten)]
-        client: ClientArgs,
-    },
+    Events(EventsArgs),
     /// Manage plugins.
     Plugin {
         /// What to do.
@@ -131,26 +80,82 @@ pub enum Command {
     },
 }
 
+/// The aggregate a client command is about.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AggregateArgs {
+    /// Aggregate type.
+    pub aggregate_type: String,
+    /// Aggregate id.
+    pub id: String,
+}
+
+/// `tally send`: the command and where to send it.
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// The aggregate.
+    #[command(flatten)]
+    pub aggregate: AggregateArgs,
+    /// Command name.
+    pub command: String,
+    /// Command data, JSON (default `null`).
+    pub data: Option<String>,
+    /// Idempotency key.
+    #[arg(long)]
+    pub command_id: Option<String>,
+    /// Fail unless the aggregate is at this version.
+    #[arg(long)]
+    pub expected_version: Option<u64>,
+    /// The service and the output format.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `tally state`: the aggregate, and the moment to see it at.
+#[derive(Debug, clap::Args)]
+pub struct StateArgs {
+    /// The aggregate.
+    #[command(flatten)]
+    pub aggregate: AggregateArgs,
+    /// As of this global position.
+    #[arg(long, conflicts_with = "at_time")]
+    pub at_position: Option<u64>,
+    /// As of this time (ms since the Unix epoch).
+    #[arg(long)]
+    pub at_time: Option<u64>,
+    /// The service and the output format.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `tally events`: whose events, from where, and whether to keep following.
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    /// Aggregate type (with ID: that aggregate's events).
+    pub aggregate_type: Option<String>,
+    /// Aggregate id.
+    pub id: Option<String>,
+    /// Keep streaming new events (global log, filtered by TYPE if given).
+    #[arg(long)]
+    pub follow: bool,
+    /// First position (global log) or version (aggregate) to show.
+    #[arg(long)]
+    pub from: Option<u64>,
+    /// Most events to show (not with --follow).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Show events upcast to the active plugin's schemas (aggregate events).
+    #[arg(long)]
+    pub current: bool,
+    /// The service and the output format.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// `tally plugin ...`.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
     /// Upload a component.
-    Install {
-        /// The `.wasm` component.
-        file: PathBuf,
-        /// Activate it.
-        #[arg(long)]
-        activate: bool,
-        /// Skip the verification fold when activating.
-        #[arg(long)]
-        no_verify: bool,
-        /// Install an older version or switch despite unknown schemas.
-        #[arg(long)]
-        force: bool,
-        /// The service and the output format.
-        #[command(flatten)]
-        client: ClientArgs,
-    },
+    Install(InstallArgs),
     /// Installed versions, the active one, the history.
     List {
         /// The service and the output format.
@@ -163,29 +168,17 @@ pub enum PluginCommand {
         aggregate_type: String,
         /// Version.
         version: String,
-        /// Skip the verification fold.
-        #[arg(long)]
-        no_verify: bool,
-        /// Switch despite unknown schemas.
-        #[arg(long)]
-        force: bool,
-        /// The service and the output format.
+        /// How to switch, and the service.
         #[command(flatten)]
-        client: ClientArgs,
+        switch: SwitchArgs,
     },
     /// Return to the previously active version.
     Rollback {
         /// Aggregate type.
         aggregate_type: String,
-        /// Skip the verification fold.
-        #[arg(long)]
-        no_verify: bool,
-        /// Switch despite unknown schemas.
-        #[arg(long)]
-        force: bool,
-        /// The service and the output format.
+        /// How to switch, and the service.
         #[command(flatten)]
-        client: ClientArgs,
+        switch: SwitchArgs,
     },
     /// Create a plugin crate: one command, one event, a given/when/then test.
     New {
@@ -200,9 +193,49 @@ pub enum PluginCommand {
     },
 }
 
+/// `tally plugin install`: the component and what to do with it.
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// The `.wasm` component.
+    pub file: PathBuf,
+    /// Activate it.
+    #[arg(long)]
+    pub activate: bool,
+    /// Skip the verification fold when activating.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Install an older version or switch despite unknown schemas.
+    #[arg(long)]
+    pub force: bool,
+    /// The service and the output format.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// How `tally plugin activate` and `rollback` switch versions.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SwitchArgs {
+    /// Skip the verification fold.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Switch despite unknown schemas.
+    #[arg(long)]
+    pub force: bool,
+    /// The service and the output format.
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// Runs the command line; the exit code says whether it worked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    run_to_exit_code(run(cli.command))
+}
+
+/// Runs `work` to its end on a new multi-threaded async runtime, as a binary's `main`
+/// does: an error (with its causes) goes to stderr, and the exit code says whether it
+/// worked.
+pub fn run_to_exit_code<T>(work: impl Future<Output = anyhow::Result<T>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -213,8 +246,8 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match runtime.block_on(work) {
+        Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -225,94 +258,9 @@ pub fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => crate::serve::serve(args).await,
-        Command::Send {
-            aggregate_type,
-            id,
-            command,
-            data,
-            command_id,
-            expected_version,
-            client,
-        } => {
-            let data: Value = match data {
-                Some(text) => serde_json::from_str(&text)
-                    .map_err(|error| anyhow::anyhow!("DATA is not JSON: {error}"))?,
-                None => Value::Null,
-            };
-            let mut body = json!({ "type": command, "data": data });
-            if let Some(command_id) = command_id {
-                body["command_id"] = json!(command_id);
-            }
-            if let Some(version) = expected_version {
-                body["expected_version"] = json!(version);
-            }
-            let answer = connect(&client)
-                .send_command(&aggregate_type, &id, &body)
-                .await?;
-            print(&client, &answer, |answer| {
-                let events: Vec<String> = answer["events"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|event| {
-                        format!(
-                            "{} {}",
-                            event["type"].as_str().unwrap_or("?"),
-                            event["data"]
-                        )
-                    })
-                    .collect();
-                let duplicate = if answer["duplicate"] == json!(true) {
-                    " (duplicate)"
-                } else {
-                    ""
-                };
-                format!(
-                    "{aggregate_type}/{id} is at version {}{duplicate}: {}",
-                    answer["version"],
-                    if events.is_empty() {
-                        "no events".to_owned()
-                    } else {
-                        events.join(", ")
-                    }
-                )
-            });
-            Ok(())
-        }
-        Command::State {
-            aggregate_type,
-            id,
-            at_position,
-            at_time,
-            client,
-        } => {
-            let mut query = Vec::new();
-            if let Some(position) = at_position {
-                query.push(("at_position", position.to_string()));
-            }
-            if let Some(time) = at_time {
-                query.push(("at_time", time.to_string()));
-            }
-            let answer = connect(&client).state(&aggregate_type, &id, &query).await?;
-            print(&client, &answer, |answer| {
-                format!(
-                    "{aggregate_type}/{id} at version {} (plugin {}):\n{}",
-                    answer["version"],
-                    answer["plugin_version"].as_str().unwrap_or("?"),
-                    serde_json::to_string_pretty(&answer["state"]).unwrap_or_default()
-                )
-            });
-            Ok(())
-        }
-        Command::Events {
-            aggregate_type,
-            id,
-            follow,
-            from,
-            limit,
-            current,
-            client,
-        } => events(aggregate_type, id, follow, from, limit, current, &client).await,
+        Command::Send(args) => send(&args).await,
+        Command::State(args) => state(&args).await,
+        Command::Events(args) => events(args).await,
         Command::Plugin { command } => plugin(command).await,
         Command::Verify {
             data_dir,
@@ -324,224 +272,302 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-async fn events(
-    aggregate_type: Option<String>,
-    id: Option<String>,
-    follow: bool,
-    from: Option<u64>,
-    limit: Option<usize>,
-    current: bool,
-    client_args: &ClientArgs,
-) -> anyhow::Result<()> {
-    let client = connect(client_args);
-    let json_output = client_args.json;
-    let line = move |event: &Value| {
-        if json_output {
-            event.to_string()
-        } else {
+/// `tally send`: sends the command, prints the aggregate's new version and events.
+async fn send(args: &SendArgs) -> anyhow::Result<()> {
+    let body = command_body(args)?;
+    let answer = connect(&args.client)
+        .send_command(&args.aggregate.aggregate_type, &args.aggregate.id, &body)
+        .await?;
+    print(&args.client, &answer, |answer| {
+        sent_text(&args.aggregate.aggregate_type, &args.aggregate.id, answer)
+    });
+    Ok(())
+}
+
+/// The request body of `tally send`: the command's name and data (`null` if none), its
+/// idempotency key and expected version if given.
+fn command_body(args: &SendArgs) -> anyhow::Result<Value> {
+    let data: Value = match &args.data {
+        Some(text) => serde_json::from_str(text)
+            .map_err(|error| anyhow::anyhow!("DATA is not JSON: {error}"))?,
+        None => Value::Null,
+    };
+    let mut body = json!({ "type": args.command, "data": data });
+    if let Some(command_id) = &args.command_id {
+        body["command_id"] = json!(command_id);
+    }
+    if let Some(version) = args.expected_version {
+        body["expected_version"] = json!(version);
+    }
+    Ok(body)
+}
+
+/// What `tally send` prints of the service's answer.
+fn sent_text(aggregate_type: &str, id: &str, answer: &Value) -> String {
+    let events: Vec<String> = answer["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|event| {
             format!(
-                "#{:<6} {}/{} v{} {} {}",
-                event["position"],
-                event["aggregate_type"].as_str().unwrap_or("-"),
-                event["aggregate_id"].as_str().unwrap_or("-"),
-                event["version"],
+                "{} {}",
                 event["type"].as_str().unwrap_or("?"),
                 event["data"]
             )
-        }
+        })
+        .collect();
+    let duplicate = if answer["duplicate"] == json!(true) {
+        " (duplicate)"
+    } else {
+        ""
     };
-    if follow {
-        anyhow::ensure!(id.is_none(), "--follow streams the global log: give no ID");
-        let mut query = vec![("from_position", from.unwrap_or(0).to_string())];
-        if let Some(aggregate_type) = aggregate_type {
-            query.push(("aggregate_type", aggregate_type));
+    format!(
+        "{aggregate_type}/{id} is at version {}{duplicate}: {}",
+        answer["version"],
+        if events.is_empty() {
+            "no events".to_owned()
+        } else {
+            events.join(", ")
         }
-        client
-            .follow(&query, |event| {
-                println!("{}", line(&event));
-                true
-            })
-            .await?;
-        return Ok(());
+    )
+}
+
+/// `tally state`: prints the aggregate's state, now or as of a position or time.
+async fn state(args: &StateArgs) -> anyhow::Result<()> {
+    let mut query = Vec::new();
+    if let Some(position) = args.at_position {
+        query.push(("at_position", position.to_string()));
+    }
+    if let Some(time) = args.at_time {
+        query.push(("at_time", time.to_string()));
+    }
+    let answer = connect(&args.client)
+        .state(&args.aggregate.aggregate_type, &args.aggregate.id, &query)
+        .await?;
+    print(&args.client, &answer, |answer| {
+        format!(
+            "{}/{} at version {} (plugin {}):\n{}",
+            args.aggregate.aggregate_type,
+            args.aggregate.id,
+            answer["version"],
+            answer["plugin_version"].as_str().unwrap_or("?"),
+            serde_json::to_string_pretty(&answer["state"]).unwrap_or_default()
+        )
+    });
+    Ok(())
+}
+
+/// `tally events`: prints an aggregate's events or the global log's, or follows the
+/// live stream.
+async fn events(args: EventsArgs) -> anyhow::Result<()> {
+    let client = connect(&args.client);
+    let json_output = args.client.json;
+    if args.follow {
+        anyhow::ensure!(
+            args.id.is_none(),
+            "--follow streams the global log: give no ID"
+        );
+        return follow(&client, args.aggregate_type, args.from, json_output).await;
     }
     let mut query = Vec::new();
-    if let Some(limit) = limit {
+    if let Some(limit) = args.limit {
         query.push(("limit", limit.to_string()));
     }
-    let answer = match (aggregate_type, id) {
+    let answer = match (args.aggregate_type, args.id) {
         (Some(aggregate_type), Some(id)) => {
-            query.push(("from_version", from.unwrap_or(1).to_string()));
-            if current {
+            query.push(("from_version", args.from.unwrap_or(1).to_string()));
+            if args.current {
                 query.push(("view", "current".to_owned()));
             }
-            let mut answer = client
-                .aggregate_events(&aggregate_type, &id, &query)
-                .await?;
-            for event in answer["events"].as_array_mut().into_iter().flatten() {
-                event["aggregate_type"] = json!(aggregate_type);
-                event["aggregate_id"] = json!(id);
-            }
-            answer
+            aggregate_events(&client, &aggregate_type, &id, &query).await?
         }
         (aggregate_type, None) => {
-            query.push(("from_position", from.unwrap_or(0).to_string()));
-            if let Some(aggregate_type) = aggregate_type {
-                query.push(("aggregate_type", aggregate_type));
-            }
+            query.extend(global_log_query(aggregate_type, args.from));
             client.events(&query).await?
         }
         (None, Some(_)) => unreachable!("clap fills TYPE before ID"),
     };
     for event in answer["events"].as_array().into_iter().flatten() {
-        println!("{}", line(event));
+        println!("{}", event_line(event, json_output));
     }
     Ok(())
 }
 
+/// `tally events --follow`: prints the live events (of `aggregate_type` if given) from
+/// position `from` on, until the stream ends.
+async fn follow(
+    client: &Client,
+    aggregate_type: Option<String>,
+    from: Option<u64>,
+    json_output: bool,
+) -> anyhow::Result<()> {
+    let query = global_log_query(aggregate_type, from);
+    client
+        .follow(&query, |event| {
+            println!("{}", event_line(&event, json_output));
+            true
+        })
+        .await?;
+    Ok(())
+}
+
+/// The query of the global log from position `from` (default 0), of `aggregate_type`
+/// only if given.
+fn global_log_query(
+    aggregate_type: Option<String>,
+    from: Option<u64>,
+) -> Vec<(&'static str, String)> {
+    let mut query = vec![("from_position", from.unwrap_or(0).to_string())];
+    if let Some(aggregate_type) = aggregate_type {
+        query.push(("aggregate_type", aggregate_type));
+    }
+    query
+}
+
+/// One aggregate's events, each marked with the aggregate's type and id as the
+/// global log's are.
+async fn aggregate_events(
+    client: &Client,
+    aggregate_type: &str,
+    id: &str,
+    query: &[(&str, String)],
+) -> anyhow::Result<Value> {
+    let mut answer = client.aggregate_events(aggregate_type, id, query).await?;
+    for event in answer["events"].as_array_mut().into_iter().flatten() {
+        event["aggregate_type"] = json!(aggregate_type);
+        event["aggregate_id"] = json!(id);
+    }
+    Ok(answer)
+}
+
+/// One event as `tally events` prints it: its JSON, or a line of text.
+fn event_line(event: &Value, json_output: bool) -> String {
+    if json_output {
+        return event.to_string();
+    }
+    format!(
+        "#{:<6} {}/{} v{} {} {}",
+        event["position"],
+        event["aggregate_type"].as_str().unwrap_or("-"),
+        event["aggregate_id"].as_str().unwrap_or("-"),
+        event["version"],
+        event["type"].as_str().unwrap_or("?"),
+        event["data"]
+    )
+}
+
 async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
     match command {
-        PluginCommand::Install {
-            file,
-            activate,
-            no_verify,
-            force,
-            client,
-        } => {
-            let bytes = std::fs::read(&file)
-                .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", file.display()))?;
-            let query = vec![
-                ("activate", activate.to_string()),
-                ("verify", (!no_verify).to_string()),
-                ("force", force.to_string()),
-            ];
-            let answer = connect(&client).install(bytes, &query).await?;
-            print(&client, &answer, |answer| {
-                let installed = &answer["installed"];
-                let mut text = format!(
-                    "installed {} {} (sha256 {})",
-                    installed["aggregate_type"].as_str().unwrap_or("?"),
-                    installed["version"].as_str().unwrap_or("?"),
-                    &installed["sha256"].as_str().unwrap_or("?")
-                        [..12.min(installed["sha256"].as_str().unwrap_or("?").len())]
-                );
-                if let Some(activation) = answer.get("activation").filter(|a| !a.is_null()) {
-                    text += &format!(
-                        "; active now (verified {} events in {} ms)",
-                        activation["verified_events"], activation["verify_ms"]
-                    );
-                }
-                text
-            });
-            Ok(())
-        }
-        PluginCommand::List { client } => {
-            let answer = connect(&client).plugins().await?;
-            print(&client, &answer, |answer| {
-                let mut text = String::new();
-                for plugin in answer["plugins"].as_array().into_iter().flatten() {
-                    text += &format!(
-                        "{}: active {}\n",
-                        plugin["aggregate_type"].as_str().unwrap_or("?"),
-                        plugin["active"].as_str().unwrap_or("none")
-                    );
-                    for version in plugin["installed"].as_array().into_iter().flatten() {
-                        text += &format!(
-                            "  installed {} ({} bytes, contract {})\n",
-                            version["version"].as_str().unwrap_or("?"),
-                            version["size"],
-                            version["contract"].as_str().unwrap_or("?")
-                        );
-                    }
-                    for activation in plugin["history"].as_array().into_iter().flatten() {
-                        let what = if activation["rollback"] == json!(true) {
-                            "rolled back to"
-                        } else {
-                            "activated"
-                        };
-                        text += &format!(
-                            "  {what} {} at position {}\n",
-                            activation["version"].as_str().unwrap_or("?"),
-                            activation["position"]
-                        );
-                    }
-                }
-                text.trim_end().to_owned()
-            });
-            Ok(())
-        }
+        PluginCommand::Install(args) => install(&args).await,
+        PluginCommand::List { client } => list(&client).await,
         PluginCommand::Activate {
             aggregate_type,
             version,
-            no_verify,
-            force,
-            client,
-        } => {
-            let version = Some(version);
-            switch(
-                &client,
-                &aggregate_type,
-                "activate",
-                version,
-                no_verify,
-                force,
-            )
-            .await
-        }
+            switch,
+        } => switch_version(&switch, &aggregate_type, "activate", Some(version)).await,
         PluginCommand::Rollback {
             aggregate_type,
-            no_verify,
-            force,
-            client,
-        } => switch(&client, &aggregate_type, "rollback", None, no_verify, force).await,
-        PluginCommand::New { name, dir, sdk } => {
-            let sdk = match sdk {
-                Some(sdk) => sdk,
-                None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../guest-sdk"))
-                    .canonicalize()
-                    .map_err(|error| {
-                        anyhow::anyhow!(
-                            "cannot find this checkout's guest-sdk (give --sdk): {error}"
-                        )
-                    })?,
-            };
-            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-            let scaffold = crate::scaffold::Scaffold {
-                name: name.clone(),
-                dir: dir.clone(),
-                sdk: crate::scaffold::SdkSource::Path(sdk),
-            };
-            let files = crate::scaffold::generate(&scaffold)?;
-            println!("created plugin {name} in {}:", dir.display());
-            for file in files {
-                println!("  {}", file.display());
-            }
-            println!(
-                "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2 (see its README.md)",
-                dir.display()
-            );
-            Ok(())
-        }
+            switch,
+        } => switch_version(&switch, &aggregate_type, "rollback", None).await,
+        PluginCommand::New { name, dir, sdk } => new_plugin(name, dir, sdk),
     }
 }
 
+/// `tally plugin install`: uploads the component, prints what was installed.
+async fn install(args: &InstallArgs) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&args.file)
+        .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", args.file.display()))?;
+    let query = vec![
+        ("activate", args.activate.to_string()),
+        ("verify", (!args.no_verify).to_string()),
+        ("force", args.force.to_string()),
+    ];
+    let answer = connect(&args.client).install(bytes, &query).await?;
+    print(&args.client, &answer, installed_text);
+    Ok(())
+}
+
+/// What `tally plugin install` prints of the service's answer.
+fn installed_text(answer: &Value) -> String {
+    let installed = &answer["installed"];
+    let sha256 = installed["sha256"].as_str().unwrap_or("?");
+    let mut text = format!(
+        "installed {} {} (sha256 {})",
+        installed["aggregate_type"].as_str().unwrap_or("?"),
+        installed["version"].as_str().unwrap_or("?"),
+        &sha256[..12.min(sha256.len())]
+    );
+    if let Some(activation) = answer.get("activation").filter(|a| !a.is_null()) {
+        text += &format!(
+            "; active now (verified {} events in {} ms)",
+            activation["verified_events"], activation["verify_ms"]
+        );
+    }
+    text
+}
+
+/// `tally plugin list`: prints every aggregate type's plugins.
+async fn list(client: &ClientArgs) -> anyhow::Result<()> {
+    let answer = connect(client).plugins().await?;
+    print(client, &answer, |answer| {
+        let text: String = answer["plugins"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(plugin_type_text)
+            .collect();
+        text.trim_end().to_owned()
+    });
+    Ok(())
+}
+
+/// One aggregate type's lines of `tally plugin list`: the active version, the installed
+/// ones, the activations.
+fn plugin_type_text(plugin: &Value) -> String {
+    let mut text = format!(
+        "{}: active {}\n",
+        plugin["aggregate_type"].as_str().unwrap_or("?"),
+        plugin["active"].as_str().unwrap_or("none")
+    );
+    for version in plugin["installed"].as_array().into_iter().flatten() {
+        text += &format!(
+            "  installed {} ({} bytes, contract {})\n",
+            version["version"].as_str().unwrap_or("?"),
+            version["size"],
+            version["contract"].as_str().unwrap_or("?")
+        );
+    }
+    for activation in plugin["history"].as_array().into_iter().flatten() {
+        let what = if activation["rollback"] == json!(true) {
+            "rolled back to"
+        } else {
+            "activated"
+        };
+        text += &format!(
+            "  {what} {} at position {}\n",
+            activation["version"].as_str().unwrap_or("?"),
+            activation["position"]
+        );
+    }
+    text
+}
+
 /// `tally plugin activate` / `rollback`: switches versions and prints the activation.
-async fn switch(
-    client: &ClientArgs,
+async fn switch_version(
+    args: &SwitchArgs,
     aggregate_type: &str,
     action: &str,
     version: Option<String>,
-    no_verify: bool,
-    force: bool,
 ) -> anyhow::Result<()> {
     let mut query = vec![
-        ("verify", (!no_verify).to_string()),
-        ("force", force.to_string()),
+        ("verify", (!args.no_verify).to_string()),
+        ("force", args.force.to_string()),
     ];
     query.extend(version.map(|version| ("version", version)));
-    let answer = connect(client)
+    let answer = connect(&args.client)
         .switch(aggregate_type, action, &query)
         .await?;
-    print(client, &answer, |answer| {
+    print(&args.client, &answer, |answer| {
         activation_line(aggregate_type, answer)
     });
     Ok(())
@@ -556,6 +582,40 @@ fn activation_line(aggregate_type: &str, answer: &Value) -> String {
         answer["verified_events"],
         answer["verify_ms"]
     )
+}
+
+/// `tally plugin new`: creates the plugin crate `name` in `dir` (default `./NAME`)
+/// against the guest SDK `sdk` (default: this checkout's).
+fn new_plugin(name: String, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Result<()> {
+    let sdk = match sdk {
+        Some(sdk) => sdk,
+        None => checkout_sdk()?,
+    };
+    let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+    let scaffold = crate::scaffold::Scaffold {
+        name: name.clone(),
+        dir: dir.clone(),
+        sdk: crate::scaffold::SdkSource::Path(sdk),
+    };
+    let files = crate::scaffold::generate(&scaffold)?;
+    println!("created plugin {name} in {}:", dir.display());
+    for file in files {
+        println!("  {}", file.display());
+    }
+    println!(
+        "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2 (see its README.md)",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// The guest SDK of this checkout.
+fn checkout_sdk() -> anyhow::Result<PathBuf> {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../guest-sdk"))
+        .canonicalize()
+        .map_err(|error| {
+            anyhow::anyhow!("cannot find this checkout's guest-sdk (give --sdk): {error}")
+        })
 }
 
 fn connect(args: &ClientArgs) -> Client {

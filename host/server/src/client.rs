@@ -46,6 +46,11 @@ impl Client {
         }
     }
 
+    /// `GET path?query`.
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
+        self.send(self.http.get(self.url(path)).query(query)).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -95,11 +100,7 @@ impl Client {
         id: &str,
         body: &Value,
     ) -> Result<Value, ClientError> {
-        let path = format!(
-            "/v1/aggregates/{}/{}/commands",
-            segment(aggregate_type),
-            segment(id)
-        );
+        let path = aggregate_path(aggregate_type, id, "/commands");
         self.send(self.http.post(self.url(&path)).json(body)).await
     }
 
@@ -110,8 +111,8 @@ impl Client {
         id: &str,
         query: &[(&str, String)],
     ) -> Result<Value, ClientError> {
-        let path = format!("/v1/aggregates/{}/{}", segment(aggregate_type), segment(id));
-        self.send(self.http.get(self.url(&path)).query(query)).await
+        self.get(&aggregate_path(aggregate_type, id, ""), query)
+            .await
     }
 
     /// `GET /v1/aggregates/{type}/{id}/events`.
@@ -121,18 +122,13 @@ impl Client {
         id: &str,
         query: &[(&str, String)],
     ) -> Result<Value, ClientError> {
-        let path = format!(
-            "/v1/aggregates/{}/{}/events",
-            segment(aggregate_type),
-            segment(id)
-        );
-        self.send(self.http.get(self.url(&path)).query(query)).await
+        self.get(&aggregate_path(aggregate_type, id, "/events"), query)
+            .await
     }
 
     /// `GET /v1/events`.
     pub async fn events(&self, query: &[(&str, String)]) -> Result<Value, ClientError> {
-        self.send(self.http.get(self.url("/v1/events")).query(query))
-            .await
+        self.get("/v1/events", query).await
     }
 
     /// `POST /v1/plugins` with a component.
@@ -201,6 +197,15 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// The path of an aggregate's resource: `/v1/aggregates/{type}/{id}` then `rest`.
+fn aggregate_path(aggregate_type: &str, id: &str, rest: &str) -> String {
+    format!(
+        "/v1/aggregates/{}/{}{rest}",
+        segment(aggregate_type),
+        segment(id)
+    )
 }
 
 /// A path segment, percent-encoded (ids are validated by the service anyway).

@@ -108,6 +108,9 @@ pub enum LogFormat {
 /// The resolved settings of the service.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// The data directory (`--data-dir`): the runtime's directories are laid out in it
+    /// ([`RuntimeConfig::new`]).
+    pub data_dir: PathBuf,
     /// Where to listen.
     pub listen: SocketAddr,
     /// Components installed at start.
@@ -205,6 +208,7 @@ impl ServeConfig {
             ..defaults
         };
         Ok(ServeConfig {
+            data_dir,
             listen,
             plugins: args.plugins.or(file.plugins),
             watch: args.watch || file.watch.unwrap_or(false),
@@ -264,7 +268,7 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.runtime.state_cache_bytes, 16 << 20);
         assert_eq!(config.runtime.store.wal.fsync_policy, FsyncPolicy::Os);
-        assert_eq!(config.runtime.dir, PathBuf::from("./tally-data"));
+        assert_eq!(config.data_dir, PathBuf::from("./tally-data"));
         assert_eq!(config.limits.max_body_bytes, 1 << 20);
     }
 

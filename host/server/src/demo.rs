@@ -4,218 +4,244 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::client::Client;
 use crate::config::{ServeArgs, ServeConfig};
+use crate::in_process::{InProcessService, built_component};
 
-/// Where `make plugins` puts the components in this checkout.
-const BUILT_PLUGINS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../plugins/target/wasm32-wasip2/release"
-);
-
-/// Runs the tour.
+/// Runs the tour with the components in `plugins` (default: the ones built in this
+/// checkout).
 pub async fn run(plugins: Option<PathBuf>) -> anyhow::Result<()> {
-    let plugins = plugins.unwrap_or_else(|| PathBuf::from(BUILT_PLUGINS));
-    let v1 = component(&plugins, "bank_account.wasm")?;
-    let v2 = component(&plugins, "bank_account_v2.wasm")?;
+    let v1 = built_component(plugins.as_deref(), "bank_account.wasm")?;
+    let v2 = built_component(plugins.as_deref(), "bank_account_v2.wasm")?;
     let dir = tempfile::tempdir()?;
-    let config = ServeConfig::resolve(ServeArgs {
-        data_dir: Some(dir.path().join("data")),
-        listen: Some("127.0.0.1:0".parse()?),
-        ..ServeArgs::default()
-    })?;
-    let shutdown = CancellationToken::new();
-    let (address_tx, address_rx) = tokio::sync::oneshot::channel();
-    let service = tokio::spawn(crate::serve::run(
-        config,
-        shutdown.clone(),
-        move |address| {
-            let _ = address_tx.send(address);
-        },
-    ));
-    let address = address_rx.await?;
-    let url = format!("http://{address}");
-    let client = Client::new(&url, None);
-    wait_ready(&client, &url).await?;
-
+    let service = start_service(dir.path()).await?;
+    let tour = Tour::new(service.url());
     println!(
-        "Tally demo: a service on {url}, data in {}\n",
+        "Tally demo: a service on {}, data in {}\n",
+        tour.url,
         dir.path().display()
     );
-    step(
-        "Install bank-account v1 and activate it",
-        "tally plugin install bank_account.wasm --activate",
-        &format!(
-            "curl -X POST --data-binary @bank_account.wasm -H 'content-type: application/wasm' '{url}/v1/plugins?activate=true'"
-        ),
-    );
-    let installed = client
-        .install(std::fs::read(&v1)?, &[("activate", "true".into())])
-        .await?;
-    show(&format!(
-        "installed {} {}",
-        installed["installed"]["aggregate_type"], installed["installed"]["version"]
-    ));
-
-    let commands = [
-        ("OpenAccount", json!({"initial_balance": 1000})),
-        ("Deposit", json!({"amount": 500})),
-        ("Withdraw", json!({"amount": 200})),
-    ];
-    for (name, data) in &commands {
-        step(
-            &format!("{name} on alice"),
-            &format!("tally send bank-account alice {name} '{data}'"),
-            &format!(
-                "curl -X POST -H 'content-type: application/json' -d '{}' {url}/v1/aggregates/bank-account/alice/commands",
-                json!({"type": name, "data": data})
-            ),
-        );
-        let answer = client
-            .send_command(
-                "bank-account",
-                "alice",
-                &json!({"type": name, "data": data}),
-            )
-            .await?;
-        show(&format!(
-            "version {} <- {}",
-            answer["version"], answer["events"][0]["type"]
-        ));
-    }
-
-    step(
-        "An overdraft is refused",
-        "tally send bank-account alice Withdraw '{\"amount\":5000}'",
-        "(422 insufficient-funds)",
-    );
-    match client
-        .send_command(
-            "bank-account",
-            "alice",
-            &json!({"type": "Withdraw", "data": {"amount": 5000}}),
-        )
-        .await
-    {
-        Err(error) => show(&error.to_string()),
-        Ok(answer) => anyhow::bail!("an overdraft was accepted: {answer}"),
-    }
-
-    step(
-        "Read alice",
-        "tally state bank-account alice",
-        &format!("curl {url}/v1/aggregates/bank-account/alice"),
-    );
-    let state = client.state("bank-account", "alice", &[]).await?;
-    show(&format!("version {}: {}", state["version"], state["state"]));
-    anyhow::ensure!(
-        state["state"]["balance"] == json!(1300),
-        "expected a balance of 1300: {state}"
-    );
-
-    step(
-        "Follow the events",
-        "tally events --follow",
-        &format!("curl -N {url}/v1/subscribe?aggregate_type=bank-account"),
-    );
-    let mut seen = 0;
-    client
-        .follow(&[("aggregate_type", "bank-account".into())], |event| {
-            show(&format!(
-                "#{} {} {}",
-                event["position"],
-                event["type"].as_str().unwrap_or("?"),
-                event["data"]
-            ));
-            seen += 1;
-            seen < 3
-        })
-        .await?;
-
-    step(
-        "Install bank-account v2 live (currency, withdrawal limit)",
-        "tally plugin install bank_account_v2.wasm --activate",
-        "curl -X POST --data-binary @bank_account_v2.wasm ... '/v1/plugins?activate=true'",
-    );
-    let installed = client
-        .install(std::fs::read(&v2)?, &[("activate", "true".into())])
-        .await?;
-    show(&format!(
-        "{} {} active; verified {} events in {} ms",
-        installed["installed"]["aggregate_type"],
-        installed["installed"]["version"],
-        installed["activation"]["verified_events"],
-        installed["activation"]["verify_ms"]
-    ));
-
-    step(
-        "Read alice again: v1 events upcast by v2",
-        "tally state bank-account alice",
-        &format!("curl {url}/v1/aggregates/bank-account/alice"),
-    );
-    let state = client.state("bank-account", "alice", &[]).await?;
-    show(&format!(
-        "plugin {}: {}",
-        state["plugin_version"], state["state"]
-    ));
-    anyhow::ensure!(
-        state["state"]["currency"] == json!("USD"),
-        "expected currency USD: {state}"
-    );
-
-    let plugins = client.plugins().await?;
-    let history: Vec<Value> = plugins["plugins"][0]["history"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    step(
-        "The activation history",
-        "tally plugin list",
-        &format!("curl {url}/v1/plugins"),
-    );
-    for activation in history {
-        show(&format!(
-            "{} active from position {}",
-            activation["version"], activation["position"]
-        ));
-    }
-
-    shutdown.cancel();
-    service.await??;
+    tour.install_v1(&v1).await?;
+    tour.send_commands().await?;
+    tour.refuse_overdraft().await?;
+    tour.read_balance().await?;
+    tour.follow_events().await?;
+    tour.install_v2(&v2).await?;
+    tour.read_upcast_state().await?;
+    tour.show_history().await?;
+    service.stop().await?;
     println!("\nDone: the service shut down cleanly; the data directory is removed.");
     Ok(())
 }
 
-fn component(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
-    let path = dir.join(name);
-    anyhow::ensure!(
-        path.is_file(),
-        "{} is missing: build the plugins with `make plugins` (or give --plugins DIR)",
-        path.display()
-    );
-    Ok(path)
+/// A service with its data in `dir`, on a free local port.
+async fn start_service(dir: &Path) -> anyhow::Result<InProcessService> {
+    let config = ServeConfig::resolve(ServeArgs {
+        data_dir: Some(dir.join("data")),
+        listen: Some("127.0.0.1:0".parse()?),
+        ..ServeArgs::default()
+    })?;
+    InProcessService::start(config).await
 }
 
-async fn wait_ready(client: &Client, url: &str) -> anyhow::Result<()> {
-    for _ in 0..600 {
-        if reqwest::get(format!("{url}/readyz"))
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+/// The tour's steps against one service: each prints the CLI and curl commands it
+/// stands for, does it, and shows the answer.
+struct Tour {
+    url: String,
+    client: Client,
+}
+
+impl Tour {
+    fn new(url: String) -> Tour {
+        let client = Client::new(&url, None);
+        Tour { url, client }
     }
-    let _ = client;
-    anyhow::bail!("the service did not become ready")
+
+    /// Installs and activates bank-account v1.
+    async fn install_v1(&self, v1: &Path) -> anyhow::Result<()> {
+        step(
+            "Install bank-account v1 and activate it",
+            "tally plugin install bank_account.wasm --activate",
+            &format!(
+                "curl -X POST --data-binary @bank_account.wasm -H 'content-type: application/wasm' '{}/v1/plugins?activate=true'",
+                self.url
+            ),
+        );
+        let installed = self.install_active(v1).await?;
+        show(&format!(
+            "installed {} {}",
+            installed["installed"]["aggregate_type"], installed["installed"]["version"]
+        ));
+        Ok(())
+    }
+
+    /// Opens alice's account, deposits and withdraws.
+    async fn send_commands(&self) -> anyhow::Result<()> {
+        let commands = [
+            ("OpenAccount", json!({"initial_balance": 1000})),
+            ("Deposit", json!({"amount": 500})),
+            ("Withdraw", json!({"amount": 200})),
+        ];
+        for (name, data) in &commands {
+            let body = json!({"type": name, "data": data});
+            step(
+                &format!("{name} on alice"),
+                &format!("tally send bank-account alice {name} '{data}'"),
+                &format!(
+                    "curl -X POST -H 'content-type: application/json' -d '{body}' {}/v1/aggregates/bank-account/alice/commands",
+                    self.url
+                ),
+            );
+            let answer = self
+                .client
+                .send_command("bank-account", "alice", &body)
+                .await?;
+            show(&format!(
+                "version {} <- {}",
+                answer["version"], answer["events"][0]["type"]
+            ));
+        }
+        Ok(())
+    }
+
+    /// Withdraws more than the balance: the plugin refuses.
+    async fn refuse_overdraft(&self) -> anyhow::Result<()> {
+        step(
+            "An overdraft is refused",
+            "tally send bank-account alice Withdraw '{\"amount\":5000}'",
+            "(422 insufficient-funds)",
+        );
+        let overdraft = json!({"type": "Withdraw", "data": {"amount": 5000}});
+        match self
+            .client
+            .send_command("bank-account", "alice", &overdraft)
+            .await
+        {
+            Err(error) => show(&error.to_string()),
+            Ok(answer) => anyhow::bail!("an overdraft was accepted: {answer}"),
+        }
+        Ok(())
+    }
+
+    /// Reads alice's state: the balance the commands left.
+    async fn read_balance(&self) -> anyhow::Result<()> {
+        let state = self.read_alice("Read alice").await?;
+        show(&format!("version {}: {}", state["version"], state["state"]));
+        anyhow::ensure!(
+            state["state"]["balance"] == json!(1300),
+            "expected a balance of 1300: {state}"
+        );
+        Ok(())
+    }
+
+    /// Follows the live event stream for the three events so far.
+    async fn follow_events(&self) -> anyhow::Result<()> {
+        step(
+            "Follow the events",
+            "tally events --follow",
+            &format!(
+                "curl -N {}/v1/subscribe?aggregate_type=bank-account",
+                self.url
+            ),
+        );
+        let mut seen = 0;
+        self.client
+            .follow(&[("aggregate_type", "bank-account".into())], |event| {
+                show(&format!(
+                    "#{} {} {}",
+                    event["position"],
+                    event["type"].as_str().unwrap_or("?"),
+                    event["data"]
+                ));
+                seen += 1;
+                seen < 3
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Installs and activates bank-account v2 while the service runs.
+    async fn install_v2(&self, v2: &Path) -> anyhow::Result<()> {
+        step(
+            "Install bank-account v2 live (currency, withdrawal limit)",
+            "tally plugin install bank_account_v2.wasm --activate",
+            "curl -X POST --data-binary @bank_account_v2.wasm ... '/v1/plugins?activate=true'",
+        );
+        let installed = self.install_active(v2).await?;
+        show(&format!(
+            "{} {} active; verified {} events in {} ms",
+            installed["installed"]["aggregate_type"],
+            installed["installed"]["version"],
+            installed["activation"]["verified_events"],
+            installed["activation"]["verify_ms"]
+        ));
+        Ok(())
+    }
+
+    /// Reads alice's state again: v2 upcasts the events v1 wrote.
+    async fn read_upcast_state(&self) -> anyhow::Result<()> {
+        let state = self
+            .read_alice("Read alice again: v1 events upcast by v2")
+            .await?;
+        show(&format!(
+            "plugin {}: {}",
+            state["plugin_version"], state["state"]
+        ));
+        anyhow::ensure!(
+            state["state"]["currency"] == json!("USD"),
+            "expected currency USD: {state}"
+        );
+        Ok(())
+    }
+
+    /// Shows the activations of bank-account, v1 then v2.
+    async fn show_history(&self) -> anyhow::Result<()> {
+        let plugins = self.client.plugins().await?;
+        let history: Vec<Value> = plugins["plugins"][0]["history"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        step(
+            "The activation history",
+            "tally plugin list",
+            &format!("curl {}/v1/plugins", self.url),
+        );
+        for activation in history {
+            show(&format!(
+                "{} active from position {}",
+                activation["version"], activation["position"]
+            ));
+        }
+        Ok(())
+    }
+
+    /// Uploads the component at `path` and activates it.
+    async fn install_active(&self, path: &Path) -> anyhow::Result<Value> {
+        let bytes = std::fs::read(path)?;
+        Ok(self
+            .client
+            .install(bytes, &[("activate", "true".into())])
+            .await?)
+    }
+
+    /// A step titled `title` that reads alice's state.
+    async fn read_alice(&self, title: &str) -> anyhow::Result<Value> {
+        step(
+            title,
+            "tally state bank-account alice",
+            &format!("curl {}/v1/aggregates/bank-account/alice", self.url),
+        );
+        Ok(self.client.state("bank-account", "alice", &[]).await?)
+    }
 }
 
+/// Prints a step's title and the CLI and curl commands it stands for.
 fn step(title: &str, cli: &str, curl: &str) {
     println!("== {title}\n   $ {cli}\n   $ {curl}");
 }
 
+/// Prints what a step gave.
 fn show(text: &str) {
     println!("   -> {text}");
 }

@@ -6,7 +6,8 @@
 //! - [`cli`]: the command line; the client commands use [`client`] against a
 //!   running service; `tally verify` ([`verify`]) checks a data directory offline;
 //!   `tally plugin new` ([`scaffold`]) creates a plugin crate; `tally demo`
-//!   ([`demo`]) runs the README's tour by itself.
+//!   ([`demo`]) runs the README's tour by itself, with the service started
+//!   [`in_process`] (as the benchmark does).
 //!
 //! The benchmark is a crate of its own (`host/bench`, the `tally-bench` binary), so that
 //! the service depends on no plugin and not on the guest SDK.
@@ -17,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod http_server;
+pub mod in_process;
 pub mod metrics;
 pub mod scaffold;
 pub mod serve;

@@ -4,15 +4,16 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use tally_runtime::Runtime;
 use tally_runtime::tally_store::tally_wal::WalObserver;
+use tally_runtime::{GlobalPosition, PluginStats, Runtime, RuntimeStats};
 
 /// Every metric of the service. Cheap to clone.
 #[derive(Clone)]
@@ -22,11 +23,28 @@ pub struct Metrics {
 
 struct Inner {
     registry: Registry,
-    commands: IntCounterVec,
-    command_seconds: HistogramVec,
+    commands: CommandMetrics,
+    plugins: PluginMetrics,
+    state: StateMetrics,
+    subscriptions: SubscriptionMetrics,
+    wal: Arc<WalMetrics>,
+}
+
+/// Commands, their latencies, and the events they appended.
+struct CommandMetrics {
+    total: IntCounterVec,
+    seconds: HistogramVec,
     events: IntCounterVec,
-    plugin_calls: IntCounterVec,
-    plugin_active: IntGaugeVec,
+}
+
+/// Plugin calls by version and result, and which versions are active.
+struct PluginMetrics {
+    calls: IntCounterVec,
+    active: IntGaugeVec,
+}
+
+/// Rehydration, snapshots and the state cache.
+struct StateMetrics {
     rehydrations: IntCounter,
     rehydration_micros: IntCounter,
     snapshots: IntCounter,
@@ -35,12 +53,15 @@ struct Inner {
     cache_hits: IntCounter,
     cache_misses: IntCounter,
     cache_evictions: IntCounter,
+}
+
+/// The log's end, and the open live event streams with how far each has got.
+struct SubscriptionMetrics {
     end_position: IntGauge,
-    subscriptions: IntGauge,
-    subscription_lag: IntGauge,
-    open_subscriptions: Mutex<HashMap<u64, Arc<AtomicU64>>>,
-    next_subscription: AtomicU64,
-    wal: Arc<WalMetrics>,
+    open: IntGauge,
+    lag: IntGauge,
+    positions: Mutex<HashMap<u64, Arc<AtomicU64>>>,
+    next_id: AtomicU64,
 }
 
 /// The log writer's figures, fed by the WAL on its writer thread.
@@ -62,37 +83,30 @@ impl WalObserver for WalMetrics {
     }
 }
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+/// Registers `metric` with `registry` and gives it back.
+fn register<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
     registry
         .register(Box::new(metric.clone()))
         .expect("unique metric");
     metric
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, metric)
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let metric = IntCounter::new(name, help).expect("valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("unique metric");
-    metric
+    register(registry, IntCounter::new(name, help).expect("valid metric"))
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let metric = IntGauge::new(name, help).expect("valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("unique metric");
-    metric
+    register(registry, IntGauge::new(name, help).expect("valid metric"))
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-        .expect("valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("unique metric");
-    metric
+    let opts = HistogramOpts::new(name, help).buckets(buckets);
+    register(registry, Histogram::with_opts(opts).expect("valid metric"))
 }
 
 /// Latency buckets from 50 us to 10 s.
@@ -110,128 +124,13 @@ impl Metrics {
     /// Registers every metric.
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let command_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "tally_command_duration_seconds",
-                "Time from receiving a command to answering it (durable), by aggregate type",
-            )
-            .buckets(latency_buckets()),
-            &["aggregate_type"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(command_seconds.clone()))
-            .expect("unique metric");
-        let plugin_active = IntGaugeVec::new(
-            Opts::new(
-                "tally_plugin_active",
-                "1 for the active plugin version of each aggregate type, 0 for other installed ones",
-            ),
-            &["aggregate_type", "version"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(plugin_active.clone()))
-            .expect("unique metric");
-        let wal = Arc::new(WalMetrics {
-            fsync_seconds: histogram(
-                &registry,
-                "tally_wal_fsync_duration_seconds",
-                "Duration of each fdatasync of the event log",
-                latency_buckets(),
-            ),
-            group_records: histogram(
-                &registry,
-                "tally_wal_group_records",
-                "Records per group written to the event log (group commit)",
-                prometheus::exponential_buckets(1.0, 2.0, 14).expect("valid buckets"),
-            ),
-            bytes_written: counter(
-                &registry,
-                "tally_wal_bytes_written_total",
-                "Bytes written to the event log",
-            ),
-        });
         Metrics {
             inner: Arc::new(Inner {
-                commands: counter_vec(
-                    &registry,
-                    "tally_commands_total",
-                    "Commands by aggregate type and outcome (ok, rejected, conflict, invalid, failed, unavailable)",
-                    &["aggregate_type", "outcome"],
-                ),
-                command_seconds,
-                events: counter_vec(
-                    &registry,
-                    "tally_events_appended_total",
-                    "Events appended by commands, by aggregate type and event type",
-                    &["aggregate_type", "event_type"],
-                ),
-                plugin_calls: counter_vec(
-                    &registry,
-                    "tally_plugin_commands_total",
-                    "Commands decided by each plugin version, by result (accepted, rejected, trap, panic, timeout, memory, invalid)",
-                    &["aggregate_type", "version", "result"],
-                ),
-                plugin_active,
-                rehydrations: counter(
-                    &registry,
-                    "tally_rehydrations_total",
-                    "Aggregate states rebuilt from snapshot and log",
-                ),
-                rehydration_micros: counter(
-                    &registry,
-                    "tally_rehydration_microseconds_total",
-                    "Time spent rebuilding aggregate states",
-                ),
-                snapshots: counter(
-                    &registry,
-                    "tally_snapshots_written_total",
-                    "Snapshots written",
-                ),
-                cache_aggregates: gauge(
-                    &registry,
-                    "tally_state_cache_aggregates",
-                    "Aggregate states in memory",
-                ),
-                cache_bytes: gauge(
-                    &registry,
-                    "tally_state_cache_bytes",
-                    "Bytes of the state cache",
-                ),
-                cache_hits: counter(
-                    &registry,
-                    "tally_state_cache_hits_total",
-                    "State cache hits",
-                ),
-                cache_misses: counter(
-                    &registry,
-                    "tally_state_cache_misses_total",
-                    "State cache misses (states rebuilt)",
-                ),
-                cache_evictions: counter(
-                    &registry,
-                    "tally_state_cache_evictions_total",
-                    "States evicted from the cache for room",
-                ),
-                end_position: gauge(
-                    &registry,
-                    "tally_log_end_position",
-                    "Events in the log (the position of the next one)",
-                ),
-                subscriptions: gauge(
-                    &registry,
-                    "tally_subscriptions",
-                    "Open live event streams (SSE)",
-                ),
-                subscription_lag: gauge(
-                    &registry,
-                    "tally_subscription_lag_events",
-                    "Events the slowest open subscription is behind the log's end",
-                ),
-                open_subscriptions: Mutex::new(HashMap::new()),
-                next_subscription: AtomicU64::new(0),
-                wal,
+                commands: CommandMetrics::new(&registry),
+                plugins: PluginMetrics::new(&registry),
+                state: StateMetrics::new(&registry),
+                subscriptions: SubscriptionMetrics::new(&registry),
+                wal: Arc::new(WalMetrics::new(&registry)),
                 registry,
             }),
         }
@@ -244,13 +143,13 @@ impl Metrics {
 
     /// Counts a command and its latency.
     pub fn command_done(&self, aggregate_type: &str, outcome: &str, elapsed: Duration) {
-        let inner = &self.inner;
-        inner
-            .commands
+        let commands = &self.inner.commands;
+        commands
+            .total
             .with_label_values(&[aggregate_type, outcome])
             .inc();
-        inner
-            .command_seconds
+        commands
+            .seconds
             .with_label_values(&[aggregate_type])
             .observe(elapsed.as_secs_f64());
     }
@@ -258,21 +157,15 @@ impl Metrics {
     /// Counts an appended event.
     pub fn event_appended(&self, aggregate_type: &str, event_type: &str) {
         self.inner
+            .commands
             .events
             .with_label_values(&[aggregate_type, event_type])
             .inc();
     }
 
     /// Counts an open subscription until the guard is dropped.
-    pub fn subscription_opened(&self, from: u64) -> SubscriptionGuard {
-        let id = self.inner.next_subscription.fetch_add(1, Ordering::Relaxed);
-        let position = Arc::new(AtomicU64::new(from));
-        self.inner
-            .open_subscriptions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, position.clone());
-        self.inner.subscriptions.inc();
+    pub fn subscription_opened(&self, from: GlobalPosition) -> SubscriptionGuard {
+        let (id, position) = self.inner.subscriptions.open(from);
         SubscriptionGuard {
             metrics: self.clone(),
             id,
@@ -293,9 +186,67 @@ impl Metrics {
     }
 
     fn update_from(&self, runtime: &Runtime) {
-        let inner = &self.inner;
         let stats = runtime.stats();
-        for plugin in &stats.plugins {
+        self.inner.plugins.update(&stats.plugins);
+        self.inner.state.update(&stats);
+        let end = runtime.store().end_position().get();
+        self.inner.subscriptions.update(end);
+    }
+}
+
+impl CommandMetrics {
+    fn new(registry: &Registry) -> CommandMetrics {
+        let seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "tally_command_duration_seconds",
+                "Time from receiving a command to answering it (durable), by aggregate type",
+            )
+            .buckets(latency_buckets()),
+            &["aggregate_type"],
+        )
+        .expect("valid metric");
+        CommandMetrics {
+            total: counter_vec(
+                registry,
+                "tally_commands_total",
+                "Commands by aggregate type and outcome (ok, rejected, conflict, invalid, failed, unavailable)",
+                &["aggregate_type", "outcome"],
+            ),
+            seconds: register(registry, seconds),
+            events: counter_vec(
+                registry,
+                "tally_events_appended_total",
+                "Events appended by commands, by aggregate type and event type",
+                &["aggregate_type", "event_type"],
+            ),
+        }
+    }
+}
+
+impl PluginMetrics {
+    fn new(registry: &Registry) -> PluginMetrics {
+        let active = IntGaugeVec::new(
+            Opts::new(
+                "tally_plugin_active",
+                "1 for the active plugin version of each aggregate type, 0 for other installed ones",
+            ),
+            &["aggregate_type", "version"],
+        )
+        .expect("valid metric");
+        PluginMetrics {
+            calls: counter_vec(
+                registry,
+                "tally_plugin_commands_total",
+                "Commands decided by each plugin version, by result (accepted, rejected, trap, panic, timeout, memory, invalid)",
+                &["aggregate_type", "version", "result"],
+            ),
+            active: register(registry, active),
+        }
+    }
+
+    /// Brings the calls and the active flags up to the runtime's figures.
+    fn update(&self, plugins: &[PluginStats]) {
+        for plugin in plugins {
             let version = plugin.version.to_string();
             let labels =
                 |result: &'static str| [plugin.aggregate_type.as_str(), version.as_str(), result];
@@ -308,36 +259,149 @@ impl Metrics {
                 ("memory", plugin.memory_limited),
                 ("invalid", plugin.invalid),
             ] {
-                catch_up(
-                    &inner.plugin_calls.with_label_values(&labels(result)),
-                    value,
-                );
+                catch_up(&self.calls.with_label_values(&labels(result)), value);
             }
-            inner
-                .plugin_active
+            self.active
                 .with_label_values(&[plugin.aggregate_type.as_str(), version.as_str()])
                 .set(i64::from(plugin.active));
         }
-        catch_up(&inner.rehydrations, stats.rehydrations);
-        catch_up(&inner.rehydration_micros, stats.rehydrate_micros);
-        catch_up(&inner.snapshots, stats.snapshots_written);
-        catch_up(&inner.cache_hits, stats.cache_hits);
-        catch_up(&inner.cache_misses, stats.cache_misses);
-        catch_up(&inner.cache_evictions, stats.cache_evictions);
-        inner.cache_aggregates.set(stats.cached_aggregates as i64);
-        inner.cache_bytes.set(stats.cache_bytes as i64);
-        let end = runtime.store().end_position();
-        inner.end_position.set(end as i64);
-        let slowest = inner
-            .open_subscriptions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl StateMetrics {
+    fn new(registry: &Registry) -> StateMetrics {
+        StateMetrics {
+            rehydrations: counter(
+                registry,
+                "tally_rehydrations_total",
+                "Aggregate states rebuilt from snapshot and log",
+            ),
+            rehydration_micros: counter(
+                registry,
+                "tally_rehydration_microseconds_total",
+                "Time spent rebuilding aggregate states",
+            ),
+            snapshots: counter(
+                registry,
+                "tally_snapshots_written_total",
+                "Snapshots written",
+            ),
+            cache_aggregates: gauge(
+                registry,
+                "tally_state_cache_aggregates",
+                "Aggregate states in memory",
+            ),
+            cache_bytes: gauge(
+                registry,
+                "tally_state_cache_bytes",
+                "Bytes of the state cache",
+            ),
+            cache_hits: counter(registry, "tally_state_cache_hits_total", "State cache hits"),
+            cache_misses: counter(
+                registry,
+                "tally_state_cache_misses_total",
+                "State cache misses (states rebuilt)",
+            ),
+            cache_evictions: counter(
+                registry,
+                "tally_state_cache_evictions_total",
+                "States evicted from the cache for room",
+            ),
+        }
+    }
+
+    /// Brings the figures up to the runtime's.
+    fn update(&self, stats: &RuntimeStats) {
+        catch_up(&self.rehydrations, stats.rehydrations);
+        catch_up(&self.rehydration_micros, stats.rehydrate_micros);
+        catch_up(&self.snapshots, stats.snapshots_written);
+        catch_up(&self.cache_hits, stats.cache_hits);
+        catch_up(&self.cache_misses, stats.cache_misses);
+        catch_up(&self.cache_evictions, stats.cache_evictions);
+        self.cache_aggregates.set(stats.cached_aggregates as i64);
+        self.cache_bytes.set(stats.cache_bytes as i64);
+    }
+}
+
+impl SubscriptionMetrics {
+    fn new(registry: &Registry) -> SubscriptionMetrics {
+        SubscriptionMetrics {
+            end_position: gauge(
+                registry,
+                "tally_log_end_position",
+                "Events in the log (the position of the next one)",
+            ),
+            open: gauge(
+                registry,
+                "tally_subscriptions",
+                "Open live event streams (SSE)",
+            ),
+            lag: gauge(
+                registry,
+                "tally_subscription_lag_events",
+                "Events the slowest open subscription is behind the log's end",
+            ),
+            positions: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a subscription from `from`: its id, and the position it has got to.
+    fn open(&self, from: GlobalPosition) -> (u64, Arc<AtomicU64>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let position = Arc::new(AtomicU64::new(from.get()));
+        self.positions().insert(id, position.clone());
+        self.open.inc();
+        (id, position)
+    }
+
+    /// Forgets the subscription `id`.
+    fn close(&self, id: u64) {
+        self.positions().remove(&id);
+        self.open.dec();
+    }
+
+    /// Sets the log's end, `end`, and how far the slowest subscription is behind it.
+    fn update(&self, end: u64) {
+        self.end_position.set(end as i64);
+        let slowest = self
+            .positions()
             .values()
             .map(|position| position.load(Ordering::Relaxed))
             .min();
-        inner
-            .subscription_lag
+        self.lag
             .set(slowest.map_or(0, |position| end.saturating_sub(position)) as i64);
+    }
+
+    /// The open subscriptions' positions, by id.
+    fn positions(&self) -> MutexGuard<'_, HashMap<u64, Arc<AtomicU64>>> {
+        self.positions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl WalMetrics {
+    fn new(registry: &Registry) -> WalMetrics {
+        WalMetrics {
+            fsync_seconds: histogram(
+                registry,
+                "tally_wal_fsync_duration_seconds",
+                "Duration of each fdatasync of the event log",
+                latency_buckets(),
+            ),
+            group_records: histogram(
+                registry,
+                "tally_wal_group_records",
+                "Records per group written to the event log (group commit)",
+                prometheus::exponential_buckets(1.0, 2.0, 14).expect("valid buckets"),
+            ),
+            bytes_written: counter(
+                registry,
+                "tally_wal_bytes_written_total",
+                "Bytes written to the event log",
+            ),
+        }
     }
 }
 
@@ -358,19 +422,14 @@ pub struct SubscriptionGuard {
 
 impl SubscriptionGuard {
     /// Records that the event at `position` was delivered.
-    pub fn delivered(&self, position: u64) {
-        self.position.store(position + 1, Ordering::Relaxed);
+    pub fn delivered(&self, position: GlobalPosition) {
+        self.position
+            .store(position.next().get(), Ordering::Relaxed);
     }
 }
 
 impl Drop for SubscriptionGuard {
     fn drop(&mut self) {
-        let inner = &self.metrics.inner;
-        inner
-            .open_subscriptions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.id);
-        inner.subscriptions.dec();
+        self.metrics.inner.subscriptions.close(self.id);
     }
 }

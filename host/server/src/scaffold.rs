@@ -426,6 +426,8 @@ crate-type = ["cdylib", "rlib"]
 
 [dependencies]
 serde = { version = "1", features = ["derive"] }
+# Its default feature `call-arena` makes the SDK's call arena the component's
+# allocator; see the tally-sdk README for what it costs and how to turn it off.
 tally-sdk = {{sdk}}
 
 # A workspace of its own, so that the plugin builds standalone wherever it lives.
@@ -608,6 +610,8 @@ tally plugin install target/wasm32-wasip2/release/{{crate}}.wasm --activate
   clock, randomness, files or network.
 - When an event's data changes, raise its schema version and add an upcaster
   (`EVENT_VERSIONS` and `UPCASTERS` on `Aggregate`; see the tally-sdk README).
+  `cargo test` checks that both name real events, and `tally_sdk::testing::upcast`
+  tests an upcaster.
 - Raise `version` in `Cargo.toml` for every release: it is the plugin version
   `describe` reports, by which the host tells your releases apart.
 "#;

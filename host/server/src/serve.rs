@@ -58,7 +58,7 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    tracing::info!(data_dir = %config.runtime.dir.display(), "recovering");
+    tracing::info!(data_dir = %config.data_dir.display(), "recovering");
     let opened = Runtime::open(config.runtime.clone()).await;
     let (runtime, report) = match opened {
         Ok(opened) => opened,
@@ -67,7 +67,7 @@ pub async fn run(
             let _ = server.await;
             return Err(anyhow::anyhow!(
                 "cannot open {}: {error}",
-                config.runtime.dir.display()
+                config.data_dir.display()
             ));
         }
     };

@@ -20,6 +20,7 @@ use crate::codec::EnvelopeRef;
 use crate::error::{Result, StoreError};
 use crate::event::{AppendOptions, AppendResult, ExpectedVersion, NewEvent, StreamId};
 use crate::index::{Index, IndexedEvent};
+use crate::version::{GlobalPosition, StreamVersion};
 
 /// The state shared by the store handle and its committer task.
 #[derive(Debug)]
@@ -28,7 +29,7 @@ pub(crate) struct Core {
     pub index: RwLock<Index>,
     pub sequencer: Mutex<Sequencer>,
     /// The index's end position (one past the last durable event).
-    pub committed: watch::Sender<u64>,
+    pub committed: watch::Sender<GlobalPosition>,
     /// Set by `close`: subscriptions end.
     pub closed: AtomicBool,
 }
@@ -37,9 +38,9 @@ pub(crate) struct Core {
 #[derive(Debug)]
 pub(crate) struct Sequencer {
     /// The position the next append starts at.
-    next_position: u64,
-    /// Last version assigned to each stream with appends in flight.
-    pending_versions: HashMap<Arc<StreamId>, u64>,
+    next_position: GlobalPosition,
+    /// The version each stream with appends in flight reaches once they are durable.
+    pending_versions: HashMap<Arc<StreamId>, StreamVersion>,
     /// Command ids of appends in flight; duplicates wait for the first one's outcome.
     pending_commands: HashMap<String, watch::Receiver<Option<bool>>>,
     /// Timestamp of the last queued append (timestamps never decrease).
@@ -59,7 +60,7 @@ struct Stall {
 
 impl Sequencer {
     pub fn new(
-        next_position: u64,
+        next_position: GlobalPosition,
         last_timestamp_ms: u64,
         queue: mpsc::UnboundedSender<Queued>,
     ) -> Sequencer {
@@ -72,6 +73,210 @@ impl Sequencer {
             stalled: None,
             queue: Some(queue),
         }
+    }
+}
+
+impl Sequencer {
+    /// Refuses appends once the store is closing, and while the appends queued after a
+    /// failed write drain.
+    fn check_accepting(&self) -> Result<()> {
+        if self.queue.is_none() {
+            return Err(StoreError::Closed);
+        }
+        if let Some(stall) = &self.stalled {
+            return Err(StoreError::Unavailable {
+                reason: stall.reason.clone(),
+                storage_full: stall.storage_full,
+            });
+        }
+        Ok(())
+    }
+
+    /// What sequencing relies on: positions are assigned past the durable ones, densely,
+    /// so with nothing in flight the next position is the index's end.
+    fn assert_in_step_with(&self, index: &Index) {
+        debug_assert!(
+            self.next_position >= index.end(),
+            "the next position {} is behind the durable end {}",
+            self.next_position,
+            index.end()
+        );
+        debug_assert!(
+            self.in_flight > 0 || self.next_position == index.end(),
+            "nothing is in flight, yet the next position {} is not the durable end {}",
+            self.next_position,
+            index.end()
+        );
+    }
+
+    /// What an earlier append with the command id of `options` decides, if there is
+    /// one: wait for it while it is in flight, or its result once durable. An id used
+    /// for another stream is refused.
+    fn earlier_append(
+        &self,
+        index: &Index,
+        stream: &StreamId,
+        options: &AppendOptions,
+    ) -> Result<Option<Decision>> {
+        let Some(command_id) = &options.command_id else {
+            return Ok(None);
+        };
+        if let Some(waiting) = self.pending_commands.get(command_id) {
+            return Ok(Some(Decision::WaitFor(waiting.clone())));
+        }
+        let Some(entry) = index.command(command_id) else {
+            return Ok(None);
+        };
+        if *entry.stream != *stream {
+            return Err(StoreError::CommandIdReused {
+                command_id: command_id.clone(),
+                stream: (*entry.stream).clone(),
+            });
+        }
+        let mut result = entry.result.clone();
+        result.duplicate = true;
+        Ok(Some(Decision::Duplicate(result)))
+    }
+
+    /// The stream's shared key (the index's, when it has the stream, so that the append
+    /// path clones no strings) and its version, counting the appends in flight.
+    fn stream_version(&self, index: &Index, stream: &StreamId) -> (Arc<StreamId>, StreamVersion) {
+        if let Some((key, pending)) = self.pending_versions.get_key_value(stream) {
+            debug_assert!(
+                index
+                    .stream(stream)
+                    .is_none_or(|entry| entry.version() <= *pending),
+                "the appends in flight to {stream} continue its durable events"
+            );
+            return (key.clone(), *pending);
+        }
+        match index.stream_entry(stream) {
+            Some((key, entry)) => (key.clone(), entry.version()),
+            None => (Arc::new(stream.clone()), StreamVersion::ZERO),
+        }
+    }
+
+    /// Where an append of `count` events to a stream at version `actual` goes: the next
+    /// positions, the stream's next versions, a timestamp no earlier than the last one.
+    fn assignment(&self, actual: StreamVersion, count: u64) -> AppendResult {
+        AppendResult {
+            first_position: self.next_position,
+            first_version: actual.next(),
+            count,
+            timestamp_ms: now_ms().max(self.last_timestamp_ms),
+            duplicate: false,
+        }
+    }
+
+    /// Records a queued append's assignment and hands the append to the committer;
+    /// returns where its answer will come.
+    fn record(
+        &mut self,
+        stream: Arc<StreamId>,
+        assigned: AppendResult,
+        ticket: AppendTicket,
+        options: &AppendOptions,
+    ) -> Result<oneshot::Receiver<Result<AppendResult>>> {
+        self.last_timestamp_ms = assigned.timestamp_ms;
+        self.next_position += assigned.count;
+        self.pending_versions
+            .insert(stream.clone(), assigned.last_version());
+        self.in_flight += 1;
+        let command_done = options.command_id.as_ref().map(|command_id| {
+            let (done, waiting) = watch::channel(None);
+            self.pending_commands.insert(command_id.clone(), waiting);
+            done
+        });
+        let (reply, answer) = oneshot::channel();
+        let queued = Queued {
+            ticket,
+            append: Waiting {
+                stream,
+                result: assigned,
+                command_id: options.command_id.clone(),
+                command_done,
+                reply,
+            },
+        };
+        // Sent under the sequencer lock, so the committer sees appends in queue order.
+        let queue = self.queue.as_ref().expect("checked by check_accepting");
+        queue.send(queued).map_err(|_| StoreError::Closed)?;
+        Ok(answer)
+    }
+
+    /// Forgets a durable append's in-flight assignments: its stream's pending version
+    /// (unless a later append to the stream is in flight) and its command id.
+    fn retire_durable(&mut self, append: &Waiting) {
+        if self.pending_versions.get(&append.stream) == Some(&append.result.last_version()) {
+            self.pending_versions.remove(&append.stream);
+        }
+        if let Some(command_id) = &append.command_id {
+            self.pending_commands.remove(command_id);
+        }
+    }
+}
+
+/// The WAL records of an append assigned `assigned`: one envelope per event.
+fn encode_append(
+    stream: &StreamId,
+    events: &[NewEvent],
+    options: &AppendOptions,
+    assigned: &AppendResult,
+) -> Vec<Record> {
+    (0..events.len())
+        .map(|i| {
+            let envelope = EnvelopeRef::for_append(
+                stream,
+                events,
+                i,
+                options,
+                assigned.first_position,
+                assigned.first_version,
+                assigned.timestamp_ms,
+            );
+            Record::put(Bytes::new(), envelope.encode())
+        })
+        .collect()
+}
+
+/// The index's view of a durable append's events (into `events`): the positions and
+/// versions assigned to them, and where the log put them, one record per event.
+fn indexed_events(
+    result: &AppendResult,
+    wal_positions: &[tally_wal::Position],
+    events: &mut Vec<IndexedEvent>,
+) {
+    debug_assert_eq!(
+        wal_positions.len() as u64,
+        result.count,
+        "the log holds one record per event of an append"
+    );
+    events.clear();
+    events.extend(wal_positions.iter().enumerate().map(|(i, wal_position)| {
+        let (position, version) = result.event_at(i as u64);
+        IndexedEvent {
+            position,
+            version,
+            wal_position: *wal_position,
+        }
+    }));
+}
+
+/// The answer to one append's caller: made under the sequencer lock, sent after it.
+struct Answer {
+    command_done: Option<watch::Sender<Option<bool>>>,
+    reply: oneshot::Sender<Result<AppendResult>>,
+    outcome: Result<AppendResult>,
+}
+
+impl Answer {
+    /// Wakes the appends of the same command id waiting for this one, and answers the
+    /// caller.
+    fn send(self) {
+        if let Some(done) = self.command_done {
+            done.send_replace(Some(self.outcome.is_ok()));
+        }
+        let _ = self.reply.send(self.outcome);
     }
 }
 
@@ -220,108 +425,25 @@ impl Core {
         reservation: tally_wal::Reservation,
     ) -> Result<Decision> {
         let mut sequencer = self.sequencer.lock().expect("sequencer poisoned");
-        if sequencer.queue.is_none() {
-            return Err(StoreError::Closed);
-        }
-        if let Some(stall) = &sequencer.stalled {
-            return Err(StoreError::Unavailable {
-                reason: stall.reason.clone(),
-                storage_full: stall.storage_full,
-            });
-        }
+        sequencer.check_accepting()?;
         let index = self.index.read().expect("index poisoned");
-        if let Some(command_id) = &options.command_id {
-            if let Some(waiting) = sequencer.pending_commands.get(command_id) {
-                return Ok(Decision::WaitFor(waiting.clone()));
-            }
-            if let Some(entry) = index.command(command_id) {
-                if *entry.stream != *stream {
-                    return Err(StoreError::CommandIdReused {
-                        command_id: command_id.clone(),
-                        stream: (*entry.stream).clone(),
-                    });
-                }
-                let mut result = entry.result.clone();
-                result.duplicate = true;
-                return Ok(Decision::Duplicate(result));
-            }
+        sequencer.assert_in_step_with(&index);
+        if let Some(decision) = sequencer.earlier_append(&index, stream, options)? {
+            return Ok(decision);
         }
-        // One shared key for the stream (the index's, when it has the stream), so the
-        // append path clones no strings.
-        let (key, actual) = match sequencer.pending_versions.get_key_value(stream) {
-            Some((key, version)) => (key.clone(), Some(*version)),
-            None => match index.stream_entry(stream) {
-                Some((key, entry)) => (key.clone(), entry.version()),
-                None => (Arc::new(stream.clone()), None),
-            },
-        };
+        let (key, actual) = sequencer.stream_version(&index, stream);
         drop(index);
-        let matches = match expected {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => actual.is_none(),
-            ExpectedVersion::Exact(version) => actual == Some(version),
-        };
-        if !matches {
+        if !expected.matches(actual) {
             return Err(StoreError::WrongExpectedVersion {
                 stream: stream.clone(),
                 expected,
                 actual,
             });
         }
-
-        let timestamp_ms = now_ms().max(sequencer.last_timestamp_ms);
-        let first_position = sequencer.next_position;
-        let first_version = actual.map_or(0, |version| version + 1);
-        let count = events.len() as u64;
-        let records: Vec<Record> = (0..events.len())
-            .map(|i| {
-                let envelope = EnvelopeRef::for_append(
-                    stream,
-                    events,
-                    i,
-                    options,
-                    first_position,
-                    first_version,
-                    timestamp_ms,
-                );
-                Record::put(Bytes::new(), envelope.encode())
-            })
-            .collect();
+        let assigned = sequencer.assignment(actual, events.len() as u64);
+        let records = encode_append(stream, events, options, &assigned);
         let ticket = self.wal.enqueue_batch(&records, reservation)?;
-
-        sequencer.last_timestamp_ms = timestamp_ms;
-        sequencer.next_position += count;
-        sequencer
-            .pending_versions
-            .insert(key.clone(), first_version + count - 1);
-        sequencer.in_flight += 1;
-        let command_done = options.command_id.as_ref().map(|command_id| {
-            let (done, waiting) = watch::channel(None);
-            sequencer
-                .pending_commands
-                .insert(command_id.clone(), waiting);
-            done
-        });
-        let (reply, answer) = oneshot::channel();
-        let queued = Queued {
-            ticket,
-            append: Waiting {
-                stream: key,
-                result: AppendResult {
-                    first_position,
-                    first_version,
-                    count,
-                    timestamp_ms,
-                    duplicate: false,
-                },
-                command_id: options.command_id.clone(),
-                command_done,
-                reply,
-            },
-        };
-        // Sent under the sequencer lock, so the committer sees appends in queue order.
-        let queue = sequencer.queue.as_ref().expect("checked above");
-        queue.send(queued).map_err(|_| StoreError::Closed)?;
+        let answer = sequencer.record(key, assigned, ticket, options)?;
         Ok(Decision::Queued(answer))
     }
 
@@ -391,89 +513,107 @@ impl Core {
     /// Commits a batch of answered appends in order (durable ones to the index, failed
     /// ones stall the store), retires their in-flight assignments and answers their callers.
     fn commit_batch(&self, batch: &mut Vec<Settled>) {
-        let mut added = Vec::with_capacity(batch.len());
-        {
-            let mut index = self.index.write().expect("index poisoned");
-            let mut events = Vec::new();
-            for settled in batch.iter() {
-                added.push(match &settled.answer {
-                    Ok(wal_positions) => {
-                        let result = &settled.append.result;
-                        events.clear();
-                        events.extend(wal_positions.iter().enumerate().map(|(i, wal_position)| {
-                            IndexedEvent {
-                                position: result.first_position + i as u64,
-                                version: result.first_version + i as u64,
-                                wal_position: *wal_position,
-                            }
-                        }));
-                        index.add_append(
-                            &settled.append.stream,
-                            &events,
-                            settled.append.command_id.as_deref(),
-                            result.timestamp_ms,
-                        )
-                    }
-                    Err(_) => Ok(()),
-                });
-            }
-        }
-        let mut answers = Vec::with_capacity(batch.len());
-        {
+        let added = self.add_to_index(batch);
+        let answers = {
             let mut sequencer = self.sequencer.lock().expect("sequencer poisoned");
-            for (settled, added) in batch.drain(..).zip(added) {
-                let Settled {
-                    append:
-                        Waiting {
-                            stream,
-                            result,
-                            command_id,
-                            command_done,
-                            reply,
-                        },
-                    answer,
-                } = settled;
-                sequencer.in_flight -= 1;
-                let outcome = match answer {
-                    Ok(_) => {
-                        if sequencer.pending_versions.get(&stream) == Some(&result.last_version()) {
-                            sequencer.pending_versions.remove(&stream);
-                        }
-                        if let Some(command_id) = &command_id {
-                            sequencer.pending_commands.remove(command_id);
-                        }
-                        match added {
-                            Ok(()) => Ok(result),
-                            Err(reason) => {
-                                // The sequencer assigned something the index cannot take: a
-                                // bug, never data.
-                                tracing::error!(%stream, reason, "durable append does not fit the index");
-                                self.stall(
-                                    &mut sequencer,
-                                    format!("index out of step: {reason}"),
-                                    false,
-                                );
-                                Err(StoreError::Corrupt(reason.to_string()))
-                            }
-                        }
-                    }
-                    Err(err) => {
-                        if sequencer.stalled.is_none() {
-                            tracing::warn!(error = %err, "append failed; refusing appends until in-flight ones drain");
-                        }
-                        self.stall(&mut sequencer, err.to_string(), err.is_storage_full());
-                        Err(StoreError::Wal(err))
-                    }
-                };
-                answers.push((command_done, reply, outcome));
-            }
+            let answers: Vec<Answer> = batch
+                .drain(..)
+                .zip(added)
+                .map(|(settled, added)| self.retire(&mut sequencer, settled, added))
+                .collect();
             self.resume_if_drained(&mut sequencer);
+            answers
+        };
+        for answer in answers {
+            answer.send();
         }
-        for (command_done, reply, outcome) in answers {
-            if let Some(done) = command_done {
-                done.send_replace(Some(outcome.is_ok()));
+    }
+
+    /// Adds the durable appends of a batch to the index, under one lock; for each append,
+    /// whether the index took it (failed appends are not added).
+    fn add_to_index(&self, batch: &[Settled]) -> Vec<Result<(), &'static str>> {
+        let mut index = self.index.write().expect("index poisoned");
+        let mut events = Vec::new();
+        let added: Vec<_> = batch
+            .iter()
+            .map(|settled| {
+                let Ok(wal_positions) = &settled.answer else {
+                    return Ok(());
+                };
+                let append = &settled.append;
+                indexed_events(&append.result, wal_positions, &mut events);
+                index.add_append(
+                    &append.stream,
+                    &events,
+                    append.command_id.as_deref(),
+                    append.result.timestamp_ms,
+                )
+            })
+            .collect();
+        drop(index);
+        debug_assert!(
+            added.iter().all(Result::is_ok),
+            "the sequencer assigns positions and versions that continue the index densely: {added:?}"
+        );
+        self.assert_durable(batch);
+        added
+    }
+
+    /// The index never runs ahead of the durable end of the log (checked in debug
+    /// builds).
+    fn assert_durable(&self, batch: &[Settled]) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let last = batch
+            .iter()
+            .rev()
+            .find_map(|settled| settled.answer.as_ref().ok()?.last().copied());
+        if let Some(last) = last {
+            debug_assert!(
+                last < self.wal.durable_end(),
+                "an event at {last} is indexed before the log is durable there"
+            );
+        }
+    }
+
+    /// Retires one answered append's in-flight assignment (under the sequencer lock) and
+    /// makes its caller's answer: its result once durable and indexed; a failure stalls
+    /// the store.
+    fn retire(
+        &self,
+        sequencer: &mut Sequencer,
+        settled: Settled,
+        added: Result<(), &str>,
+    ) -> Answer {
+        let Settled { append, answer } = settled;
+        sequencer.in_flight -= 1;
+        let outcome = match answer {
+            Ok(_) => {
+                sequencer.retire_durable(&append);
+                match added {
+                    Ok(()) => Ok(append.result),
+                    Err(reason) => {
+                        // The sequencer assigned something the index cannot take: a
+                        // bug, never data.
+                        tracing::error!(stream = %append.stream, reason, "durable append does not fit the index");
+                        self.stall(sequencer, format!("index out of step: {reason}"), false);
+                        Err(StoreError::Corrupt(reason.to_string()))
+                    }
+                }
             }
-            let _ = reply.send(outcome);
+            Err(err) => {
+                if sequencer.stalled.is_none() {
+                    tracing::warn!(error = %err, "append failed; refusing appends until in-flight ones drain");
+                }
+                self.stall(sequencer, err.to_string(), err.is_storage_full());
+                Err(StoreError::Wal(err))
+            }
+        };
+        Answer {
+            command_done: append.command_done,
+            reply: append.reply,
+            outcome,
         }
     }
 
@@ -497,7 +637,7 @@ impl Core {
         sequencer.pending_commands.clear();
         sequencer.stalled = None;
         self.wal.resume();
-        tracing::info!(end, "appends resumed");
+        tracing::info!(end = end.get(), "appends resumed");
     }
 }
 

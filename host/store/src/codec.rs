@@ -1,23 +1,45 @@
 //! The binary envelope of an event in a WAL record (layout in `host/store/FORMAT.md`).
 //!
 //! Strings and byte fields are LEB128-length-prefixed; only the payload is JSON.
+//!
+//! This module is the one place where a [`StreamVersion`] meets its encoding on disk
+//! ([`version_to_disk`], [`version_from_disk`]): envelopes and snapshot records store an
+//! event's version minus one, as the format always has, so that existing logs read the same.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tally_wal::format::{get_varint, put_varint, varint_len};
 
 use crate::event::{AppendOptions, NewEvent, RecordedEvent, StreamId};
+use crate::version::{GlobalPosition, SchemaVersion, StreamVersion};
 
 /// The envelope format version this crate writes.
 pub const ENVELOPE_VERSION: u8 = 1;
+
+/// How a stream version is stored: the version minus one (the first event of a stream
+/// is stored as 0). Only versions of events (at least 1) are stored.
+pub fn version_to_disk(version: StreamVersion) -> u64 {
+    version
+        .get()
+        .checked_sub(1)
+        .expect("only versions of events (from 1) are stored")
+}
+
+/// The stream version stored as `stored` (see [`version_to_disk`]).
+pub fn version_from_disk(stored: u64) -> Result<StreamVersion, DecodeError> {
+    stored
+        .checked_add(1)
+        .map(StreamVersion::new)
+        .ok_or(DecodeError("stream version out of range"))
+}
 
 /// Every field of one event's envelope, borrowed: what is encoded, and what parsing a
 /// record gives back without copying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EnvelopeRef<'a> {
-    pub position: u64,
-    pub version: u64,
+    pub position: GlobalPosition,
+    pub version: StreamVersion,
     pub timestamp_ms: u64,
-    pub schema_version: u32,
+    pub schema_version: SchemaVersion,
     /// Index of the event within its append.
     pub index_in_append: u32,
     /// Number of events in its append.
@@ -53,8 +75,8 @@ impl<'a> EnvelopeRef<'a> {
         events: &'a [NewEvent],
         index: usize,
         options: &'a AppendOptions,
-        first_position: u64,
-        first_version: u64,
+        first_position: GlobalPosition,
+        first_version: StreamVersion,
         timestamp_ms: u64,
     ) -> EnvelopeRef<'a> {
         let event = &events[index];
@@ -94,10 +116,10 @@ impl<'a> EnvelopeRef<'a> {
     pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::with_capacity(self.encoded_len());
         out.put_u8(ENVELOPE_VERSION);
-        out.put_u64_le(self.position);
-        out.put_u64_le(self.version);
+        out.put_u64_le(self.position.get());
+        out.put_u64_le(version_to_disk(self.version));
         out.put_u64_le(self.timestamp_ms);
-        out.put_u32_le(self.schema_version);
+        out.put_u32_le(self.schema_version.get());
         out.put_u32_le(self.index_in_append);
         out.put_u32_le(self.append_len);
         for field in [
@@ -175,10 +197,10 @@ pub fn parse(bytes: &[u8]) -> Result<EnvelopeRef<'_>, DecodeError> {
     if cursor.get_u8() != ENVELOPE_VERSION {
         return Err(DecodeError("unknown envelope version"));
     }
-    let position = cursor.get_u64_le();
-    let version = cursor.get_u64_le();
+    let position = GlobalPosition::new(cursor.get_u64_le());
+    let version = version_from_disk(cursor.get_u64_le())?;
     let timestamp_ms = cursor.get_u64_le();
-    let schema_version = cursor.get_u32_le();
+    let schema_version = SchemaVersion::new(cursor.get_u32_le());
     let index_in_append = cursor.get_u32_le();
     let append_len = cursor.get_u32_le();
     let aggregate_type = take_str(&mut cursor)?;
@@ -230,10 +252,10 @@ mod tests {
     fn envelopes_round_trip() {
         let stream = StreamId::new("bank-account", "acc-1");
         let envelope = EnvelopeRef {
-            position: 42,
-            version: 7,
+            position: GlobalPosition::new(42),
+            version: StreamVersion::new(7),
             timestamp_ms: 1_700_000_000_000,
-            schema_version: 2,
+            schema_version: SchemaVersion::new(2),
             index_in_append: 1,
             append_len: 3,
             aggregate_type: &stream.aggregate_type,
@@ -250,8 +272,8 @@ mod tests {
         let fields = parse(&bytes).unwrap();
         assert_eq!(
             (
-                fields.position,
-                fields.version,
+                fields.position.get(),
+                fields.version.get(),
                 fields.index_in_append,
                 fields.append_len
             ),
@@ -266,11 +288,11 @@ mod tests {
         assert_eq!(decoded.index_in_append, 1);
         assert_eq!(decoded.append_len, 3);
         let event = decoded.event;
-        assert_eq!(event.position, 42);
-        assert_eq!(event.version, 7);
+        assert_eq!(event.position, GlobalPosition::new(42));
+        assert_eq!(event.version, StreamVersion::new(7));
         assert_eq!(event.stream, stream);
         assert_eq!(event.name, "MoneyDeposited");
-        assert_eq!(event.schema_version, 2);
+        assert_eq!(event.schema_version, SchemaVersion::new(2));
         assert_eq!(event.command_id.as_deref(), Some("cmd-9"));
         assert_eq!(event.correlation_id, None);
         assert_eq!(event.causation_id.as_deref(), Some("cause"));
@@ -279,6 +301,33 @@ mod tests {
         for cut in 0..bytes.len() - envelope.data.len() {
             assert!(decode(&bytes.slice(..cut)).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn the_first_event_of_a_stream_is_stored_as_version_zero() {
+        let stream = StreamId::new("t", "a");
+        let events = [NewEvent::new("E", "{}")];
+        let options = AppendOptions::default();
+        let first = GlobalPosition::new(5);
+        let envelope = EnvelopeRef::for_append(
+            &stream,
+            &events,
+            0,
+            &options,
+            first,
+            StreamVersion::FIRST,
+            1,
+        );
+        let bytes = envelope.encode();
+        // The version byte, the position, then the stream version (FORMAT.md).
+        assert_eq!(bytes[9..17], 0u64.to_le_bytes());
+        assert_eq!(parse(&bytes).unwrap().version, StreamVersion::FIRST);
+        let mut last = bytes.to_vec();
+        last[9..17].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            parse(&last),
+            Err(DecodeError("stream version out of range"))
+        );
     }
 
     mod never_panics {
@@ -294,18 +343,18 @@ mod tests {
         /// A valid envelope's bytes.
         fn envelope() -> impl Strategy<Value = Vec<u8>> {
             (
-                any::<(u64, u64, u64, u32, u32, u32)>(),
+                (any::<u64>(), 1..=u64::MAX, any::<(u64, u32, u32, u32)>()),
                 vec(string(), 6),
                 vec(any::<u8>(), 0..40),
                 vec(any::<u8>(), 0..80),
             )
                 .prop_map(|(numbers, strings, metadata, data)| {
-                    let (position, version, timestamp_ms, schema_version, index, len) = numbers;
+                    let (position, version, (timestamp_ms, schema_version, index, len)) = numbers;
                     EnvelopeRef {
-                        position,
-                        version,
+                        position: GlobalPosition::new(position),
+                        version: StreamVersion::new(version),
                         timestamp_ms,
-                        schema_version,
+                        schema_version: SchemaVersion::new(schema_version),
                         index_in_append: index,
                         append_len: len,
                         aggregate_type: &strings[0],

@@ -1,20 +1,20 @@
 //! How a store is configured.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use tally_wal::WalConfig;
 
+use crate::StoreLog;
 use crate::index::CommandRetention;
 
-/// Configuration of an [`crate::EventStore`].
+/// Configuration of an [`crate::EventStore`]. Each log's directory is its
+/// [`WalConfig::dir`], used as given.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// Directory of the store: the event log is in `events/`, snapshots in `snapshots/`.
-    pub dir: PathBuf,
-    /// Settings of the event log (its `dir` is replaced by `<dir>/events`). Default:
-    /// [`WalConfig::default`], that is `FsyncPolicy::Always`.
+    /// The event log, in its own directory ([`StoreConfig::new`]: `<dir>/events`, with
+    /// `FsyncPolicy::Always`).
     pub wal: WalConfig,
-    /// Settings of the snapshot log (its `dir` is replaced by `<dir>/snapshots`).
+    /// The snapshot log, in its own directory ([`StoreConfig::new`]: `<dir>/snapshots`).
     pub snapshot_wal: WalConfig,
     /// How long command ids are remembered for idempotency. Default: the last 1,000,000
     /// command ids, and none older than 7 days. Each costs about 120 bytes plus its length.
@@ -38,12 +38,13 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// The default configuration for a store in `dir`.
-    pub fn new(dir: impl Into<PathBuf>) -> StoreConfig {
+    /// The default configuration for a store in `dir`: the event log in `<dir>/events`,
+    /// the snapshot log in `<dir>/snapshots`.
+    pub fn new(dir: impl AsRef<Path>) -> StoreConfig {
+        let dir = dir.as_ref();
         StoreConfig {
-            dir: dir.into(),
-            wal: WalConfig::default(),
-            snapshot_wal: WalConfig::default(),
+            wal: WalConfig::new(dir.join(StoreLog::Events.dir_name())),
+            snapshot_wal: WalConfig::new(dir.join(StoreLog::Snapshots.dir_name())),
             command_retention: CommandRetention {
                 max_count: 1_000_000,
                 max_age_ms: 7 * 24 * 60 * 60 * 1000,

@@ -1,19 +1,22 @@
 //! The errors of the store.
 
 use crate::event::{ExpectedVersion, StreamId};
+use crate::version::StreamVersion;
 
 /// Everything that can go wrong in an [`crate::EventStore`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The stream's version is not the expected one; nothing was written.
-    #[error("wrong expected version for stream {stream}: expected {expected:?}, actual {actual:?}")]
+    #[error(
+        "wrong expected version for stream {stream}: expected {expected}, actual version {actual}"
+    )]
     WrongExpectedVersion {
         /// The stream.
         stream: StreamId,
         /// What the append expected.
         expected: ExpectedVersion,
-        /// The stream's actual version (`None`: the stream has no events).
-        actual: Option<u64>,
+        /// The stream's actual version (including appends in flight).
+        actual: StreamVersion,
     },
     /// The command id was used before for an append to another stream.
     #[error("command id {command_id} was already used for stream {stream}")]

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::version::{GlobalPosition, SchemaVersion, StreamVersion};
+
 /// A stream: the events of one aggregate, named by its type and id.
 ///
 /// Cheap to clone (shared strings): every event read from a stream carries its id.
@@ -37,10 +39,28 @@ impl fmt::Display for StreamId {
 pub enum ExpectedVersion {
     /// No check.
     Any,
-    /// The stream must have no events.
-    NoStream,
-    /// The stream's last event must have this version (versions count from 0).
-    Exact(u64),
+    /// The stream must be at exactly this version: have this many events.
+    /// `Exact(StreamVersion::ZERO)` is how to say that the stream must have none.
+    Exact(StreamVersion),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream at version `actual` meets the expectation.
+    pub fn matches(self, actual: StreamVersion) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::Exact(expected) => expected == actual,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::Exact(version) => write!(f, "version {version}"),
+        }
+    }
 }
 
 /// An event to append.
@@ -49,7 +69,7 @@ pub struct NewEvent {
     /// The event's name, e.g. `MoneyDeposited`.
     pub name: String,
     /// The schema version of `data`.
-    pub schema_version: u32,
+    pub schema_version: SchemaVersion,
     /// The event's payload: JSON (UTF-8).
     pub data: Bytes,
     /// Free-form metadata: a JSON object, or empty for none.
@@ -61,14 +81,14 @@ impl NewEvent {
     pub fn new(name: impl Into<String>, data: impl Into<Bytes>) -> NewEvent {
         NewEvent {
             name: name.into(),
-            schema_version: 1,
+            schema_version: SchemaVersion::FIRST,
             data: data.into(),
             metadata: Bytes::new(),
         }
     }
 
     /// The same event with another schema version.
-    pub fn with_schema_version(mut self, schema_version: u32) -> NewEvent {
+    pub fn with_schema_version(mut self, schema_version: SchemaVersion) -> NewEvent {
         self.schema_version = schema_version;
         self
     }
@@ -106,15 +126,15 @@ impl AppendOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedEvent {
     /// Global position: dense from 0 across the whole store, in append order.
-    pub position: u64,
+    pub position: GlobalPosition,
     /// The stream the event belongs to.
     pub stream: StreamId,
-    /// Version within the stream: dense from 0.
-    pub version: u64,
+    /// The stream's version once this event was appended (the first event's is 1).
+    pub version: StreamVersion,
     /// The event's name.
     pub name: String,
     /// The schema version of `data`.
-    pub schema_version: u32,
+    pub schema_version: SchemaVersion,
     /// When it was appended: milliseconds since the Unix epoch (never decreasing along the log).
     pub timestamp_ms: u64,
     /// The command id of the append, if one was given.
@@ -135,13 +155,13 @@ pub struct RecordedEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventRef<'a> {
     /// Global position.
-    pub position: u64,
-    /// Version within the stream: dense from 0.
-    pub version: u64,
+    pub position: GlobalPosition,
+    /// The stream's version once this event was appended (the first event's is 1).
+    pub version: StreamVersion,
     /// The event's name.
     pub name: &'a str,
     /// The schema version of `data`.
-    pub schema_version: u32,
+    pub schema_version: SchemaVersion,
     /// When it was appended: milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
     /// The payload (JSON).
@@ -152,9 +172,10 @@ pub struct EventRef<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendResult {
     /// Position of the first appended event.
-    pub first_position: u64,
-    /// Version of the first appended event.
-    pub first_version: u64,
+    pub first_position: GlobalPosition,
+    /// Version of the first appended event: the stream's version before the append,
+    /// plus one.
+    pub first_version: StreamVersion,
     /// Number of events appended.
     pub count: u64,
     /// When they were appended (milliseconds since the Unix epoch).
@@ -166,12 +187,22 @@ pub struct AppendResult {
 
 impl AppendResult {
     /// The stream's version after the append (the version of its last event).
-    pub fn last_version(&self) -> u64 {
-        self.first_version + self.count - 1
+    pub fn last_version(&self) -> StreamVersion {
+        self.first_version + (self.count - 1)
     }
 
     /// The position of the last appended event.
-    pub fn last_position(&self) -> u64 {
-        self.first_position + self.count - 1
+    pub fn last_position(&self) -> GlobalPosition {
+        self.first_position + (self.count - 1)
+    }
+
+    /// The position and version of the `index`-th appended event (from 0).
+    pub fn event_at(&self, index: u64) -> (GlobalPosition, StreamVersion) {
+        assert!(
+            index < self.count,
+            "event {index} of an append of {}",
+            self.count
+        );
+        (self.first_position + index, self.first_version + index)
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use tally_wal::Position;
 
 use crate::event::{AppendResult, StreamId};
+use crate::version::{GlobalPosition, StreamVersion};
 
 /// Packs a WAL position into 8 bytes: 24 bits of segment id, 40 bits of offset.
 pub fn pack(position: Position) -> u64 {
@@ -29,16 +30,36 @@ pub fn unpack(packed: u64) -> Position {
     }
 }
 
-/// One stream's events: `positions[v]` is the global position of version `v`.
+/// One stream's events in version order: `positions[i]` is the global position of the
+/// event that brought the stream from version `i` to `i + 1`.
 #[derive(Debug, Default)]
 pub struct StreamEntry {
-    pub positions: Vec<u64>,
+    positions: Vec<GlobalPosition>,
 }
 
 impl StreamEntry {
-    /// The version of the stream's last event.
-    pub fn version(&self) -> Option<u64> {
-        (self.positions.len() as u64).checked_sub(1)
+    /// The stream's version: its number of events.
+    pub fn version(&self) -> StreamVersion {
+        StreamVersion::new(self.positions.len() as u64)
+    }
+
+    /// The global positions of the events from version `first` on (all of them when
+    /// `first` is 0 or 1).
+    pub fn positions_from(&self, first: StreamVersion) -> &[GlobalPosition] {
+        // The events before the event of version `first` number `first - 1`.
+        let before = first.get().saturating_sub(1).min(self.version().get());
+        &self.positions[before as usize..]
+    }
+
+    /// The global positions of the events up to and including version `last`.
+    pub fn positions_through(&self, last: StreamVersion) -> &[GlobalPosition] {
+        let through = last.min(self.version()).get();
+        &self.positions[..through as usize]
+    }
+
+    /// The stream's version just before global `position`: its events before it.
+    pub fn version_before(&self, position: GlobalPosition) -> StreamVersion {
+        StreamVersion::new(self.positions.partition_point(|at| *at < position) as u64)
     }
 }
 
@@ -195,8 +216,8 @@ pub struct Index {
 /// One event of an append, as the index needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct IndexedEvent {
-    pub position: u64,
-    pub version: u64,
+    pub position: GlobalPosition,
+    pub version: StreamVersion,
     pub wal_position: Position,
 }
 
@@ -212,9 +233,9 @@ impl Index {
         }
     }
 
-    /// The position the next event will get.
-    pub fn end(&self) -> u64 {
-        self.events.len() as u64
+    /// The position the next event will get (the number of events).
+    pub fn end(&self) -> GlobalPosition {
+        GlobalPosition::new(self.events.len() as u64)
     }
 
     /// Timestamp of the last event (0 when empty).
@@ -222,7 +243,8 @@ impl Index {
         self.last_timestamp_ms
     }
 
-    /// Adds one durable append. Positions and versions must continue densely.
+    /// Adds one durable append. Positions and versions must continue densely: the
+    /// append's events take the next global positions and the stream's next versions.
     pub fn add_append(
         &mut self,
         key: &Arc<StreamId>,
@@ -230,32 +252,25 @@ impl Index {
         command_id: Option<&str>,
         timestamp_ms: u64,
     ) -> Result<(), &'static str> {
-        let stream: &StreamId = key;
         let first = events.first().ok_or("an append has at least one event")?;
-        let current_len = self
-            .streams
-            .get(stream)
-            .map_or(0, |e| e.positions.len() as u64);
+        let version = self
+            .stream(key)
+            .map_or(StreamVersion::ZERO, StreamEntry::version);
         let dense = events.iter().enumerate().all(|(i, event)| {
-            event.position == self.end() + i as u64 && event.version == current_len + i as u64
+            event.position == self.end() + i as u64 && event.version == version.next() + i as u64
         });
         if !dense {
             return Err("global positions or stream versions are not dense");
         }
-        let entry = match self.streams.get_mut(stream) {
+        let entry = match self.streams.get_mut(&**key) {
             Some(entry) => entry,
-            None => {
-                self.types
-                    .entry(stream.aggregate_type.clone())
-                    .or_default()
-                    .push(key.clone());
-                self.streams.entry(key.clone()).or_default()
-            }
+            None => self.new_stream(key),
         };
-        for event in events {
-            entry.positions.push(event.position);
-            self.events.push(pack(event.wal_position));
-        }
+        entry
+            .positions
+            .extend(events.iter().map(|event| event.position));
+        self.events
+            .extend(events.iter().map(|event| pack(event.wal_position)));
         self.last_timestamp_ms = self.last_timestamp_ms.max(timestamp_ms);
         if let Some(command_id) = command_id {
             let result = AppendResult {
@@ -265,15 +280,27 @@ impl Index {
                 timestamp_ms,
                 duplicate: false,
             };
-            self.commands.insert(
-                command_id,
-                CommandEntry {
-                    stream: key.clone(),
-                    result,
-                },
-            );
+            self.retain_command(command_id, key, result);
         }
         Ok(())
+    }
+
+    /// A new stream's entry, empty, listed under its aggregate type.
+    fn new_stream(&mut self, key: &Arc<StreamId>) -> &mut StreamEntry {
+        self.types
+            .entry(key.aggregate_type.clone())
+            .or_default()
+            .push(key.clone());
+        self.streams.entry(key.clone()).or_default()
+    }
+
+    /// Remembers what the append with `command_id` did, for idempotency.
+    fn retain_command(&mut self, command_id: &str, stream: &Arc<StreamId>, result: AppendResult) {
+        let entry = CommandEntry {
+            stream: stream.clone(),
+            result,
+        };
+        self.commands.insert(command_id, entry);
     }
 
     /// Forgets command ids older than the age bound at `now_ms`.
@@ -302,10 +329,9 @@ impl Index {
     }
 
     /// The WAL position of the event at global `position`.
-    pub fn wal_position(&self, position: u64) -> Option<Position> {
-        self.events
-            .get(position as usize)
-            .map(|packed| unpack(*packed))
+    pub fn wal_position(&self, position: GlobalPosition) -> Option<Position> {
+        let index = usize::try_from(position.get()).ok()?;
+        self.events.get(index).map(|packed| unpack(*packed))
     }
 
     /// Streams of an aggregate type in creation order, from index `from`, at most `max`.
@@ -314,7 +340,7 @@ impl Index {
         aggregate_type: &str,
         from: usize,
         max: usize,
-    ) -> Vec<(StreamId, u64)> {
+    ) -> Vec<(StreamId, StreamVersion)> {
         let Some(streams) = self.types.get(aggregate_type) else {
             return Vec::new();
         };
@@ -322,10 +348,7 @@ impl Index {
             .iter()
             .skip(from)
             .take(max)
-            .map(|stream| {
-                let version = self.streams[stream].version().expect("a stream has events");
-                ((**stream).clone(), version)
-            })
+            .map(|stream| ((**stream).clone(), self.streams[stream].version()))
             .collect()
     }
 
@@ -378,8 +401,8 @@ mod tests {
         let stream = Arc::new(StreamId::new("t", "a"));
         for n in 0..5u64 {
             let event = IndexedEvent {
-                position: n,
-                version: n,
+                position: GlobalPosition::new(n),
+                version: StreamVersion::new(n + 1),
                 wal_position: Position {
                     segment_id: 0,
                     offset: 32 + n * 100,
@@ -391,7 +414,10 @@ mod tests {
         }
         assert_eq!(index.retained_commands(), 3);
         assert!(index.command("c1").is_none());
-        assert_eq!(index.command("c4").unwrap().result.first_position, 4);
+        assert_eq!(
+            index.command("c4").unwrap().result.first_position,
+            GlobalPosition::new(4)
+        );
         // Forgets ids appended before now - max_age: c2 (10_200) but not c3 (10_300).
         index.prune_commands(11_250);
         assert!(index.command("c2").is_none());
@@ -429,8 +455,8 @@ mod tests {
         let entry = |first_position| CommandEntry {
             stream: stream.clone(),
             result: AppendResult {
-                first_position,
-                first_version: first_position,
+                first_position: GlobalPosition::new(first_position),
+                first_version: StreamVersion::new(first_position + 1),
                 count: 1,
                 timestamp_ms: 1,
                 duplicate: false,
@@ -443,15 +469,15 @@ mod tests {
         // An id retained again replaces its entry in place.
         commands.insert("c1", entry(10));
         assert_eq!(commands.len(), 4);
-        assert_eq!(commands.get("c1").unwrap().result.first_position, 10);
+        assert_eq!(commands.get("c1").unwrap().result.first_position.get(), 10);
         // A fifth id: the oldest ("c") is forgotten.
         commands.insert("c1x", entry(4));
         assert_eq!(commands.len(), 4);
         assert!(commands.get("c").is_none());
-        assert_eq!(commands.get("c1").unwrap().result.first_position, 10);
-        assert_eq!(commands.get("c10").unwrap().result.first_position, 2);
-        assert_eq!(commands.get("x").unwrap().result.first_position, 3);
-        assert_eq!(commands.get("c1x").unwrap().result.first_position, 4);
+        assert_eq!(commands.get("c1").unwrap().result.first_position.get(), 10);
+        assert_eq!(commands.get("c10").unwrap().result.first_position.get(), 2);
+        assert_eq!(commands.get("x").unwrap().result.first_position.get(), 3);
+        assert_eq!(commands.get("c1x").unwrap().result.first_position.get(), 4);
         assert!(commands.get("c100").is_none());
         // Many more: the bytes of forgotten ids are dropped, lookups stay exact.
         for n in 0..1_000u64 {
@@ -466,7 +492,8 @@ mod tests {
                     .get(&format!("id-{n}"))
                     .unwrap()
                     .result
-                    .first_position,
+                    .first_position
+                    .get(),
                 100 + n
             );
         }
@@ -480,16 +507,20 @@ mod tests {
         });
         let stream = Arc::new(StreamId::new("t", "a"));
         let at = |position, version| IndexedEvent {
-            position,
-            version,
+            position: GlobalPosition::new(position),
+            version: StreamVersion::new(version),
             wal_position: Position::START,
         };
-        index.add_append(&stream, &[at(0, 0)], None, 1).unwrap();
-        assert!(index.add_append(&stream, &[at(2, 1)], None, 1).is_err());
-        assert!(index.add_append(&stream, &[at(1, 2)], None, 1).is_err());
+        assert!(index.add_append(&stream, &[at(0, 0)], None, 1).is_err());
+        index.add_append(&stream, &[at(0, 1)], None, 1).unwrap();
+        assert!(index.add_append(&stream, &[at(2, 2)], None, 1).is_err());
+        assert!(index.add_append(&stream, &[at(1, 3)], None, 1).is_err());
         index
-            .add_append(&stream, &[at(1, 1), at(2, 2)], None, 1)
+            .add_append(&stream, &[at(1, 2), at(2, 3)], None, 1)
             .unwrap();
-        assert_eq!(index.stream(&stream).unwrap().version(), Some(2));
+        assert_eq!(
+            index.stream(&stream).unwrap().version(),
+            StreamVersion::new(3)
+        );
     }
 }

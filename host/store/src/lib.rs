@@ -1,22 +1,36 @@
 //! `tally-store`: Tally's event store on [`tally_wal`].
 //!
-//! Every aggregate has a stream with a dense version (from 0); every event has a dense
-//! global position (from 0). Appends are atomic, checked against an expected version,
+//! Every aggregate has a stream; every event has a dense global position and a dense
+//! version in its stream. The numbers have types of their own, with one convention each:
+//!
+//! - [`StreamVersion`]: a stream's version is its number of events (0: none), and an
+//!   event's version is the stream's version once it is appended, so the first event of a
+//!   stream has version 1. The runtime, the HTTP API and plugins use the same numbers.
+//! - [`GlobalPosition`]: an event's place in the whole log, from 0 in append order; the
+//!   log's end is the position the next event gets (the number of events stored).
+//! - [`SchemaVersion`]: the schema version of an event's data (1 unless a plugin says
+//!   otherwise).
+//!
+//! Appends are atomic, checked against an expected version,
 //! idempotent by command id (also across restarts), and group-committed through the WAL.
 //! Reads of a stream cost in proportion to that stream; subscriptions catch up and then
 //! follow live, delivering only durable events; snapshots are tagged by state encoding.
 //!
 //! ```no_run
 //! # async fn demo() -> tally_store::Result<()> {
-//! use tally_store::{AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId};
+//! use tally_store::{
+//!     AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId, StreamVersion,
+//! };
 //!
 //! let (store, _report) = EventStore::open(StoreConfig::new("data/store")).await?;
 //! let account = StreamId::new("bank-account", "acc-1");
 //! let opened = NewEvent::new("AccountOpened", r#"{"initial_balance":100}"#);
+//! // The stream must have no events yet.
+//! let expected = ExpectedVersion::Exact(StreamVersion::ZERO);
 //! let result = store
-//!     .append(&account, ExpectedVersion::NoStream, vec![opened], AppendOptions::command("c-1"))
+//!     .append(&account, expected, vec![opened], AppendOptions::command("c-1"))
 //!     .await?;
-//! assert_eq!(result.last_version(), 0);
+//! assert_eq!(result.last_version(), StreamVersion::FIRST);
 //! store.close().await
 //! # }
 //! ```
@@ -35,6 +49,7 @@ mod snapshot;
 mod store;
 mod subscription;
 mod verify;
+mod version;
 
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
@@ -48,3 +63,4 @@ pub use subscription::{Subscription, SubscriptionFilter};
 /// Re-exported: the store's configuration embeds the log's.
 pub use tally_wal;
 pub use verify::{StoreLog, StoreProblem, StoreVerifyReport, VerifyProgress, verify, verify_with};
+pub use version::{GlobalPosition, SchemaVersion, StreamVersion};

@@ -13,16 +13,18 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tally_wal::format::{get_varint, put_varint};
 use tally_wal::{Position, Record, RecoveryInfo, Wal, WalConfig};
 
+use crate::codec::{version_from_disk, version_to_disk};
 use crate::error::{Result, StoreError};
 use crate::event::StreamId;
+use crate::version::StreamVersion;
 
 /// A snapshot of a stream's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     /// The stream.
     pub stream: StreamId,
-    /// The stream version the state includes.
-    pub version: u64,
+    /// The stream version the state includes: the events folded into it (at least 1).
+    pub version: StreamVersion,
     /// Identifies the state's encoding (the host uses the plugin's identity).
     pub tag: String,
     /// The state.
@@ -33,7 +35,7 @@ const SNAPSHOT_VERSION: u8 = 1;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    version: u64,
+    version: StreamVersion,
     at: Position,
     size: u64,
 }
@@ -115,7 +117,7 @@ impl SnapshotStore {
     pub async fn save(
         &self,
         stream: &StreamId,
-        version: u64,
+        version: StreamVersion,
         tag: &str,
         data: Bytes,
     ) -> Result<()> {
@@ -229,10 +231,10 @@ impl SnapshotStore {
     }
 }
 
-fn encode(stream: &StreamId, version: u64, tag: &str, data: &[u8]) -> Bytes {
+fn encode(stream: &StreamId, version: StreamVersion, tag: &str, data: &[u8]) -> Bytes {
     let mut out = BytesMut::new();
     out.put_u8(SNAPSHOT_VERSION);
-    out.put_u64_le(version);
+    out.put_u64_le(version_to_disk(version));
     for field in [
         stream.aggregate_type.as_bytes(),
         stream.aggregate_id.as_bytes(),
@@ -251,7 +253,7 @@ pub(crate) fn decode(bytes: &Bytes) -> Result<Snapshot, &'static str> {
     if cursor.remaining() < 9 || cursor.get_u8() != SNAPSHOT_VERSION {
         return Err("unknown snapshot format");
     }
-    let version = cursor.get_u64_le();
+    let version = version_from_disk(cursor.get_u64_le()).map_err(|error| error.0)?;
     let mut take = || -> Result<String, &'static str> {
         let (len, size) = get_varint(&cursor).ok_or("bad length")?;
         cursor.advance(size);
@@ -308,7 +310,7 @@ mod tests {
 
         #[test]
         fn decoding_damaged_snapshots_never_panics(
-            version in any::<u64>(),
+            version in (1..=u64::MAX).prop_map(StreamVersion::new),
             aggregate_id in "[a-z0-9-]{0,12}",
             tag in ".{0,8}",
             data in vec(any::<u8>(), 0..64),

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tally_wal::{Position, RecoveryInfo, Wal, WalConfig};
+use tally_wal::{Position, RecoveryInfo, Wal};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -16,10 +16,11 @@ use crate::error::{Result, StoreError};
 use crate::event::{
     AppendOptions, AppendResult, EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
 };
-use crate::index::Index;
+use crate::index::{Index, StreamEntry};
 use crate::rebuild::IndexBuilder;
 use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::subscription::{Subscription, SubscriptionFilter};
+use crate::version::{GlobalPosition, StreamVersion};
 
 /// What opening the store found.
 #[derive(Debug, Clone)]
@@ -45,17 +46,19 @@ pub struct OpenReport {
 pub struct StreamRead {
     /// Read towards higher versions (`false`: towards lower ones).
     pub forward: bool,
-    /// First version to read; `None` means the first (forward) or the last (backward).
-    pub from_version: Option<u64>,
+    /// The version of the first event to read (the first event of a stream has version
+    /// 1); `None` means the first (forward) or the last (backward).
+    pub from_version: Option<StreamVersion>,
     /// Most events to return (capped by the store's `max_read_count`).
     pub max_count: usize,
     /// Only events at or before this global position (time travel).
-    pub up_to_position: Option<u64>,
+    pub up_to_position: Option<GlobalPosition>,
 }
 
 impl StreamRead {
-    /// Forward from `version`, at most `max_count` events.
-    pub fn forward(version: u64, max_count: usize) -> StreamRead {
+    /// Forward from the event of `version` (from the first event when `version` is 0
+    /// or 1), at most `max_count` events.
+    pub fn forward(version: StreamVersion, max_count: usize) -> StreamRead {
         StreamRead {
             forward: true,
             from_version: Some(version),
@@ -75,7 +78,7 @@ impl StreamRead {
     }
 
     /// The same read, limited to events at or before global `position`.
-    pub fn up_to(mut self, position: u64) -> StreamRead {
+    pub fn up_to(mut self, position: GlobalPosition) -> StreamRead {
         self.up_to_position = Some(position);
         self
     }
@@ -128,7 +131,8 @@ impl Drop for Inner {
 }
 
 impl EventStore {
-    /// Opens (creating if needed) the store in `config.dir`, rebuilding its index from the
+    /// Opens (creating if needed) the store's two logs (`config.wal.dir` and
+    /// `config.snapshot_wal.dir`), rebuilding its index from the
     /// event log. Fails with a clear error if another process has it open.
     pub async fn open(config: StoreConfig) -> Result<(EventStore, OpenReport)> {
         let started = Instant::now();
@@ -141,23 +145,18 @@ impl EventStore {
                     .into(),
             ));
         }
-        let wal_config = WalConfig {
-            dir: config.dir.join("events"),
-            ..config.wal.clone()
-        };
-        let (wal, events_recovery) = Wal::open(wal_config).await?;
+        let (wal, events_recovery) = Wal::open(config.wal.clone()).await?;
         let index = rebuild_index(&wal, &config).await?;
-        let snapshot_config = WalConfig {
-            dir: config.dir.join("snapshots"),
-            ..config.snapshot_wal.clone()
-        };
-        let (snapshots, snapshots_recovery) =
-            SnapshotStore::open(snapshot_config, config.snapshot_compaction_bytes).await?;
+        let (snapshots, snapshots_recovery) = SnapshotStore::open(
+            config.snapshot_wal.clone(),
+            config.snapshot_compaction_bytes,
+        )
+        .await?;
 
         let report = OpenReport {
             events_recovery,
             snapshots_recovery,
-            events: index.end(),
+            events: index.end().get(),
             streams: index.streams_len(),
             retained_commands: index.retained_commands(),
             snapshots: snapshots.len(),
@@ -260,7 +259,7 @@ impl EventStore {
     }
 
     /// Waits until every event before global position `end` is durable and readable.
-    pub async fn wait_committed(&self, end: u64) -> Result<()> {
+    pub async fn wait_committed(&self, end: GlobalPosition) -> Result<()> {
         let core = &self.inner.core;
         let mut committed = core.committed.subscribe();
         loop {
@@ -274,24 +273,26 @@ impl EventStore {
         }
     }
 
-    /// The version of the stream's last event; `None` when it has none. O(1).
-    pub fn stream_version(&self, stream: &StreamId) -> Option<u64> {
+    /// The stream's version: its number of durable events (0 when it has none). O(1).
+    pub fn stream_version(&self, stream: &StreamId) -> StreamVersion {
         self.index()
             .stream(stream)
-            .and_then(|entry| entry.version())
+            .map_or(StreamVersion::ZERO, StreamEntry::version)
     }
 
-    /// The first version of `stream` whose event is at or after global `position`
-    /// (the stream's length when there is none).
-    pub(crate) fn first_version_at_or_after(&self, stream: &StreamId, position: u64) -> u64 {
-        let index = self.index();
-        index.stream(stream).map_or(0, |entry| {
-            entry.positions.partition_point(|p| *p < position) as u64
-        })
+    /// The version `stream` had just before global `position`: its events before it.
+    pub(crate) fn version_before(
+        &self,
+        stream: &StreamId,
+        position: GlobalPosition,
+    ) -> StreamVersion {
+        self.index()
+            .stream(stream)
+            .map_or(StreamVersion::ZERO, |entry| entry.version_before(position))
     }
 
     /// The position the next appended event will get (the number of events stored).
-    pub fn end_position(&self) -> u64 {
+    pub fn end_position(&self) -> GlobalPosition {
         self.index().end()
     }
 
@@ -302,7 +303,7 @@ impl EventStore {
         aggregate_type: &str,
         skip: usize,
         max_count: usize,
-    ) -> Vec<(StreamId, u64)> {
+    ) -> Vec<(StreamId, StreamVersion)> {
         self.index()
             .streams_of_type(aggregate_type, skip, max_count)
     }
@@ -385,61 +386,60 @@ impl EventStore {
     }
 
     /// The global positions of the events of `stream` that `read` selects.
-    fn stream_positions(&self, stream: &StreamId, read: &StreamRead) -> Vec<u64> {
+    fn stream_positions(&self, stream: &StreamId, read: &StreamRead) -> Vec<GlobalPosition> {
         let max = read.max_count.min(self.inner.config.max_read_count);
-        {
-            let index = self.index();
-            let Some(entry) = index.stream(stream) else {
-                return Vec::new();
-            };
-            let all = &entry.positions;
-            let up_to = read.up_to_position.unwrap_or(u64::MAX);
-            if read.forward {
-                let from = read.from_version.unwrap_or(0).min(all.len() as u64) as usize;
-                all[from..]
-                    .iter()
-                    .copied()
-                    .take_while(|position| *position <= up_to)
-                    .take(max)
-                    .collect()
-            } else {
-                let until = match read.from_version {
-                    Some(version) => (version.saturating_add(1)).min(all.len() as u64) as usize,
-                    None => all.len(),
-                };
-                all[..until]
-                    .iter()
-                    .rev()
-                    .copied()
-                    .filter(|position| *position <= up_to)
-                    .take(max)
-                    .collect()
-            }
+        let index = self.index();
+        let Some(entry) = index.stream(stream) else {
+            return Vec::new();
+        };
+        let up_to = read.up_to_position;
+        let at_or_before = |position: &GlobalPosition| up_to.is_none_or(|up_to| *position <= up_to);
+        if read.forward {
+            let from = read.from_version.unwrap_or(StreamVersion::FIRST);
+            entry
+                .positions_from(from)
+                .iter()
+                .copied()
+                .take_while(at_or_before)
+                .take(max)
+                .collect()
+        } else {
+            let through = read.from_version.unwrap_or(entry.version());
+            entry
+                .positions_through(through)
+                .iter()
+                .rev()
+                .copied()
+                .filter(at_or_before)
+                .take(max)
+                .collect()
         }
     }
 
     /// Reads the global log forward from `from_position`, at most `max_count` events.
     pub async fn read_all(
         &self,
-        from_position: u64,
+        from_position: GlobalPosition,
         max_count: usize,
     ) -> Result<Vec<RecordedEvent>> {
         let max = max_count.min(self.inner.config.max_read_count) as u64;
-        let end = self.end_position();
-        let positions: Vec<u64> =
-            (from_position..end.min(from_position.saturating_add(max))).collect();
+        let end = self.end_position().get();
+        let from = from_position.get();
+        let positions: Vec<GlobalPosition> = (from..end.min(from.saturating_add(max)))
+            .map(GlobalPosition::new)
+            .collect();
         self.read_positions(&positions).await
     }
 
     /// The last position whose event was appended at or before `timestamp_ms`, for
     /// time-travel reads; `None` if every event is later. O(log n) reads.
-    pub async fn position_at_time(&self, timestamp_ms: u64) -> Result<Option<u64>> {
+    pub async fn position_at_time(&self, timestamp_ms: u64) -> Result<Option<GlobalPosition>> {
         // Timestamps never decrease along the log: binary search for the first later one.
-        let (mut low, mut high) = (0u64, self.end_position());
+        let (mut low, mut high) = (0u64, self.end_position().get());
         while low < high {
             let middle = low + (high - low) / 2;
             let event = self
-                .read_positions(&[middle])
+                .read_positions(&[GlobalPosition::new(middle)])
                 .await?
                 .pop()
                 .expect("one event");
@@ -449,11 +449,15 @@ impl EventStore {
                 high = middle;
             }
         }
-        Ok(low.checked_sub(1))
+        // `low` events are at or before the time: the last of them is the answer.
+        Ok(low.checked_sub(1).map(GlobalPosition::new))
     }
 
     /// Reads events by global position, checking each against the index.
-    pub(crate) async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>> {
+    pub(crate) async fn read_positions(
+        &self,
+        positions: &[GlobalPosition],
+    ) -> Result<Vec<RecordedEvent>> {
         if positions.is_empty() {
             return Ok(Vec::new());
         }
@@ -478,7 +482,7 @@ impl EventStore {
     }
 
     /// Where the events at global `positions` are in the log.
-    fn wal_positions(&self, positions: &[u64]) -> Result<Vec<Position>> {
+    fn wal_positions(&self, positions: &[GlobalPosition]) -> Result<Vec<Position>> {
         let index = self.index();
         positions
             .iter()
@@ -492,34 +496,49 @@ impl EventStore {
 
     /// A subscription from `from_position`: the events already stored (catch-up), then
     /// live ones as they become durable, with no gap or duplicate between the two.
-    pub fn subscribe(&self, from_position: u64, filter: SubscriptionFilter) -> Subscription {
+    pub fn subscribe(
+        &self,
+        from_position: GlobalPosition,
+        filter: SubscriptionFilter,
+    ) -> Subscription {
         Subscription::new(self.clone(), from_position, filter)
     }
 
-    /// Saves a snapshot of `stream` at `version`, tagged with the encoding of `data`
-    /// (the host uses the plugin's identity). Only the latest per stream and tag is kept.
+    /// Saves a snapshot of `stream` at `version` (the state after its first `version`
+    /// events: at least one, at most the stream's durable ones), tagged with the encoding
+    /// of `data` (the host uses the plugin's identity). Only the latest per stream and
+    /// tag is kept.
     pub async fn save_snapshot(
         &self,
         stream: &StreamId,
-        version: u64,
+        version: StreamVersion,
         tag: &str,
         data: Bytes,
     ) -> Result<()> {
-        match self.stream_version(stream) {
-            Some(current) if version <= current => {}
-            current => {
-                return Err(StoreError::InvalidInput(format!(
-                    "cannot snapshot {stream} at version {version}: its version is {current:?}"
-                )));
-            }
+        let current = self.stream_version(stream);
+        if version == StreamVersion::ZERO || version > current {
+            return Err(StoreError::InvalidInput(format!(
+                "cannot snapshot {stream} at version {version}: its version is {current}"
+            )));
         }
         check_tag(tag, self.inner.config.max_name_len)?;
         self.inner.snapshots.save(stream, version, tag, data).await
     }
 
-    /// The latest snapshot of `stream` with exactly this `tag`.
+    /// The latest snapshot of `stream` with exactly this `tag`, if it is not ahead of the
+    /// stream's durable events. A snapshot can outlive events it includes (a log cut by
+    /// a repair, or an unsynced tail lost in a crash under `FsyncPolicy::Os`); such a
+    /// snapshot is not used, so that a state is never ahead of the log.
     pub async fn latest_snapshot(&self, stream: &StreamId, tag: &str) -> Result<Option<Snapshot>> {
-        self.inner.snapshots.latest(stream, tag).await
+        let snapshot = self.inner.snapshots.latest(stream, tag).await?;
+        let current = self.stream_version(stream);
+        Ok(snapshot.filter(|snapshot| {
+            let usable = snapshot.version <= current;
+            if !usable {
+                tracing::warn!(%stream, tag, snapshot = %snapshot.version, %current, "a snapshot is ahead of its stream; not used");
+            }
+            usable
+        }))
     }
 
     /// Waits for appends in flight, flushes both logs and closes them. Other handles and
@@ -570,7 +589,15 @@ fn encoded_size(
 ) -> Result<usize> {
     let mut total = 0usize;
     for (i, event) in events.iter().enumerate() {
-        let envelope = codec::EnvelopeRef::for_append(stream, events, i, options, 0, 0, 0);
+        let envelope = codec::EnvelopeRef::for_append(
+            stream,
+            events,
+            i,
+            options,
+            GlobalPosition::START,
+            StreamVersion::FIRST,
+            0,
+        );
         let size = tally_wal::format::frame_len_of(0, envelope.encoded_len());
         if size > wal.max_record_size {
             return Err(StoreError::InvalidInput(format!(

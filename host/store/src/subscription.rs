@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::error::{Result, StoreError};
 use crate::event::{RecordedEvent, StreamId};
 use crate::store::EventStore;
+use crate::version::GlobalPosition;
 
 /// Events read from the log per page.
 const PAGE: usize = 512;
@@ -45,15 +46,15 @@ pub struct Subscription {
     store: EventStore,
     filter: SubscriptionFilter,
     /// The next position to examine.
-    next: u64,
+    next: GlobalPosition,
     buffer: VecDeque<RecordedEvent>,
-    committed: watch::Receiver<u64>,
+    committed: watch::Receiver<GlobalPosition>,
 }
 
 impl Subscription {
     pub(crate) fn new(
         store: EventStore,
-        from_position: u64,
+        from_position: GlobalPosition,
         filter: SubscriptionFilter,
     ) -> Subscription {
         let committed = store.core().committed.subscribe();
@@ -67,7 +68,7 @@ impl Subscription {
     }
 
     /// The position after the last event examined: resuming from here misses nothing.
-    pub fn position(&self) -> u64 {
+    pub fn position(&self) -> GlobalPosition {
         self.buffer
             .front()
             .map_or(self.next, |event| event.position)
@@ -78,6 +79,10 @@ impl Subscription {
     pub async fn next(&mut self) -> Result<RecordedEvent> {
         loop {
             if let Some(event) = self.buffer.pop_front() {
+                debug_assert!(
+                    event.position < self.next,
+                    "a subscription delivers only positions it has examined"
+                );
                 return Ok(event);
             }
             if self.store.core().closed.load(Ordering::Acquire) {
@@ -96,24 +101,12 @@ impl Subscription {
     }
 
     /// Reads the next page of events before `end` into the buffer.
-    async fn fill(&mut self, end: u64) -> Result<()> {
+    async fn fill(&mut self, end: GlobalPosition) -> Result<()> {
+        let page = PAGE.min(self.store.config().max_read_count);
         let events = match &self.filter.stream {
-            // One stream: read only its events, through the stream index.
-            Some(stream) => {
-                let page = PAGE.min(self.store.config().max_read_count);
-                let from = self.store.first_version_at_or_after(stream, self.next);
-                let read = crate::store::StreamRead::forward(from, page).up_to(end - 1);
-                let events = self.store.read_stream(stream, read).await?;
-                if events.len() < page {
-                    self.next = end;
-                } else if let Some(last) = events.last() {
-                    self.next = last.position + 1;
-                }
-                events
-            }
+            Some(stream) => self.read_stream_page(&stream.clone(), end, page).await?,
             None => {
-                let page = PAGE.min(self.store.config().max_read_count);
-                let count = ((end - self.next) as usize).min(page);
+                let count = (end.events_since(self.next) as usize).min(page);
                 let events = self.store.read_all(self.next, count).await?;
                 self.next += events.len() as u64;
                 events
@@ -125,5 +118,25 @@ impl Subscription {
                 .filter(|event| self.filter.matches(event)),
         );
         Ok(())
+    }
+
+    /// One stream: the next page of its events before `end`, read through the stream
+    /// index rather than the whole log.
+    async fn read_stream_page(
+        &mut self,
+        stream: &StreamId,
+        end: GlobalPosition,
+        page: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let from = self.store.version_before(stream, self.next).next();
+        let last = GlobalPosition::new(end.get() - 1);
+        let read = crate::store::StreamRead::forward(from, page).up_to(last);
+        let events = self.store.read_stream(stream, read).await?;
+        if events.len() < page {
+            self.next = end;
+        } else if let Some(last) = events.last() {
+            self.next = last.position.next();
+        }
+        Ok(events)
     }
 }

@@ -112,7 +112,7 @@ pub async fn verify(
     verify_with(StoreConfig::new(dir), repair, progress).await
 }
 
-/// Verifies the store in `config.dir`: scans both logs as opening them would (every
+/// Verifies the store whose logs `config` names: scans both logs as opening them would (every
 /// checksum), decodes every event envelope and checks that positions and versions are
 /// dense and appends complete (the checks of `EventStore::open`), and decodes every
 /// snapshot. Without `repair` nothing on disk is changed. With `repair`, a log that is not
@@ -126,14 +126,8 @@ pub async fn verify_with(
     repair: bool,
     mut progress: impl FnMut(VerifyProgress) + Send + 'static,
 ) -> Result<StoreVerifyReport> {
-    let events_config = WalConfig {
-        dir: config.dir.join(StoreLog::Events.dir_name()),
-        ..config.wal.clone()
-    };
-    let snapshots_config = WalConfig {
-        dir: config.dir.join(StoreLog::Snapshots.dir_name()),
-        ..config.snapshot_wal.clone()
-    };
+    let events_config = config.wal.clone();
+    let snapshots_config = config.snapshot_wal.clone();
     let retention = config.command_retention;
     let scan_configs = (events_config.clone(), snapshots_config.clone());
     let scanned = tokio::task::spawn_blocking(move || {

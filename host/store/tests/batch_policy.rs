@@ -2,11 +2,12 @@
 //! The store still adds an append to its index (and so to reads and subscriptions) only
 //! once it is durable, so an acknowledged event is readable and never taken back by a crash.
 
+mod common;
+
 use std::time::Duration;
 
-use tally_store::{
-    AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId, StreamRead,
-};
+use common::{append_one, exact};
+use tally_store::{EventStore, StoreConfig, StreamId, StreamRead, StreamVersion};
 use tally_wal::FsyncPolicy;
 
 #[tokio::test]
@@ -16,19 +17,13 @@ async fn an_acknowledged_event_is_readable_under_batch() {
     config.wal.fsync_policy = FsyncPolicy::Batch(Duration::from_secs(2));
     let (store, _) = EventStore::open(config).await.unwrap();
     let stream = StreamId::new("acct", "a");
-    store
-        .append(
-            &stream,
-            ExpectedVersion::NoStream,
-            vec![NewEvent::new("Opened", "{}")],
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    append_one(&store, &stream, exact(0), "Opened").await;
     // The index already lists the event (subscriptions would be woken for it) ...
-    assert_eq!(store.stream_version(&stream), Some(0));
+    assert_eq!(store.stream_version(&stream), StreamVersion::FIRST);
     // ... but reading it fails until the Batch timer has fsynced it.
-    let read = store.read_stream(&stream, StreamRead::forward(0, 10)).await;
+    let read = store
+        .read_stream(&stream, StreamRead::forward(StreamVersion::FIRST, 10))
+        .await;
     assert!(
         read.is_ok(),
         "reading an acknowledged event failed: {read:?}"

@@ -3,11 +3,14 @@
 //! with the positions and versions it has in the log, in order, and a reopened store
 //! reads the same.
 
+mod common;
+
 use std::collections::HashMap;
 
+use common::{append, position};
 use tally_store::{
-    AppendOptions, AppendResult, EventStore, ExpectedVersion, NewEvent, StoreConfig, StoreError,
-    StreamId,
+    AppendResult, EventStore, ExpectedVersion, NewEvent, StoreConfig, StoreError, StreamId,
+    StreamVersion,
 };
 
 const WRITERS: u64 = 48;
@@ -30,15 +33,7 @@ async fn append_from_many_writers(store: &EventStore) -> Vec<(StreamId, AppendRe
                 let events = (0..=n % 3)
                     .map(|i| NewEvent::new("E", format!(r#"{{"w":{writer},"n":{n},"i":{i}}}"#)))
                     .collect();
-                let result = store
-                    .append(
-                        &stream,
-                        ExpectedVersion::Any,
-                        events,
-                        AppendOptions::default(),
-                    )
-                    .await
-                    .unwrap();
+                let result = append(&store, &stream, ExpectedVersion::Any, events).await;
                 answers.push((stream, result));
             }
             answers
@@ -52,26 +47,26 @@ async fn append_from_many_writers(store: &EventStore) -> Vec<(StreamId, AppendRe
 }
 
 /// Checks the answers against the log: positions dense from 0, each stream's versions
-/// dense from 0, and each answer naming exactly its events.
+/// dense from 1, and each answer naming exactly its events.
 async fn check_against_the_log(store: &EventStore, answers: &[(StreamId, AppendResult)]) {
-    let events = store.read_all(0, 100_000).await.unwrap();
+    let events = store.read_all(position(0), 100_000).await.unwrap();
     let total: u64 = answers.iter().map(|(_, result)| result.count).sum();
     assert_eq!(events.len() as u64, total);
-    let mut versions: HashMap<StreamId, u64> = HashMap::new();
+    let mut versions: HashMap<StreamId, StreamVersion> = HashMap::new();
     for (i, event) in events.iter().enumerate() {
-        assert_eq!(event.position, i as u64);
-        let next = versions.entry(event.stream.clone()).or_default();
-        assert_eq!(event.version, *next, "{}", event.stream);
-        *next += 1;
+        assert_eq!(event.position, position(i as u64));
+        let version = versions.entry(event.stream.clone()).or_default();
+        *version = version.next();
+        assert_eq!(event.version, *version, "{}", event.stream);
     }
     for (stream, result) in answers {
         for i in 0..result.count {
-            let event = &events[(result.first_position + i) as usize];
+            let event = &events[(result.first_position + i).get() as usize];
             assert_eq!(&event.stream, stream);
             assert_eq!(event.version, result.first_version + i);
         }
     }
-    assert_eq!(store.end_position(), total);
+    assert_eq!(store.end_position(), position(total));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -4,10 +4,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+mod common;
+
+use common::{append, position};
 use proptest::prelude::*;
 use tally_store::{
-    AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StoreError, StreamId,
-    StreamRead, SubscriptionFilter,
+    AppendOptions, EventStore, ExpectedVersion, GlobalPosition, NewEvent, StoreConfig, StoreError,
+    StreamId, StreamRead, StreamVersion, SubscriptionFilter,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,16 +29,13 @@ async fn sixty_four_tasks_racing_on_one_stream_win_each_version_exactly_once() {
         tasks.push(tokio::spawn(async move {
             let mut won = Vec::new();
             while (won.len() as u64) < WINS_EACH {
-                let expected = match store.stream_version(&stream) {
-                    Some(version) => ExpectedVersion::Exact(version),
-                    None => ExpectedVersion::NoStream,
-                };
+                let expected = ExpectedVersion::Exact(store.stream_version(&stream));
                 let event = NewEvent::new("Tick", format!(r#"{{"task":{task}}}"#));
                 match store
                     .append(&stream, expected, vec![event], AppendOptions::default())
                     .await
                 {
-                    Ok(result) => won.push(result.first_version),
+                    Ok(result) => won.push(result.first_version.get()),
                     Err(StoreError::WrongExpectedVersion { .. }) => tokio::task::yield_now().await,
                     Err(other) => panic!("unexpected error: {other}"),
                 }
@@ -48,16 +48,20 @@ async fn sixty_four_tasks_racing_on_one_stream_win_each_version_exactly_once() {
         versions.extend(task.await.unwrap());
     }
     versions.sort_unstable();
-    let expected: Vec<u64> = (0..TASKS * WINS_EACH).collect();
+    let expected: Vec<u64> = (1..=TASKS * WINS_EACH).collect();
     assert_eq!(versions, expected, "each version won exactly once");
     let events = store
-        .read_stream(&stream, StreamRead::forward(0, 10_000))
+        .read_stream(&stream, StreamRead::forward(StreamVersion::FIRST, 10_000))
         .await
         .unwrap();
     assert_eq!(events.len() as u64, TASKS * WINS_EACH);
     for (i, event) in events.iter().enumerate() {
-        assert_eq!(event.version, i as u64);
-        assert_eq!(event.position, i as u64, "positions are dense too");
+        assert_eq!(event.version.get(), i as u64 + 1);
+        assert_eq!(
+            event.position,
+            position(i as u64),
+            "positions are dense too"
+        );
     }
 }
 
@@ -72,7 +76,7 @@ async fn subscription_sees_everything(writers: Vec<Vec<(u8, u8)>>, filter_stream
         stream: filter_stream.map(|s| StreamId::new("t", format!("s{s}"))),
         ..SubscriptionFilter::default()
     };
-    let mut subscription = store.subscribe(0, filter.clone());
+    let mut subscription = store.subscribe(GlobalPosition::START, filter.clone());
     let total: usize = writers
         .iter()
         .flatten()
@@ -88,15 +92,7 @@ async fn subscription_sees_everything(writers: Vec<Vec<(u8, u8)>>, filter_stream
                 let events = (0..count)
                     .map(|i| NewEvent::new("E", format!(r#"{{"w":{writer},"n":{n},"i":{i}}}"#)))
                     .collect();
-                store
-                    .append(
-                        &stream,
-                        ExpectedVersion::Any,
-                        events,
-                        AppendOptions::default(),
-                    )
-                    .await
-                    .unwrap();
+                append(&store, &stream, ExpectedVersion::Any, events).await;
                 if n % 3 == 0 {
                     tokio::task::yield_now().await;
                 }
@@ -120,14 +116,14 @@ async fn subscription_sees_everything(writers: Vec<Vec<(u8, u8)>>, filter_stream
         "in position order, no duplicate"
     );
     // Exactly the matching events of the log.
-    let all = store.read_all(0, 100_000).await.unwrap();
-    let expected: Vec<u64> = all
+    let all = store.read_all(position(0), 100_000).await.unwrap();
+    let expected: Vec<GlobalPosition> = all
         .iter()
         .filter(|e| filter.matches(e))
         .map(|e| e.position)
         .collect();
     assert_eq!(seen, expected);
-    let unique: HashSet<u64> = seen.iter().copied().collect();
+    let unique: HashSet<GlobalPosition> = seen.iter().copied().collect();
     assert_eq!(unique.len(), seen.len());
 }
 
@@ -157,7 +153,7 @@ async fn a_subscription_ends_when_the_store_closes() {
     let (store, _) = EventStore::open(StoreConfig::new(dir.path()))
         .await
         .unwrap();
-    let mut subscription = store.subscribe(0, SubscriptionFilter::default());
+    let mut subscription = store.subscribe(GlobalPosition::START, SubscriptionFilter::default());
     let waiting = tokio::spawn(async move { subscription.next().await });
     tokio::time::sleep(Duration::from_millis(20)).await;
     store.close().await.unwrap();

@@ -3,7 +3,7 @@
 //! (or opens, when the damage leaves a consistent log), and never panics. The same for the
 //! snapshot log. `PROPTEST_CASES` raises the number of cases.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -13,30 +13,18 @@ use proptest::test_runner::TestCaseError;
 use tally_store::{
     AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StoreError, StreamId,
 };
-use tally_wal::WalConfig;
+use tally_test_support::{proptest_config, segment_files, single_worker_runtime};
 
 /// Small, unpreallocated segments: the logs are a few KiB, cheap to copy per case.
 fn config(dir: &Path) -> StoreConfig {
-    let wal = WalConfig {
-        max_segment_size: 64 * 1024,
-        max_record_size: 16 * 1024,
-        max_batch_size: 32 * 1024,
-        preallocate: false,
-        ..WalConfig::default()
-    };
-    StoreConfig {
-        wal: wal.clone(),
-        snapshot_wal: wal,
-        ..StoreConfig::new(dir)
+    let mut config = StoreConfig::new(dir);
+    for wal in [&mut config.wal, &mut config.snapshot_wal] {
+        wal.max_segment_size = 64 * 1024;
+        wal.max_record_size = 16 * 1024;
+        wal.max_batch_size = 32 * 1024;
+        wal.preallocate = false;
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
+    config
 }
 
 /// A closed store with single- and multi-event appends to a few streams, command ids,
@@ -45,7 +33,7 @@ fn base_store() -> &'static Path {
     static BASE: OnceLock<tempfile::TempDir> = OnceLock::new();
     BASE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        runtime().block_on(async {
+        single_worker_runtime().block_on(async {
             let (store, _) = EventStore::open(config(dir.path())).await.unwrap();
             for n in 0..12u64 {
                 let stream = StreamId::new("account", format!("a{}", n % 3));
@@ -61,7 +49,7 @@ fn base_store() -> &'static Path {
                     .await
                     .unwrap();
                 if n % 4 == 3 {
-                    let version = store.stream_version(&stream).unwrap();
+                    let version = store.stream_version(&stream);
                     store
                         .save_snapshot(&stream, version, "test@1", Bytes::from(vec![n as u8; 20]))
                         .await
@@ -108,16 +96,6 @@ fn record_values(bytes: &[u8]) -> Vec<ValueAt> {
     values
 }
 
-fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
-        .collect();
-    paths.sort();
-    paths
-}
-
 /// Recomputes the checksum of the frame at `frame` (CRC32C of `len` then the body).
 fn fix_frame_crc(bytes: &mut [u8], frame: usize) {
     let len = u32::from_le_bytes(bytes[frame..frame + 4].try_into().unwrap()) as usize;
@@ -162,11 +140,7 @@ fn apply(value: &mut [u8], (kind, at, new): (u8, usize, u64)) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(64),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(proptest_config(64))]
 
     #[test]
     fn a_damaged_record_with_a_valid_checksum_is_refused_not_a_panic(
@@ -194,7 +168,7 @@ proptest! {
         fix_frame_crc(&mut bytes, at.frame);
         std::fs::write(&path, &bytes).unwrap();
 
-        runtime().block_on(async {
+        single_worker_runtime().block_on(async {
             match EventStore::open(config(dir.path())).await {
                 Ok((store, _)) => store.close().await.unwrap(),
                 Err(StoreError::Corrupt(reason)) => prop_assert!(!reason.is_empty()),
@@ -223,7 +197,7 @@ fn a_wrong_position_with_a_valid_checksum_is_corruption() {
     bytes[at.value_start + 1] ^= 0x40;
     fix_frame_crc(&mut bytes, at.frame);
     std::fs::write(&path, &bytes).unwrap();
-    let err = runtime()
+    let err = single_worker_runtime()
         .block_on(EventStore::open(config(dir.path())))
         .unwrap_err();
     assert!(matches!(err, StoreError::Corrupt(_)), "{err}");

@@ -4,8 +4,12 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+mod common;
+
+use common::{exact, position, version};
 use tally_store::{
     AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId, StreamRead,
+    StreamVersion,
 };
 use tally_wal::vfs::FaultyVfs;
 
@@ -52,25 +56,23 @@ async fn appends_fail_cleanly_while_the_disk_is_full_and_resume_after() {
     // Reads keep working.
     assert_eq!(
         store
-            .read_stream(&a, StreamRead::forward(0, 10))
+            .read_stream(&a, StreamRead::forward(StreamVersion::FIRST, 10))
             .await
             .unwrap()
             .len(),
         1
     );
-    assert_eq!(store.stream_version(&a), Some(0));
+    assert_eq!(store.stream_version(&a), version(1));
 
     full.store(false, Ordering::Relaxed);
     let result = store
-        .append(
-            &a,
-            ExpectedVersion::Exact(0),
-            vec![event()],
-            AppendOptions::command("ok-2"),
-        )
+        .append(&a, exact(1), vec![event()], AppendOptions::command("ok-2"))
         .await
         .unwrap();
-    assert_eq!((result.first_position, result.first_version), (1, 1));
+    assert_eq!(
+        (result.first_position, result.first_version),
+        (position(1), version(2))
+    );
     // A command that failed while the disk was full can be retried: it was never applied.
     let retried = store
         .append(
@@ -90,7 +92,7 @@ async fn appends_fail_cleanly_while_the_disk_is_full_and_resume_after() {
     assert!(!report.events_recovery.corruption_detected);
     assert_eq!(report.events, 3);
     let events = store
-        .read_stream(&a, StreamRead::forward(0, 10))
+        .read_stream(&a, StreamRead::forward(StreamVersion::FIRST, 10))
         .await
         .unwrap();
     let commands: Vec<_> = events

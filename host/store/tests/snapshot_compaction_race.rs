@@ -9,8 +9,11 @@ use std::future::Future;
 use std::task::{Context, Waker};
 use std::time::Duration;
 
+mod common;
+
 use bytes::Bytes;
-use tally_store::{AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId};
+use common::{append_one, exact};
+use tally_store::{EventStore, StoreConfig, StreamId, StreamVersion};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_saved_while_compaction_runs_is_kept() {
@@ -24,22 +27,18 @@ async fn a_snapshot_saved_while_compaction_runs_is_kept() {
     let one = StreamId::new("acct", "one");
     let two = StreamId::new("acct", "two");
     for stream in [&one, &two] {
-        store
-            .append(
-                stream,
-                ExpectedVersion::NoStream,
-                vec![NewEvent::new("Opened", "{}")],
-                AppendOptions::default(),
-            )
-            .await
-            .unwrap();
+        append_one(&store, stream, exact(0), "Opened").await;
     }
     let state = Bytes::from(vec![1u8; 4000]);
 
     // The first save: its append is queued and written, but its task is not run again yet.
     let mut first = {
         let (store, one, state) = (store.clone(), one.clone(), state.clone());
-        Box::pin(async move { store.save_snapshot(&one, 0, "tag", state).await })
+        Box::pin(async move {
+            store
+                .save_snapshot(&one, StreamVersion::FIRST, "tag", state)
+                .await
+        })
     };
     let mut context = Context::from_waker(Waker::noop());
     assert!(first.as_mut().poll(&mut context).is_pending());
@@ -52,7 +51,7 @@ async fn a_snapshot_saved_while_compaction_runs_is_kept() {
         tokio::spawn(async move {
             for _ in 0..40 {
                 store
-                    .save_snapshot(&two, 0, "tag", state.clone())
+                    .save_snapshot(&two, StreamVersion::FIRST, "tag", state.clone())
                     .await
                     .unwrap();
             }

@@ -5,8 +5,11 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+mod common;
+
 use bytes::Bytes;
-use tally_store::{AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId};
+use common::{append_one, exact};
+use tally_store::{EventStore, StoreConfig, StreamId, StreamVersion};
 use tally_wal::vfs::FaultyVfs;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,26 +21,28 @@ async fn snapshots_work_again_once_space_is_back() {
     config.snapshot_wal.vfs = Arc::new(vfs);
     let (store, _) = EventStore::open(config).await.unwrap();
     let a = StreamId::new("t", "a");
-    store
-        .append(
-            &a,
-            ExpectedVersion::NoStream,
-            vec![NewEvent::new("E", "{}")],
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    append_one(&store, &a, exact(0), "E").await;
 
     full.store(true, Ordering::Relaxed);
     let err = store
-        .save_snapshot(&a, 0, "tag", Bytes::from_static(b"state"))
+        .save_snapshot(
+            &a,
+            StreamVersion::FIRST,
+            "tag",
+            Bytes::from_static(b"state"),
+        )
         .await
         .unwrap_err();
     assert!(err.is_storage_full(), "{err}");
 
     full.store(false, Ordering::Relaxed);
     let saved = store
-        .save_snapshot(&a, 0, "tag", Bytes::from_static(b"state"))
+        .save_snapshot(
+            &a,
+            StreamVersion::FIRST,
+            "tag",
+            Bytes::from_static(b"state"),
+        )
         .await;
     assert!(saved.is_ok(), "save after space came back: {saved:?}");
     store.close().await.unwrap();

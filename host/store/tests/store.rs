@@ -1,20 +1,15 @@
 //! Appends, expected versions, idempotency, reads, time travel, snapshots and validation.
 
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::{append, deposit, exact, open, position, version};
 use tally_store::{
-    AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StoreError, StreamId,
-    StreamRead,
+    AppendOptions, EventStore, ExpectedVersion, NewEvent, SchemaVersion, StoreConfig, StoreError,
+    StreamId, StreamRead, StreamVersion,
 };
-
-fn deposit(amount: u64) -> NewEvent {
-    NewEvent::new("MoneyDeposited", format!(r#"{{"amount":{amount}}}"#))
-}
-
-async fn open(dir: &std::path::Path) -> EventStore {
-    EventStore::open(StoreConfig::new(dir)).await.unwrap().0
-}
 
 #[tokio::test]
 async fn appends_get_dense_versions_and_positions_and_survive_reopen() {
@@ -22,44 +17,26 @@ async fn appends_get_dense_versions_and_positions_and_survive_reopen() {
     let store = open(dir.path()).await;
     let a = StreamId::new("bank-account", "a");
     let b = StreamId::new("bank-account", "b");
-    let first = store
-        .append(
-            &a,
-            ExpectedVersion::NoStream,
-            vec![deposit(1), deposit(2)],
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    let first = append(&store, &a, exact(0), vec![deposit(1), deposit(2)]).await;
     assert_eq!(
         (first.first_position, first.first_version, first.count),
-        (0, 0, 2)
+        (position(0), version(1), 2)
     );
-    assert_eq!(first.last_version(), 1);
-    let second = store
-        .append(
-            &b,
-            ExpectedVersion::Any,
-            vec![deposit(3)],
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!((second.first_position, second.first_version), (2, 0));
-    let third = store
-        .append(
-            &a,
-            ExpectedVersion::Exact(1),
-            vec![deposit(4)],
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!((third.first_position, third.first_version), (3, 2));
-    assert_eq!(store.stream_version(&a), Some(2));
+    assert_eq!(first.last_version(), version(2));
+    let second = append(&store, &b, ExpectedVersion::Any, vec![deposit(3)]).await;
+    assert_eq!(
+        (second.first_position, second.first_version),
+        (position(2), version(1))
+    );
+    let third = append(&store, &a, exact(2), vec![deposit(4)]).await;
+    assert_eq!(
+        (third.first_position, third.first_version),
+        (position(3), version(3))
+    );
+    assert_eq!(store.stream_version(&a), version(3));
     assert_eq!(
         store.stream_version(&StreamId::new("bank-account", "zzz")),
-        None
+        StreamVersion::ZERO
     );
     store.close().await.unwrap();
 
@@ -69,17 +46,20 @@ async fn appends_get_dense_versions_and_positions_and_survive_reopen() {
     assert_eq!(report.events, 4);
     assert_eq!(report.streams, 2);
     let events = store
-        .read_stream(&a, StreamRead::forward(0, 100))
+        .read_stream(&a, StreamRead::forward(StreamVersion::FIRST, 100))
         .await
         .unwrap();
-    let summary: Vec<(u64, u64)> = events.iter().map(|e| (e.position, e.version)).collect();
-    assert_eq!(summary, vec![(0, 0), (1, 1), (3, 2)]);
+    let summary: Vec<(u64, u64)> = events
+        .iter()
+        .map(|e| (e.position.get(), e.version.get()))
+        .collect();
+    assert_eq!(summary, vec![(0, 1), (1, 2), (3, 3)]);
     assert_eq!(&events[2].data[..], br#"{"amount":4}"#);
     assert_eq!(events[2].stream, a);
     assert_eq!(events[2].name, "MoneyDeposited");
-    let all = store.read_all(0, 100).await.unwrap();
+    let all = store.read_all(position(0), 100).await.unwrap();
     assert_eq!(
-        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        all.iter().map(|e| e.position.get()).collect::<Vec<_>>(),
         vec![0, 1, 2, 3]
     );
     assert!(
@@ -88,9 +68,12 @@ async fn appends_get_dense_versions_and_positions_and_survive_reopen() {
     );
     assert_eq!(
         store.list_streams("bank-account", 0, 10),
-        vec![(a.clone(), 2), (b.clone(), 0)]
+        vec![(a.clone(), version(3)), (b.clone(), version(1))]
     );
-    assert_eq!(store.list_streams("bank-account", 1, 10), vec![(b, 0)]);
+    assert_eq!(
+        store.list_streams("bank-account", 1, 10),
+        vec![(b, version(1))]
+    );
     assert!(store.list_streams("other", 0, 10).is_empty());
 }
 
@@ -99,39 +82,41 @@ async fn a_wrong_expected_version_fails_with_the_actual_one_and_writes_nothing()
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     let a = StreamId::new("t", "a");
-    store
-        .append(
-            &a,
-            ExpectedVersion::NoStream,
-            vec![deposit(1)],
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
-    for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(5)] {
+    append(&store, &a, exact(0), vec![deposit(1)]).await;
+    for expected in [exact(0), exact(5)] {
         let err = store
             .append(&a, expected, vec![deposit(2)], AppendOptions::default())
             .await
             .unwrap_err();
         match err {
-            StoreError::WrongExpectedVersion { actual, .. } => assert_eq!(actual, Some(0)),
+            StoreError::WrongExpectedVersion { actual, .. } => assert_eq!(actual, version(1)),
             other => panic!("expected a version conflict, got {other}"),
         }
     }
     let err = store
         .append(
             &StreamId::new("t", "new"),
-            ExpectedVersion::Exact(0),
+            exact(1),
             vec![deposit(2)],
             AppendOptions::default(),
         )
         .await
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::WrongExpectedVersion { actual: None, .. }),
+        matches!(
+            err,
+            StoreError::WrongExpectedVersion {
+                actual: StreamVersion::ZERO,
+                ..
+            }
+        ),
         "{err}"
     );
-    assert_eq!(store.end_position(), 1);
+    assert_eq!(
+        err.to_string(),
+        "wrong expected version for stream t/new: expected version 1, actual version 0"
+    );
+    assert_eq!(store.end_position(), position(1));
 }
 
 #[tokio::test]
@@ -177,7 +162,7 @@ async fn the_same_command_id_appends_once_also_after_a_reopen() {
     let after = store
         .append(
             &a,
-            ExpectedVersion::Exact(99),
+            exact(99),
             vec![deposit(1), deposit(2)],
             AppendOptions::command("cmd-1"),
         )
@@ -185,9 +170,9 @@ async fn the_same_command_id_appends_once_also_after_a_reopen() {
         .unwrap();
     assert!(after.duplicate);
     assert_eq!(AppendResultKey::of(&after), AppendResultKey::of(&once));
-    assert_eq!(store.end_position(), 2);
+    assert_eq!(store.end_position(), position(2));
     let events = store
-        .read_stream(&a, StreamRead::forward(0, 10))
+        .read_stream(&a, StreamRead::forward(StreamVersion::FIRST, 10))
         .await
         .unwrap();
     assert_eq!(events.len(), 2);
@@ -218,11 +203,11 @@ async fn concurrent_appends_with_one_command_id_append_once() {
     let mut originals = 0;
     for task in tasks {
         let result = task.await.unwrap();
-        assert_eq!(result.first_position, 0);
+        assert_eq!(result.first_position, position(0));
         originals += usize::from(!result.duplicate);
     }
     assert_eq!(originals, 1);
-    assert_eq!(store.end_position(), 1);
+    assert_eq!(store.end_position(), position(1));
 }
 
 /// The parts of an append result that must be equal for a duplicate.
@@ -232,8 +217,8 @@ struct AppendResultKey(u64, u64, u64, u64);
 impl AppendResultKey {
     fn of(result: &tally_store::AppendResult) -> Self {
         AppendResultKey(
-            result.first_position,
-            result.first_version,
+            result.first_position.get(),
+            result.first_version.get(),
             result.count,
             result.timestamp_ms,
         )
@@ -247,36 +232,20 @@ async fn streams_read_forward_backward_paged_and_up_to_a_position() {
     let a = StreamId::new("t", "a");
     let other = StreamId::new("t", "other");
     for n in 0..20 {
-        store
-            .append(
-                &a,
-                ExpectedVersion::Any,
-                vec![deposit(n)],
-                AppendOptions::default(),
-            )
-            .await
-            .unwrap();
-        store
-            .append(
-                &other,
-                ExpectedVersion::Any,
-                vec![deposit(n)],
-                AppendOptions::default(),
-            )
-            .await
-            .unwrap();
+        append(&store, &a, ExpectedVersion::Any, vec![deposit(n)]).await;
+        append(&store, &other, ExpectedVersion::Any, vec![deposit(n)]).await;
     }
     let versions = |events: Vec<tally_store::RecordedEvent>| {
-        events.iter().map(|e| e.version).collect::<Vec<_>>()
+        events.iter().map(|e| e.version.get()).collect::<Vec<_>>()
     };
     assert_eq!(
         versions(
             store
-                .read_stream(&a, StreamRead::forward(5, 3))
+                .read_stream(&a, StreamRead::forward(version(6), 3))
                 .await
                 .unwrap()
         ),
-        vec![5, 6, 7]
+        vec![6, 7, 8]
     );
     assert_eq!(
         versions(
@@ -285,37 +254,50 @@ async fn streams_read_forward_backward_paged_and_up_to_a_position() {
                 .await
                 .unwrap()
         ),
-        vec![19, 18, 17]
+        vec![20, 19, 18]
     );
     let mut from_version = StreamRead::backward(2);
-    from_version.from_version = Some(4);
+    from_version.from_version = Some(version(5));
     assert_eq!(
         versions(store.read_stream(&a, from_version).await.unwrap()),
-        vec![4, 3]
+        vec![5, 4]
     );
-    // Position of version 9 of `a` is 18: reading up to it stops there.
-    let upto = store
-        .read_stream(&a, StreamRead::forward(0, 100).up_to(18))
-        .await
-        .unwrap();
-    assert_eq!(upto.last().unwrap().version, 9);
+    // Version 0 reads from the first event, as version 1 does.
     assert_eq!(
         versions(
             store
-                .read_stream(&a, StreamRead::forward(30, 3))
+                .read_stream(&a, StreamRead::forward(StreamVersion::ZERO, 2))
+                .await
+                .unwrap()
+        ),
+        vec![1, 2]
+    );
+    // Position of version 10 of `a` is 18: reading up to it stops there.
+    let upto = store
+        .read_stream(
+            &a,
+            StreamRead::forward(StreamVersion::FIRST, 100).up_to(position(18)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(upto.last().unwrap().version, version(10));
+    assert_eq!(
+        versions(
+            store
+                .read_stream(&a, StreamRead::forward(version(31), 3))
                 .await
                 .unwrap()
         ),
         Vec::<u64>::new()
     );
-    let page = store.read_all(10, 5).await.unwrap();
+    let page = store.read_all(position(10), 5).await.unwrap();
     assert_eq!(
-        page.iter().map(|e| e.position).collect::<Vec<_>>(),
+        page.iter().map(|e| e.position.get()).collect::<Vec<_>>(),
         vec![10, 11, 12, 13, 14]
     );
     // Events of one read share their stream id, and each its own data.
     let read = store
-        .read_stream(&a, StreamRead::forward(0, 100))
+        .read_stream(&a, StreamRead::forward(StreamVersion::FIRST, 100))
         .await
         .unwrap();
     assert!(read.iter().all(|event| event.stream == a));
@@ -330,25 +312,21 @@ async fn borrowed_reads_see_exactly_what_owned_reads_see() {
     let other = StreamId::new("t", "other");
     for n in 0..30 {
         let stream = if n % 3 == 0 { &other } else { &a };
-        store
-            .append(
-                stream,
-                ExpectedVersion::Any,
-                vec![
-                    deposit(n),
-                    NewEvent::new("Noted", "{}").with_schema_version(2),
-                ],
-                AppendOptions::default(),
-            )
-            .await
-            .unwrap();
+        let noted = NewEvent::new("Noted", "{}").with_schema_version(SchemaVersion::new(2));
+        append(
+            &store,
+            stream,
+            ExpectedVersion::Any,
+            vec![deposit(n), noted],
+        )
+        .await;
     }
     let reads = [
-        StreamRead::forward(0, 1000),
-        StreamRead::forward(7, 5),
+        StreamRead::forward(StreamVersion::FIRST, 1000),
+        StreamRead::forward(version(8), 5),
         StreamRead::backward(4),
-        StreamRead::forward(0, 1000).up_to(30),
-        StreamRead::forward(100, 5),
+        StreamRead::forward(StreamVersion::FIRST, 1000).up_to(position(30)),
+        StreamRead::forward(version(101), 5),
     ];
     for read in reads {
         let owned = store.read_stream(&a, read).await.unwrap();
@@ -383,7 +361,7 @@ async fn borrowed_reads_see_exactly_what_owned_reads_see() {
     let none = store
         .read_stream_with(
             &StreamId::new("t", "missing"),
-            StreamRead::forward(0, 10),
+            StreamRead::forward(StreamVersion::FIRST, 10),
             |_| (),
         )
         .await
@@ -396,33 +374,17 @@ async fn time_travel_finds_the_last_position_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     let a = StreamId::new("t", "a");
-    let first = store
-        .append(
-            &a,
-            ExpectedVersion::Any,
-            vec![deposit(1)],
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    let first = append(&store, &a, ExpectedVersion::Any, vec![deposit(1)]).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let second = store
-        .append(
-            &a,
-            ExpectedVersion::Any,
-            vec![deposit(2)],
-            AppendOptions::default(),
-        )
-        .await
-        .unwrap();
+    let second = append(&store, &a, ExpectedVersion::Any, vec![deposit(2)]).await;
     assert!(second.timestamp_ms > first.timestamp_ms);
     assert_eq!(
         store.position_at_time(first.timestamp_ms).await.unwrap(),
-        Some(0)
+        Some(position(0))
     );
     assert_eq!(
         store.position_at_time(second.timestamp_ms).await.unwrap(),
-        Some(1)
+        Some(position(1))
     );
     assert_eq!(
         store
@@ -488,7 +450,7 @@ async fn bad_input_is_refused_with_a_clear_error_and_writes_nothing() {
             "{err} should mention {message}"
         );
     }
-    assert_eq!(store.end_position(), 0);
+    assert_eq!(store.end_position(), position(0));
 }
 
 #[tokio::test]
@@ -497,39 +459,37 @@ async fn snapshots_return_the_latest_of_their_tag_only_and_survive_reopen() {
     let store = open(dir.path()).await;
     let a = StreamId::new("t", "a");
     for n in 0..5 {
-        store
-            .append(
-                &a,
-                ExpectedVersion::Any,
-                vec![deposit(n)],
-                AppendOptions::default(),
-            )
-            .await
-            .unwrap();
+        append(&store, &a, ExpectedVersion::Any, vec![deposit(n)]).await;
     }
     store
-        .save_snapshot(&a, 2, "plugin@1", Bytes::from_static(b"v1-at-2"))
+        .save_snapshot(&a, version(3), "plugin@1", Bytes::from_static(b"v1-at-3"))
         .await
         .unwrap();
     store
-        .save_snapshot(&a, 4, "plugin@1", Bytes::from_static(b"v1-at-4"))
+        .save_snapshot(&a, version(5), "plugin@1", Bytes::from_static(b"v1-at-5"))
         .await
         .unwrap();
     store
-        .save_snapshot(&a, 3, "plugin@2", Bytes::from_static(b"v2-at-3"))
+        .save_snapshot(&a, version(4), "plugin@2", Bytes::from_static(b"v2-at-4"))
         .await
         .unwrap();
-    let err = store
-        .save_snapshot(&a, 9, "plugin@1", Bytes::new())
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
+    // Beyond the stream's version, or before its first event: refused.
+    for beyond in [version(6), StreamVersion::ZERO] {
+        let err = store
+            .save_snapshot(&a, beyond, "plugin@1", Bytes::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
+    }
     let latest = store
         .latest_snapshot(&a, "plugin@1")
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((latest.version, &latest.data[..]), (4, &b"v1-at-4"[..]));
+    assert_eq!(
+        (latest.version, &latest.data[..]),
+        (version(5), &b"v1-at-5"[..])
+    );
     assert!(
         store
             .latest_snapshot(&a, "plugin@3")
@@ -548,7 +508,49 @@ async fn snapshots_return_the_latest_of_their_tag_only_and_survive_reopen() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((latest.version, &latest.data[..]), (3, &b"v2-at-3"[..]));
+    assert_eq!(
+        (latest.version, &latest.data[..]),
+        (version(4), &b"v2-at-4"[..])
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_ahead_of_its_stream_is_not_used() {
+    // A snapshot log whose snapshot includes three events, next to an event log where
+    // the stream has one (as after losing an unsynced tail of the event log).
+    let ahead = tempfile::tempdir().unwrap();
+    let behind = tempfile::tempdir().unwrap();
+    let a = StreamId::new("t", "a");
+    for (dir, events) in [(&ahead, 3), (&behind, 1)] {
+        let store = open(dir.path()).await;
+        for n in 0..events {
+            append(&store, &a, ExpectedVersion::Any, vec![deposit(n)]).await;
+        }
+        let at = store.stream_version(&a);
+        store
+            .save_snapshot(&a, at, "plugin@1", Bytes::from_static(b"state"))
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+    }
+    let snapshots = |dir: &tempfile::TempDir| dir.path().join("snapshots");
+    std::fs::remove_dir_all(snapshots(&behind)).unwrap();
+    std::fs::create_dir(snapshots(&behind)).unwrap();
+    for entry in std::fs::read_dir(snapshots(&ahead)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|ext| ext == "wal") {
+            std::fs::copy(&path, snapshots(&behind).join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let store = open(behind.path()).await;
+    assert_eq!(store.stream_version(&a), version(1));
+    assert!(
+        store
+            .latest_snapshot(&a, "plugin@1")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -564,21 +566,14 @@ async fn old_snapshots_are_compacted_away() {
         .map(|n| StreamId::new("t", format!("s{n}")))
         .collect();
     for stream in &streams {
-        store
-            .append(
-                stream,
-                ExpectedVersion::Any,
-                vec![deposit(1)],
-                AppendOptions::default(),
-            )
-            .await
-            .unwrap();
+        append(&store, stream, ExpectedVersion::Any, vec![deposit(1)]).await;
     }
     let state = Bytes::from(vec![7u8; 8 * 1024]);
     for round in 0..200u64 {
         for stream in &streams {
+            let tag = format!("tag{}", round % 2);
             store
-                .save_snapshot(stream, 0, &format!("tag{}", round % 2), state.clone())
+                .save_snapshot(stream, StreamVersion::FIRST, &tag, state.clone())
                 .await
                 .unwrap();
         }

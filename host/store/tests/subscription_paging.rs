@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::append_one;
 use tally_store::{
-    AppendOptions, EventStore, ExpectedVersion, NewEvent, StoreConfig, StreamId, SubscriptionFilter,
+    EventStore, ExpectedVersion, GlobalPosition, StoreConfig, StreamId, SubscriptionFilter,
 };
 
 #[tokio::test]
@@ -15,29 +18,21 @@ async fn a_stream_subscription_delivers_every_event_with_a_small_read_cap() {
     let (store, _) = EventStore::open(config).await.unwrap();
     let stream = StreamId::new("acct", "a");
     for _ in 0..30 {
-        store
-            .append(
-                &stream,
-                ExpectedVersion::Any,
-                vec![NewEvent::new("E", "{}")],
-                AppendOptions::default(),
-            )
-            .await
-            .unwrap();
+        append_one(&store, &stream, ExpectedVersion::Any, "E").await;
     }
     let filter = SubscriptionFilter {
         stream: Some(stream.clone()),
         ..Default::default()
     };
-    let mut subscription = store.subscribe(0, filter);
+    let mut subscription = store.subscribe(GlobalPosition::START, filter);
     let mut versions = Vec::new();
     while let Ok(Ok(event)) =
         tokio::time::timeout(Duration::from_millis(500), subscription.next()).await
     {
-        versions.push(event.version);
+        versions.push(event.version.get());
         if versions.len() == 30 {
             break;
         }
     }
-    assert_eq!(versions, (0..30).collect::<Vec<u64>>());
+    assert_eq!(versions, (1..=30).collect::<Vec<u64>>());
 }

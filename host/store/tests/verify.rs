@@ -7,25 +7,22 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tally_store::{
-    AppendOptions, EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreConfig, StoreError,
-    StoreLog, StoreVerifyReport, StreamId, VerifyProgress, verify_with,
+    AppendOptions, EventStore, ExpectedVersion, GlobalPosition, NewEvent, RecordedEvent,
+    StoreConfig, StoreError, StoreLog, StoreVerifyReport, StreamId, VerifyProgress, verify_with,
 };
+use tally_test_support::copy_dir;
 use tally_wal::{Position, VerifyStatus, WalConfig, WalError, segment_path};
 
 /// Small, unpreallocated segments, so the event log spans several.
 fn config(dir: &Path) -> StoreConfig {
-    let wal = WalConfig {
-        max_segment_size: 16 * 1024,
-        max_record_size: 4 * 1024,
-        max_batch_size: 8 * 1024,
-        preallocate: false,
-        ..WalConfig::default()
-    };
-    StoreConfig {
-        wal: wal.clone(),
-        snapshot_wal: wal,
-        ..StoreConfig::new(dir)
+    let mut config = StoreConfig::new(dir);
+    for wal in [&mut config.wal, &mut config.snapshot_wal] {
+        wal.max_segment_size = 16 * 1024;
+        wal.max_record_size = 4 * 1024;
+        wal.max_batch_size = 8 * 1024;
+        wal.preallocate = false;
     }
+    config
 }
 
 /// 120 appends of 1 to 3 events over 5 streams, a few snapshots; closed.
@@ -46,14 +43,14 @@ async fn write_store(dir: &Path) -> Vec<RecordedEvent> {
             .await
             .unwrap();
         if n % 30 == 29 {
-            let version = store.stream_version(&stream).unwrap();
+            let version = store.stream_version(&stream);
             store
                 .save_snapshot(&stream, version, "t@1", Bytes::from_static(b"state"))
                 .await
                 .unwrap();
         }
     }
-    let all = store.read_all(0, 10_000).await.unwrap();
+    let all = store.read_all(GlobalPosition::START, 10_000).await.unwrap();
     store.close().await.unwrap();
     all
 }
@@ -94,10 +91,7 @@ async fn verify_unchanged(dir: &Path) -> StoreVerifyReport {
 fn copy_store(from: &Path, to: &Path) {
     for log in ["events", "snapshots"] {
         std::fs::create_dir(to.join(log)).unwrap();
-        for entry in std::fs::read_dir(from.join(log)).unwrap() {
-            let path = entry.unwrap().path();
-            std::fs::copy(&path, to.join(log).join(path.file_name().unwrap())).unwrap();
-        }
+        copy_dir(&from.join(log), &to.join(log));
     }
 }
 
@@ -205,7 +199,7 @@ async fn a_flipped_byte_is_reported_as_open_reports_it_and_repair_keeps_the_pref
     let (store, open) = EventStore::open(config(dir.path())).await.unwrap();
     assert_eq!(open.events, report.event_count);
     assert!(open.events > 0 && open.events < events.len() as u64);
-    let kept = store.read_all(0, 10_000).await.unwrap();
+    let kept = store.read_all(GlobalPosition::START, 10_000).await.unwrap();
     assert_eq!(kept[..], events[..kept.len()]);
     store.close().await.unwrap();
     assert!(verify_unchanged(dir.path()).await.is_clean());

@@ -50,8 +50,6 @@ pub struct WalConfig {
     /// about 3,500 to 6,500 per second. The zeros read as the end of the log (like
     /// preallocated space), so the format does not change.
     pub zero_ahead: u64,
-    /// Written into every segment header to tell which node created it. Default 0.
-    pub node_id: u32,
     /// Largest record (key plus value plus frame overhead) accepted by `append`.
     /// Default 16 MiB; at most 1 GiB.
     pub max_record_size: usize,
@@ -146,7 +144,6 @@ impl Default for WalConfig {
             fsync_policy: FsyncPolicy::Always,
             preallocate: true,
             zero_ahead: 256 * 1024,
-            node_id: 0,
             max_record_size: 16 * 1024 * 1024,
             max_batch_size: 64 * 1024 * 1024,
             max_group_size: 4 * 1024 * 1024,

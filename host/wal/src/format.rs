@@ -29,8 +29,6 @@ pub const MAX_FRAME_BODY: u64 = 1 << 30;
 pub struct SegmentHeader {
     /// The segment's id; it must match the id in the file name.
     pub segment_id: u64,
-    /// The node that created the segment (from [`crate::WalConfig::node_id`]).
-    pub node_id: u32,
 }
 
 impl SegmentHeader {
@@ -40,7 +38,6 @@ impl SegmentHeader {
         out[0..8].copy_from_slice(&SEGMENT_MAGIC);
         out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         out[12..20].copy_from_slice(&self.segment_id.to_le_bytes());
-        out[20..24].copy_from_slice(&self.node_id.to_le_bytes());
         let crc = crc32c::crc32c(&out[0..28]);
         out[28..32].copy_from_slice(&crc.to_le_bytes());
         out
@@ -64,7 +61,6 @@ impl SegmentHeader {
         }
         Ok(SegmentHeader {
             segment_id: u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes")),
-            node_id: u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes")),
         })
     }
 }
@@ -305,10 +301,7 @@ mod tests {
 
     #[test]
     fn headers_round_trip_and_reject_damage() {
-        let header = SegmentHeader {
-            segment_id: 42,
-            node_id: 7,
-        };
+        let header = SegmentHeader { segment_id: 42 };
         let bytes = header.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(header));
         let mut damaged = bytes;

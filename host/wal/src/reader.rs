@@ -100,8 +100,13 @@ impl WalReader {
                 }
                 return Ok(None);
             }
-            if let Some(record) = self.read_frame().await? {
-                return Ok(Some(record));
+            if let Some((record, at)) = self.read_frame().await? {
+                debug_assert!(at < end, "a reader never reads past the visible end");
+                debug_assert!(
+                    at < self.position(),
+                    "a reader moves forward: the next record starts after this one"
+                );
+                return Ok(Some((record, at)));
             }
         }
     }

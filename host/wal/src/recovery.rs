@@ -161,6 +161,16 @@ impl ScannedSegment {
     pub fn last_record(&self) -> Option<u64> {
         self.scan.last_record
     }
+
+    /// The newest scanned segment as the one the writer goes on with, after its
+    /// intact data.
+    fn active(&self) -> ActiveSegment {
+        ActiveSegment {
+            id: self.id,
+            file: self.file().clone(),
+            end: self.scan.end,
+        }
+    }
 }
 
 /// What a scan concluded about the log.
@@ -209,33 +219,13 @@ pub(crate) fn scan_log(
     measure: bool,
     hooks: &mut ScanHooks<'_>,
 ) -> Result<LogScan> {
-    let vfs = config.vfs.as_ref();
-    let dir = &config.dir;
-    let mut ids = Vec::new();
-    let mut temporaries = Vec::new();
-    let names = vfs
-        .list_dir(dir)
-        .map_err(|e| WalError::io("listing", dir, e))?;
-    for name in names {
-        match classify(&name) {
-            Entry::Segment(id) => ids.push(id),
-            Entry::Temporary => temporaries.push(dir.join(&name)),
-            Entry::Other => {}
-        }
-    }
-    ids.sort_unstable();
-    let mut total_bytes = 0;
-    if measure {
-        for &id in &ids {
-            let path = segment_path(dir, id);
-            let file = vfs
-                .open(&path, OpenMode::Read)
-                .map_err(|e| WalError::io("opening", &path, e))?;
-            total_bytes += file.size().map_err(|e| WalError::io("reading", &path, e))?;
-        }
-    }
+    let (ids, temporaries) = list_segments(config)?;
+    let total_bytes = if measure {
+        total_size(config, &ids)?
+    } else {
+        0
+    };
     hooks.total = total_bytes;
-
     let mut log = LogScan {
         ids,
         temporaries,
@@ -244,113 +234,173 @@ pub(crate) fn scan_log(
         total_bytes,
         verdict: Verdict::Clean,
     };
-    let ids = &log.ids;
-    for (index, &id) in ids.iter().enumerate() {
-        let path = segment_path(dir, id);
-        let is_newest = index + 1 == ids.len();
-        if index > 0 && id != ids[index - 1] + 1 {
-            let missing = ids[index - 1] + 1;
-            log.verdict = Verdict::Corrupt {
-                report: CorruptionReport {
-                    file: segment_path(dir, missing),
-                    offset: 0,
-                    reason: format!(
-                        "segment {missing} is missing between {} and {id}",
-                        missing - 1
-                    ),
-                },
-                keep_damaged: false,
-                removed_from: index,
-            };
+    for index in 0..log.ids.len() {
+        if let Some(verdict) = missing_segment(config, &log.ids, index) {
+            log.verdict = verdict;
             break;
         }
-        let file = vfs
-            .open(&path, mode)
-            .map_err(|e| WalError::io("opening", &path, e))?;
-        let len = file.size().map_err(|e| WalError::io("reading", &path, e))?;
-        let scan = scan_segment(&file, id, len, config, hooks)
-            .map_err(|e| WalError::io("reading", &path, e))?;
-        log.segments_read += 1;
-        hooks.done += len;
-        hooks.report(0, true);
-
-        let mut corruption = None;
-        if let Some(damage) = scan.damage {
-            if !is_newest || !scan.header_ok {
-                corruption = Some(damage);
-            } else {
-                match classify_tail(&file, id, len, &scan, damage)
-                    .map_err(|e| WalError::io("reading", &path, e))?
-                {
-                    Tail::Clean => {}
-                    Tail::Torn { data_end } => log.verdict = Verdict::Torn { data_end },
-                    Tail::Corrupt(damage) => corruption = Some(damage),
-                }
-            }
-        }
-        let header_ok = scan.header_ok;
-        if header_ok {
-            if let Some(previous) = log.segments.last_mut() {
-                previous.file = None;
-            }
-            log.segments.push(ScannedSegment {
-                id,
-                path: path.clone(),
-                file: Some(file),
-                len,
-                scan,
-            });
-        }
-        if let Some(damage) = corruption {
-            log.verdict = Verdict::Corrupt {
-                report: CorruptionReport {
-                    file: path,
-                    offset: damage.offset,
-                    reason: damage.reason.to_string(),
-                },
-                keep_damaged: header_ok,
-                removed_from: if header_ok { index + 1 } else { index },
-            };
+        if scan_one_segment(config, mode, hooks, &mut log, index)? == Scanned::Stop {
             break;
         }
     }
     Ok(log)
 }
 
+/// The segment ids in the directory, in order, and the temporary files of segments
+/// being created.
+fn list_segments(config: &WalConfig) -> Result<(Vec<u64>, Vec<PathBuf>)> {
+    let dir = &config.dir;
+    let names = config
+        .vfs
+        .list_dir(dir)
+        .map_err(|e| WalError::io("listing", dir, e))?;
+    let mut ids = Vec::new();
+    let mut temporaries = Vec::new();
+    for name in names {
+        match classify(&name) {
+            Entry::Segment(id) => ids.push(id),
+            Entry::Temporary => temporaries.push(dir.join(&name)),
+            Entry::Other => {}
+        }
+    }
+    ids.sort_unstable();
+    Ok((ids, temporaries))
+}
+
+/// The summed size of the segment files `ids`.
+pub(crate) fn total_size(config: &WalConfig, ids: &[u64]) -> Result<u64> {
+    let mut total = 0;
+    for &id in ids {
+        let path = segment_path(&config.dir, id);
+        let file = config
+            .vfs
+            .open(&path, OpenMode::Read)
+            .map_err(|e| WalError::io("opening", &path, e))?;
+        total += file.size().map_err(|e| WalError::io("reading", &path, e))?;
+    }
+    Ok(total)
+}
+
+/// Corruption if the segment before `ids[index]` is missing (ids must be contiguous).
+fn missing_segment(config: &WalConfig, ids: &[u64], index: usize) -> Option<Verdict> {
+    let id = ids[index];
+    let previous = *ids.get(index.checked_sub(1)?)?;
+    if id == previous + 1 {
+        return None;
+    }
+    let missing = previous + 1;
+    Some(Verdict::Corrupt {
+        report: CorruptionReport {
+            file: segment_path(&config.dir, missing),
+            offset: 0,
+            reason: format!("segment {missing} is missing between {previous} and {id}"),
+        },
+        keep_damaged: false,
+        removed_from: index,
+    })
+}
+
+/// Whether a scan goes on to the next segment.
+#[derive(Debug, PartialEq, Eq)]
+enum Scanned {
+    Continue,
+    Stop,
+}
+
+/// Scans segment `log.ids[index]`: keeps it in `log` when its header is intact, and
+/// stops the scan at corruption.
+fn scan_one_segment(
+    config: &WalConfig,
+    mode: OpenMode,
+    hooks: &mut ScanHooks<'_>,
+    log: &mut LogScan,
+    index: usize,
+) -> Result<Scanned> {
+    let id = log.ids[index];
+    let is_newest = index + 1 == log.ids.len();
+    let path = segment_path(&config.dir, id);
+    let file = config
+        .vfs
+        .open(&path, mode)
+        .map_err(|e| WalError::io("opening", &path, e))?;
+    let len = file.size().map_err(|e| WalError::io("reading", &path, e))?;
+    let scan = scan_segment(&file, id, len, config, hooks)
+        .map_err(|e| WalError::io("reading", &path, e))?;
+    log.segments_read += 1;
+    hooks.done += len;
+    hooks.report(0, true);
+
+    let corruption = match scan.damage {
+        Some(damage) if is_newest && scan.header_ok => {
+            match classify_tail(&file, id, len, &scan, damage)
+                .map_err(|e| WalError::io("reading", &path, e))?
+            {
+                Tail::Clean => None,
+                Tail::Torn { data_end } => {
+                    log.verdict = Verdict::Torn { data_end };
+                    None
+                }
+                Tail::Corrupt(damage) => Some(damage),
+            }
+        }
+        damage => damage,
+    };
+    let header_ok = scan.header_ok;
+    if header_ok {
+        keep_segment(log, id, path.clone(), file, len, scan);
+    }
+    let Some(damage) = corruption else {
+        return Ok(Scanned::Continue);
+    };
+    log.verdict = Verdict::Corrupt {
+        report: CorruptionReport {
+            file: path,
+            offset: damage.offset,
+            reason: damage.reason.to_string(),
+        },
+        keep_damaged: header_ok,
+        removed_from: if header_ok { index + 1 } else { index },
+    };
+    Ok(Scanned::Stop)
+}
+
+/// Adds a scanned segment to the kept ones; only the newest keeps its file open.
+fn keep_segment(
+    log: &mut LogScan,
+    id: u64,
+    path: PathBuf,
+    file: Arc<dyn VfsFile>,
+    len: u64,
+    scan: SegmentScan,
+) {
+    if let Some(previous) = log.segments.last_mut() {
+        debug_assert_eq!(previous.id + 1, id, "kept segments are contiguous");
+        previous.file = None;
+    }
+    log.segments.push(ScannedSegment {
+        id,
+        path,
+        file: Some(file),
+        len,
+        scan,
+    });
+}
+
 /// Recovers the log in `config.dir`. The caller holds the directory lock.
 pub(crate) fn recover(config: &WalConfig) -> Result<Recovered> {
-    let vfs = config.vfs.as_ref();
-    let dir = &config.dir;
     let log = scan_log(
         config,
         OpenMode::ReadWrite,
         false,
         &mut ScanHooks::default(),
     )?;
-    for path in &log.temporaries {
-        vfs.remove_file(path)
-            .map_err(|e| WalError::io("removing", path, e))?;
-    }
-    if !log.temporaries.is_empty() {
-        vfs.sync_dir(dir)
-            .map_err(|e| WalError::io("syncing directory", dir, e))?;
-    }
-
+    remove_temporaries(config, &log.temporaries)?;
     let mut info = RecoveryInfo {
         segments_scanned: log.segments_read,
         ..RecoveryInfo::default()
     };
     let Some(&first_segment) = log.ids.first() else {
-        let file = create_segment(vfs, dir, 0, config.node_id, allocation(config))?;
-        return Ok(Recovered {
-            info,
-            first_segment: 0,
-            active: ActiveSegment {
-                id: 0,
-                file,
-                end: SEGMENT_HEADER_LEN,
-            },
-        });
+        return start_empty_log(config, info);
     };
     for segment in &log.segments {
         count(&mut info, segment);
@@ -363,15 +413,7 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered> {
             let torn = newest
                 .as_ref()
                 .expect("a torn tail is in a scanned segment");
-            info.bytes_truncated += data_end - torn.scan.end;
-            truncate(torn.file(), torn.scan.end, config)
-                .map_err(|e| WalError::io("truncating", &torn.path, e))?;
-            tracing::warn!(
-                file = %torn.path.display(),
-                offset = torn.scan.end,
-                bytes = data_end - torn.scan.end,
-                "cut a torn tail"
-            );
+            cut_torn_tail(config, &mut info, torn, data_end)?;
         }
         Verdict::Corrupt {
             report,
@@ -391,28 +433,64 @@ pub(crate) fn recover(config: &WalConfig) -> Result<Recovered> {
                 truncate(damaged.file(), damaged.scan.end, config)
                     .map_err(|e| WalError::io("truncating", &damaged.path, e))?;
             }
-            let kept = newest.map(|segment| ActiveSegment {
-                id: segment.id,
-                file: segment.file().clone(),
-                end: segment.scan.end,
-            });
-            return cut(
-                config,
-                &log.ids[removed_from..],
-                report,
-                kept,
-                info,
-                first_segment,
-            );
+            let kept = newest.as_ref().map(ScannedSegment::active);
+            let removed = &log.ids[removed_from..];
+            return cut(config, removed, report, kept, info, first_segment);
         }
     }
     let newest = newest.expect("at least one segment was scanned");
-    let active = ActiveSegment {
-        id: newest.id,
-        file: newest.file().clone(),
-        end: newest.scan.end,
-    };
-    finish(config, info, first_segment, active)
+    finish(config, info, first_segment, newest.active())
+}
+
+/// Removes the files of segments that were being created when the last process stopped.
+fn remove_temporaries(config: &WalConfig, temporaries: &[PathBuf]) -> Result<()> {
+    let vfs = config.vfs.as_ref();
+    for path in temporaries {
+        vfs.remove_file(path)
+            .map_err(|e| WalError::io("removing", path, e))?;
+    }
+    if !temporaries.is_empty() {
+        vfs.sync_dir(&config.dir)
+            .map_err(|e| WalError::io("syncing directory", &config.dir, e))?;
+    }
+    Ok(())
+}
+
+/// A directory with no segment: creates segment 0 and writes from its start.
+fn start_empty_log(config: &WalConfig, info: RecoveryInfo) -> Result<Recovered> {
+    let file = create_segment(config.vfs.as_ref(), &config.dir, 0, allocation(config))?;
+    Ok(Recovered {
+        info,
+        first_segment: 0,
+        active: ActiveSegment {
+            id: 0,
+            file,
+            end: SEGMENT_HEADER_LEN,
+        },
+    })
+}
+
+/// Cuts the newest segment's torn tail (from its intact end to `data_end`).
+fn cut_torn_tail(
+    config: &WalConfig,
+    info: &mut RecoveryInfo,
+    torn: &ScannedSegment,
+    data_end: u64,
+) -> Result<()> {
+    assert!(
+        data_end >= torn.scan.end,
+        "a torn tail ends after the intact data"
+    );
+    info.bytes_truncated += data_end - torn.scan.end;
+    truncate(torn.file(), torn.scan.end, config)
+        .map_err(|e| WalError::io("truncating", &torn.path, e))?;
+    tracing::warn!(
+        file = %torn.path.display(),
+        offset = torn.scan.end,
+        bytes = data_end - torn.scan.end,
+        "cut a torn tail"
+    );
+    Ok(())
 }
 
 /// Restores the active segment's preallocation and hands it to the writer.
@@ -496,7 +574,7 @@ fn cut(
         Some(active) => (active, first_segment),
         None => {
             let id = later.first().copied().unwrap_or(first_segment);
-            let file = create_segment(vfs, dir, id, config.node_id, allocation(config))?;
+            let file = create_segment(vfs, dir, id, allocation(config))?;
             let active = ActiveSegment {
                 id,
                 file,

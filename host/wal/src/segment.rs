@@ -53,7 +53,6 @@ pub fn create_segment(
     vfs: &dyn Vfs,
     dir: &Path,
     id: u64,
-    node_id: u32,
     allocate: Option<u64>,
 ) -> Result<Arc<dyn VfsFile>> {
     let temp = temp_path(dir, id);
@@ -67,10 +66,7 @@ pub fn create_segment(
     let file = vfs
         .open(&temp, OpenMode::CreateNew)
         .map_err(|e| WalError::io("creating", &temp, e))?;
-    let header = SegmentHeader {
-        segment_id: id,
-        node_id,
-    };
+    let header = SegmentHeader { segment_id: id };
     file.write_all_at(&header.encode(), 0)
         .map_err(|e| WalError::io("writing", &temp, e))?;
     if let Some(len) = allocate

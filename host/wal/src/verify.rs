@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use crate::config::WalConfig;
 use crate::error::{Result, WalError};
 use crate::record::{Position, Record};
-use crate::recovery::{ScanHooks, Verdict, scan_log};
-use crate::segment::{LOCK_FILE, segment_path};
-use crate::vfs::OpenMode;
+use crate::recovery::{LogScan, ScanHooks, ScannedSegment, Verdict, scan_log, total_size};
+use crate::segment::LOCK_FILE;
+use crate::vfs::{LockGuard, OpenMode};
 
 /// What [`verify`] found in a log directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,35 +97,13 @@ pub fn verify_records(
     progress: &mut dyn FnMut(u64, u64),
     records: &mut dyn FnMut(Position, Record),
 ) -> Result<VerifyReport> {
-    let vfs = config.vfs.as_ref();
-    let dir = &config.dir;
-    let names = vfs
-        .list_dir(dir)
-        .map_err(|e| WalError::io("listing", dir, e))?;
-    // An open log holds its lock file; without one, no process has the log open.
-    let _lock = if names.iter().any(|name| name == LOCK_FILE) {
-        let lock = dir.join(LOCK_FILE);
-        Some(vfs.lock(&lock).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                WalError::Locked {
-                    dir: dir.clone(),
-                    lock: lock.clone(),
-                }
-            } else {
-                WalError::io("locking", &lock, e)
-            }
-        })?)
-    } else {
-        None
-    };
-
+    let _lock = lock_if_present(config)?;
     let log = scan_log(
         config,
         OpenMode::Read,
         true,
         &mut ScanHooks::new(&mut *progress, records),
     )?;
-
     let mut report = VerifyReport {
         segments: log.ids.len() as u64,
         first_segment: log.ids.first().copied(),
@@ -136,6 +114,39 @@ pub fn verify_records(
         last_record: None,
         status: VerifyStatus::Clean,
     };
+    add_kept_segments(&mut report, &log);
+    report.status = status_of(config, log.verdict, &log.segments, &log.ids)?;
+    progress(log.total_bytes, log.total_bytes);
+    Ok(report)
+}
+
+/// Holds the directory's lock while verifying if the lock file exists: an open log holds
+/// it (then this fails with [`WalError::Locked`]); without one, no process has the log open.
+fn lock_if_present(config: &WalConfig) -> Result<Option<LockGuard>> {
+    let dir = &config.dir;
+    let names = config
+        .vfs
+        .list_dir(dir)
+        .map_err(|e| WalError::io("listing", dir, e))?;
+    if !names.iter().any(|name| name == LOCK_FILE) {
+        return Ok(None);
+    }
+    let lock = dir.join(LOCK_FILE);
+    let held = config.vfs.lock(&lock).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            WalError::Locked {
+                dir: dir.clone(),
+                lock: lock.clone(),
+            }
+        } else {
+            WalError::io("locking", &lock, e)
+        }
+    })?;
+    Ok(Some(held))
+}
+
+/// Adds the records, bytes and ends of the segments an `open` would keep.
+fn add_kept_segments(report: &mut VerifyReport, log: &LogScan) {
     for segment in &log.segments {
         report.records += segment.records();
         report.bytes += segment.end();
@@ -150,11 +161,19 @@ pub fn verify_records(
             });
         }
     }
-    report.status = match log.verdict {
+}
+
+/// What `open` would do about the scan's verdict, and how many bytes a repair would cut.
+fn status_of(
+    config: &WalConfig,
+    verdict: Verdict,
+    segments: &[ScannedSegment],
+    ids: &[u64],
+) -> Result<VerifyStatus> {
+    Ok(match verdict {
         Verdict::Clean => VerifyStatus::Clean,
         Verdict::Torn { data_end } => {
-            let torn = log
-                .segments
+            let torn = segments
                 .last()
                 .expect("a torn tail is in a scanned segment");
             VerifyStatus::TornTail {
@@ -168,20 +187,10 @@ pub fn verify_records(
             keep_damaged,
             removed_from,
         } => {
-            let mut bytes_cut = 0;
+            let mut bytes_cut = total_size(config, &ids[removed_from..])?;
             if keep_damaged {
-                let damaged = log
-                    .segments
-                    .last()
-                    .expect("the damaged segment was scanned");
+                let damaged = segments.last().expect("the damaged segment was scanned");
                 bytes_cut += damaged.len - damaged.end();
-            }
-            for &id in &log.ids[removed_from..] {
-                let path = segment_path(dir, id);
-                let file = vfs
-                    .open(&path, OpenMode::Read)
-                    .map_err(|e| WalError::io("opening", &path, e))?;
-                bytes_cut += file.size().map_err(|e| WalError::io("reading", &path, e))?;
             }
             VerifyStatus::Corrupt {
                 file: corruption.file,
@@ -190,7 +199,5 @@ pub fn verify_records(
                 bytes_cut,
             }
         }
-    };
-    progress(log.total_bytes, log.total_bytes);
-    Ok(report)
+    })
 }

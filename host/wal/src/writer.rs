@@ -459,13 +459,26 @@ impl Writer {
                 self.buf.extend_from_slice(frames);
             }
         }
+        assert_eq!(
+            self.buf.len() as u64,
+            size,
+            "a group is its header followed by its requests' frames, back to back"
+        );
         let start = self.segment.end;
+        debug_assert!(
+            start + size <= self.shared.config.max_segment_size || start == SEGMENT_HEADER_LEN,
+            "a group fits in its segment unless it starts one"
+        );
         self.segment
             .file
             .write_all_at(&self.buf, start)
             .map_err(|e| WalError::io("writing", &self.path, e))?;
         self.segment.end += size;
         self.evidenced = self.evidenced.max(self.synced);
+        debug_assert!(
+            self.synced <= self.segment.end,
+            "nothing past the data is synced"
+        );
         self.write_zeros_ahead(size);
         if let Some(observer) = &self.shared.config.observer {
             observer.group_written(count, size);
@@ -598,6 +611,10 @@ impl Writer {
 
     /// Lets readers see everything up to the end of the active segment.
     fn publish(&self) {
+        debug_assert!(
+            self.policy() == FsyncPolicy::Os || self.synced == self.segment.end,
+            "readers see only durable data unless the policy leaves syncing to the OS"
+        );
         let end = Position {
             segment_id: self.segment.id,
             offset: self.segment.end,
@@ -631,13 +648,8 @@ impl Writer {
         self.shared.files.sealed(self.segment.id, end);
         let next = self.segment.id + 1;
         let allocate = config.preallocate.then_some(config.max_segment_size);
-        let file: Arc<dyn VfsFile> = create_segment(
-            config.vfs.as_ref(),
-            &config.dir,
-            next,
-            config.node_id,
-            allocate,
-        )?;
+        let file: Arc<dyn VfsFile> =
+            create_segment(config.vfs.as_ref(), &config.dir, next, allocate)?;
         self.shared.files.insert(next, file.clone());
         self.segment = ActiveSegment {
             id: next,

@@ -4,9 +4,7 @@
 //! durable, must be reported as corruption, not cut as a torn tail: the sync marker the
 //! writer appends after each fsync is the evidence.
 
-mod common;
-
-use common::{copy_dir, flip_bit};
+use tally_test_support::{copy_dir, flip_bit};
 use tally_wal::format::{GROUP_HEADER_LEN, GroupHeader};
 use tally_wal::{Record, Wal, WalConfig, WalError, segment_path};
 

@@ -5,7 +5,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{copy_dir, flip_bit, numbered, read_all, reopen_and_read, small_config};
+use common::{numbered, read_all, reopen_and_read, small_config};
+use tally_test_support::{copy_dir, flip_bit};
 use tally_wal::format::GROUP_HEADER_LEN;
 use tally_wal::{Position, Record, Wal, WalConfig, WalError, segment_path};
 

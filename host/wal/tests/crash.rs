@@ -3,22 +3,20 @@
 //! reopens the log and checks that every acknowledged record is there and intact, that
 //! nothing appears that was never appended, and that appending continues.
 //!
-//! The test binary is its own child: with `TALLY_WAL_CRASH_CHILD` set it runs the
-//! appender. Rounds: `TALLY_WAL_CRASH_ROUNDS` (default 20); seed: `TALLY_WAL_CRASH_SEED`
+//! The test binary is its own child (`tally_test_support::crash`): with
+//! `TALLY_WAL_CRASH_CHILD` set it runs the appender. Rounds: `TALLY_WAL_CRASH_ROUNDS` (default 20); seed: `TALLY_WAL_CRASH_SEED`
 //! (default from the clock, printed so a failure can be replayed).
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::Rng;
+use tally_test_support::crash::{self, Acks, CrashRounds, CrashTest};
 use tally_wal::{FsyncPolicy, Position, Record, Wal, WalConfig};
 
-mod common;
-
-const CHILD_ENV: &str = "TALLY_WAL_CRASH_CHILD";
+const CRASH_TEST: CrashTest = CrashTest {
+    name: "crash",
+    env_prefix: "TALLY_WAL_CRASH",
+};
 const TASKS: u64 = 16;
 
 fn config(dir: &Path) -> WalConfig {
@@ -46,148 +44,82 @@ fn expected_value(key: &str) -> Vec<u8> {
 }
 
 fn main() {
-    if let Ok(dir) = std::env::var(CHILD_ENV) {
-        return child(Path::new(&dir));
-    }
-    let rounds: u64 = env_number("TALLY_WAL_CRASH_ROUNDS", 20);
-    let seed = env_number(
-        "TALLY_WAL_CRASH_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    );
-    println!(
-        "crash test: {rounds} rounds, seed {seed} (TALLY_WAL_CRASH_SEED={seed} replays the kill timing)"
-    );
-    let result = std::panic::catch_unwind(|| parent(rounds, seed));
-    match result {
-        Ok(()) => println!("crash: 1 passed, 0 failed"),
-        Err(_) => {
-            println!("crash: 0 passed, 1 failed (seed {seed})");
-            std::process::exit(1);
-        }
-    }
+    CRASH_TEST.main(child, parent);
 }
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} must be a number"))
-        })
-        .unwrap_or(default)
-}
-
-/// Appends until killed, printing `round task seq segment offset` per acknowledged append.
-fn child(dir: &Path) {
-    let round = env_number("TALLY_WAL_CRASH_ROUND", 0);
+/// Appends from [`TASKS`] tasks until killed.
+fn child(dir: &Path, round: u64) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let (wal, _) = Wal::open(config(dir)).await.unwrap();
-        let (acks, mut printed) = tokio::sync::mpsc::unbounded_channel::<String>();
-        for task in 0..TASKS {
-            let wal = wal.clone();
-            let acks = acks.clone();
-            tokio::spawn(async move {
-                for seq in 0.. {
-                    // Every fifth append is a batch of three.
-                    if seq % 5 == 4 {
-                        let batch: Vec<Record> =
-                            (0..3).map(|i| record(round, task, seq * 10 + i)).collect();
-                        let positions = wal.append_batch(&batch).await.unwrap();
-                        for (i, p) in positions.iter().enumerate() {
-                            let line = format!(
-                                "{round} {task} {} {} {}",
-                                seq * 10 + i as u64,
-                                p.segment_id,
-                                p.offset
-                            );
-                            acks.send(line).unwrap();
-                        }
-                    } else {
-                        let p = wal.append(&record(round, task, seq * 10)).await.unwrap();
-                        let line =
-                            format!("{round} {task} {} {} {}", seq * 10, p.segment_id, p.offset);
-                        acks.send(line).unwrap();
-                    }
-                }
-            });
-        }
-        drop(acks);
-        let mut stdout = std::io::stdout().lock();
-        while let Some(line) = printed.recv().await {
-            writeln!(stdout, "{line}").unwrap();
-            stdout.flush().unwrap();
-        }
+        crash::run_tasks(TASKS, |task, acks| {
+            append_forever(wal.clone(), round, task, acks)
+        })
+        .await;
     });
 }
 
-fn parent(rounds: u64, seed: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut rng = Rng(seed);
+/// Appends task `task`'s records, printing `round task seq segment offset` per
+/// acknowledged append.
+async fn append_forever(wal: Wal, round: u64, task: u64, acks: Acks) {
+    for seq in 0.. {
+        // Every fifth append is a batch of three.
+        if seq % 5 == 4 {
+            let batch: Vec<Record> = (0..3).map(|i| record(round, task, seq * 10 + i)).collect();
+            let positions = wal.append_batch(&batch).await.unwrap();
+            for (i, p) in positions.iter().enumerate() {
+                let line = format!(
+                    "{round} {task} {} {} {}",
+                    seq * 10 + i as u64,
+                    p.segment_id,
+                    p.offset
+                );
+                acks.send(line).unwrap();
+            }
+        } else {
+            let p = wal.append(&record(round, task, seq * 10)).await.unwrap();
+            let line = format!("{round} {task} {} {} {}", seq * 10, p.segment_id, p.offset);
+            acks.send(line).unwrap();
+        }
+    }
+}
+
+fn parent(crash: &mut CrashRounds) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // Every acknowledged record ever: key -> position.
     let mut acknowledged: BTreeMap<String, Position> = BTreeMap::new();
-    for round in 0..rounds {
-        let kill_after = Duration::from_millis(rng.next() % 300);
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .env(CHILD_ENV, dir.path())
-            .env("TALLY_WAL_CRASH_ROUND", round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (first_ack, first_ack_seen) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                match line {
-                    Ok(line) => lines.push(line),
-                    Err(_) => break,
-                }
-                if lines.len() == 1 {
-                    let _ = first_ack.send(());
-                }
-            }
-            lines
-        });
-        // Kill at a random moment once the child is appending (it first recovers the log).
-        first_ack_seen
-            .recv_timeout(Duration::from_secs(120))
-            .expect("the child acknowledged an append");
-        let started = Instant::now();
-        std::thread::sleep(kill_after);
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let lines = reader.join().unwrap();
-        let mut new_acks = 0;
-        for line in lines {
-            let fields: Vec<u64> = line.split(' ').map(|f| f.parse().unwrap()).collect();
-            // A line cut by the kill has fewer fields: that ack was never complete.
-            if let [round, task, seq, segment_id, offset] = fields[..] {
-                let key = format!("{round}/{task}/{seq}");
-                let position = Position { segment_id, offset };
-                assert!(
-                    acknowledged.insert(key, position).is_none(),
-                    "a key was acknowledged twice"
-                );
-                new_acks += 1;
-            }
-        }
-
-        let survivors = runtime.block_on(verify(dir.path(), &acknowledged));
+    for round in 0..crash.rounds() {
+        let killed = crash.kill_child(round);
+        let new_acks = record_acks(&killed.lines, &mut acknowledged);
+        let survivors = runtime.block_on(verify(crash.dir(), &acknowledged));
         println!(
             "round {round}: killed {:?} after its first ack, {new_acks} new acknowledged appends, {survivors} records in the log",
-            started.elapsed()
+            killed.after_first_ack
         );
     }
     assert!(
-        acknowledged.len() as u64 > rounds,
+        acknowledged.len() as u64 > crash.rounds(),
         "the children acknowledged appends"
     );
+}
+
+/// Adds the acknowledgements of `lines` to `acknowledged`; returns how many.
+fn record_acks(lines: &[String], acknowledged: &mut BTreeMap<String, Position>) -> usize {
+    let mut new_acks = 0;
+    for line in lines {
+        let fields: Vec<u64> = line.split(' ').map(|f| f.parse().unwrap()).collect();
+        // A line cut by the kill has fewer fields: that ack was never complete.
+        if let [round, task, seq, segment_id, offset] = fields[..] {
+            let key = format!("{round}/{task}/{seq}");
+            let position = Position { segment_id, offset };
+            assert!(
+                acknowledged.insert(key, position).is_none(),
+                "a key was acknowledged twice"
+            );
+            new_acks += 1;
+        }
+    }
+    new_acks
 }
 
 /// Reopens the log and checks it against the acknowledged appends; returns its size.

@@ -20,6 +20,7 @@ use bytes::{Bytes, BytesMut};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+use tally_test_support::{copy_dir, proptest_config, segment_files, single_worker_runtime};
 use tally_wal::format::{
     FrameError, GROUP_HEADER_LEN, GroupHeader, MAX_FRAME_BODY, RECORD_HEADER_LEN,
     SEGMENT_HEADER_LEN, SegmentHeader, check_frame, decode_frame, encode_frame, get_varint,
@@ -71,18 +72,6 @@ fn assert_no_absurd_allocation() -> Result<(), TestCaseError> {
         "an allocation of {largest} bytes was made"
     );
     Ok(())
-}
-
-fn config(cases: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(cases);
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
 }
 
 /// A damage to a byte string.
@@ -182,7 +171,7 @@ fn check_frame_outcome(buf: &[u8]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(config(512))]
+    #![proptest_config(proptest_config(512))]
 
     #[test]
     fn frames_from_random_bytes(bytes in vec(any::<u8>(), 0..600)) {
@@ -213,7 +202,6 @@ proptest! {
     fn headers_from_random_and_damaged_bytes(
         raw in vec(any::<u8>(), 0..80),
         segment_id in any::<u64>(),
-        node_id in any::<u32>(),
         body_len in any::<u32>(),
         record_count in any::<u32>(),
         synced_offset in any::<u64>(),
@@ -222,7 +210,7 @@ proptest! {
         let _ = SegmentHeader::decode(&raw);
         let _ = GroupHeader::decode(&raw);
 
-        let segment = SegmentHeader { segment_id, node_id };
+        let segment = SegmentHeader { segment_id };
         let mut bytes = segment.encode().to_vec();
         for mutation in &mutations {
             apply(&mut bytes, mutation);
@@ -289,7 +277,7 @@ fn base_log() -> &'static Path {
     static BASE: OnceLock<tempfile::TempDir> = OnceLock::new();
     BASE.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        runtime().block_on(async {
+        single_worker_runtime().block_on(async {
             let (wal, _) = Wal::open(tiny_config(dir.path())).await.unwrap();
             for n in 0..60 {
                 wal.append(&common::numbered(n)).await.unwrap();
@@ -299,24 +287,6 @@ fn base_log() -> &'static Path {
         dir
     })
     .path()
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
-        .collect();
-    paths.sort();
-    paths
 }
 
 /// A damage to the files of a log.
@@ -385,15 +355,15 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(proptest_config(128))]
 
     #[test]
     fn recovery_of_damaged_logs(damages in vec(file_damage(), 1..4), repair in any::<bool>()) {
         let base = base_log();
         let dir = tempfile::tempdir().unwrap();
-        common::copy_dir(base, dir.path());
+        copy_dir(base, dir.path());
         for damage in &damages {
-            let paths = segments(dir.path());
+            let paths = segment_files(dir.path());
             if paths.is_empty() {
                 break;
             }
@@ -419,7 +389,7 @@ proptest! {
             .map_err(|e| TestCaseError::fail(format!("verify failed: {e}")))?;
         prop_assert!(files(dir.path()) == before, "verify changed the directory");
         let config = WalConfig { repair, ..config };
-        runtime().block_on(async {
+        single_worker_runtime().block_on(async {
             let first = open_outcome(config.clone()).await?;
             match (&report.status, &first) {
                 (VerifyStatus::Corrupt { file, offset, bytes_cut, .. }, Ok(info)) => {

@@ -1090,18 +1090,11 @@ fn run_case(setup: &Setup, ops: &[Op]) -> CaseResult {
 }
 
 fn proptest_config() -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|cases| cases.parse().ok())
-        .unwrap_or(64);
     ProptestConfig {
-        cases,
-        // The shrunk case is printed on failure; nothing is written into the source tree.
-        failure_persistence: None,
         // Shrinking reruns whole cases (with real fsyncs): bound it.
         max_shrink_iters: 2048,
         max_shrink_time: 120_000,
-        ..ProptestConfig::default()
+        ..tally_test_support::proptest_config(64)
     }
 }
 

@@ -16,9 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-mod common;
-
-use common::Rng;
+use tally_test_support::Rng;
 use tally_wal::vfs::{LockGuard, OpenMode, Vfs, VfsFile};
 use tally_wal::{FsyncPolicy, Position, Record, Wal, WalConfig, WalError};
 
@@ -296,7 +294,7 @@ fn record(n: u64, batch: u64, batch_len: u64, index: u64) -> Record {
 
 /// Runs one seed; returns a description of what went wrong, if anything.
 async fn run_seed(seed: u64, scattered: bool) -> Result<(), String> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let vfs = SimVfs::default();
     let preallocate = rng.below(2) == 0;
     {

@@ -4,9 +4,7 @@
 //! process's first fsync could leave the new group without the old one, and recovery would
 //! then fail on a state a real disk can produce.
 
-mod common;
-
-use common::copy_dir;
+use tally_test_support::copy_dir;
 use tally_wal::format::GROUP_HEADER_LEN;
 use tally_wal::{FsyncPolicy, Record, Wal, WalConfig, segment_path};
 

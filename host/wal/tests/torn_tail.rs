@@ -6,7 +6,8 @@ mod common;
 
 use std::path::Path;
 
-use common::{copy_dir, numbered, reopen_and_read, small_config};
+use common::{numbered, reopen_and_read, small_config};
+use tally_test_support::copy_dir;
 use tally_wal::{Position, Record, Wal, WalConfig, segment_path};
 
 /// Ways a crash leaves the end of a file.

@@ -1,7 +1,8 @@
 //! Every rule and rejection code of bank-account v2, as given/when/then.
 
 use bank_account_v2::{BankAccount, Command, Event, WITHDRAWAL_LIMIT};
-use tally_sdk::testing::given;
+use tally_sdk::serde_json::json;
+use tally_sdk::testing::{given, stored};
 
 fn opened(initial_balance: i64) -> Event {
     Event::AccountOpened {
@@ -29,6 +30,17 @@ fn opening_without_a_currency_opens_in_us_dollars() {
         currency: Some("USD".to_owned()),
     };
     assert_eq!(state, expected);
+}
+
+#[test]
+fn opening_with_a_null_currency_opens_in_us_dollars() {
+    given::<BankAccount>([])
+        .when_raw("OpenAccount", r#"{"initial_balance": 0, "currency": null}"#)
+        .then_raw_events([stored(
+            "AccountOpened",
+            2,
+            json!({"initial_balance": 0, "currency": "USD"}),
+        )]);
 }
 
 #[test]

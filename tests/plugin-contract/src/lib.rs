@@ -1,7 +1,7 @@
 //! Contract tests of the Tally plugins across the WebAssembly boundary.
 //!
-//! `build.rs` builds `plugins/` for wasm32-wasip2; [`components`] holds the paths of
-//! the built components, and [`PluginInstance`] runs one in wasmtime the way the
+//! `tally-test-support` builds `plugins/` for wasm32-wasip2; [`components`] holds the
+//! paths of the built components, and [`PluginInstance`] runs one in wasmtime the way the
 //! host does: bindings generated from the same `wit/`, WASI linked (std guests need
 //! it), the guest's stderr captured so that a panic can be read back. The tests in
 //! `tests/` pin the contract described in `wit/README.md`.
@@ -9,16 +9,14 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
+use tally_wit::PANIC_MARKER;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::error::Context as _;
 use wasmtime::{Config, Engine, OptLevel, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// Paths of the components built by `build.rs`.
-pub mod components {
-    include!(concat!(env!("OUT_DIR"), "/components.rs"));
-}
+pub use tally_test_support::components;
 
 /// Host bindings for the `tally:aggregate` world, generated from `wit/`.
 #[allow(missing_docs)] // generated code
@@ -36,9 +34,6 @@ pub use bindings::exports::tally::aggregate::aggregate::{
 
 /// What `decide` answered: the events with the state after them, or a rejection.
 pub type Decided = Result<(Vec<Event>, Vec<u8>), Rejection>;
-
-/// The prefix of the stderr line by which a plugin reports a panic (wit/README.md).
-pub const PANIC_MARKER: &str = "tally-plugin-panic: ";
 
 /// How much guest stderr is kept per instance.
 const STDERR_CAPACITY: usize = 64 * 1024;
@@ -213,31 +208,7 @@ impl PluginInstance {
     }
 }
 
-/// A command with JSON data given as text.
-pub fn command(name: &str, data: &str) -> Command {
-    Command {
-        name: name.to_owned(),
-        data: data.as_bytes().to_vec(),
-    }
-}
-
-/// An event with JSON data given as text.
-pub fn event(name: &str, version: u32, data: &str) -> Event {
-    Event {
-        name: name.to_owned(),
-        version,
-        data: data.as_bytes().to_vec(),
-    }
-}
-
-/// A call context for aggregate `id` at `stream_version`.
-pub fn context(id: &str, stream_version: u64) -> Context {
-    Context {
-        aggregate_id: id.to_owned(),
-        stream_version,
-        now_ms: 1_767_225_600_000,
-    }
-}
+tally_test_support::call_builders!(Command, Event, Context);
 
 /// An event's data parsed as JSON.
 pub fn data_json(event: &Event) -> serde_json::Value {

@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use tally_plugin_contract_tests::components;
 use tally_runtime::{CacheStatus, EngineConfig, LoadedPlugin, PluginEngine};
+use tally_test_support::components;
 
 use crate::{bytes, test_config};
 

@@ -1,8 +1,8 @@
 //! Typed calls on the reference plugins: handle, apply, upcast, state-json, and
 //! the instance pool and recycling.
 
-use tally_plugin_contract_tests::components;
 use tally_runtime::{EngineConfig, LoadedPlugin, PluginEngine, PluginInstance};
+use tally_test_support::components;
 
 use crate::{bytes, command, context, event, plugin, test_config, text};
 

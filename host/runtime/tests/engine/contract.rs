@@ -2,7 +2,7 @@
 //! a command in one call; plugins built against 1.0.0 still load and decide with
 //! `handle` then `apply`, with the same answers.
 
-use tally_plugin_contract_tests::components;
+use tally_test_support::components;
 
 use crate::{command, context, plugin, text};
 

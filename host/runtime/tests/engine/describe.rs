@@ -1,7 +1,7 @@
 //! Loading the reference plugins: `describe`, checked, becomes `PluginInfo`.
 
-use tally_plugin_contract_tests::components;
 use tally_runtime::{InstallError, LoadedPlugin};
+use tally_test_support::components;
 
 use crate::{bytes, engine, plugin};
 

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tally_plugin_contract_tests::components;
 use tally_runtime::{CallError, EngineConfig, LoadedPlugin, PluginInstance};
+use tally_test_support::components;
 
 use crate::{CALL_TIMEOUT, command, context, engine, plugin, test_config};
 

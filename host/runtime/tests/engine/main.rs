@@ -1,5 +1,5 @@
 //! The plugin engine (`PluginEngine`, `LoadedPlugin`, `PluginInstance`) against the real
-//! plugin components (built from `plugins/` by the contract tests' build script), one
+//! plugin components (built from `plugins/` by `tally-test-support`'s build script), one
 //! module per area. One test binary, so that each component is compiled once per run.
 
 mod cache;
@@ -15,6 +15,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use tally_runtime::{Command, Context, EngineConfig, Event, LoadedPlugin, PluginEngine};
+pub use tally_test_support::components::bytes;
+
+tally_test_support::call_builders!(Command, Event, Context);
 
 /// CPU limit of the shared test engine: short, so that the endless loop test is
 /// quick, yet far above what a plugin call takes even in a debug build.
@@ -36,11 +39,6 @@ pub fn engine() -> &'static PluginEngine {
     ENGINE.get_or_init(|| PluginEngine::new(test_config()).expect("engine"))
 }
 
-/// Reads a built component.
-pub fn bytes(path: &str) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|error| panic!("read {path}: {error}"))
-}
-
 /// Loads a component into the shared engine, once per binary.
 pub fn plugin(path: &'static str) -> LoadedPlugin {
     static LOADED: OnceLock<Mutex<HashMap<&'static str, LoadedPlugin>>> = OnceLock::new();
@@ -49,32 +47,6 @@ pub fn plugin(path: &'static str) -> LoadedPlugin {
         .entry(path)
         .or_insert_with(|| LoadedPlugin::load(engine(), &bytes(path)).expect("load"))
         .clone()
-}
-
-/// A command with JSON data given as text.
-pub fn command(name: &str, data: &str) -> Command {
-    Command {
-        name: name.to_owned(),
-        data: data.as_bytes().to_vec(),
-    }
-}
-
-/// An event with JSON data given as text.
-pub fn event(name: &str, version: u32, data: &str) -> Event {
-    Event {
-        name: name.to_owned(),
-        version,
-        data: data.as_bytes().to_vec(),
-    }
-}
-
-/// A call context for aggregate `id` at `stream_version`.
-pub fn context(id: &str, stream_version: u64) -> Context {
-    Context {
-        aggregate_id: id.to_owned(),
-        stream_version,
-        now_ms: 1_767_225_600_000,
-    }
 }
 
 /// JSON text as a string, for comparisons.

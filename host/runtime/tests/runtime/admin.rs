@@ -1,7 +1,7 @@
 //! Install and activation errors: each is clear, and the active version keeps serving.
 
-use tally_plugin_contract_tests::components;
 use tally_runtime::{InstallError, InstallOptions, PluginError};
+use tally_test_support::components;
 
 use crate::{VERIFY, account, bank, component, send};
 

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use tally_runtime::{CommandError, ExecuteOptions, Runtime};
+use tally_runtime::{CommandError, ExecuteOptions, Runtime, StreamVersion};
 
-use tally_plugin_contract_tests::components;
+use tally_test_support::components;
 
 use crate::{account, bank, command, config, open, rejection_code, send};
 
@@ -21,13 +21,13 @@ async fn open_then_deposit_gives_the_sum() {
     )
     .await
     .unwrap();
-    assert_eq!(opened.version, 1);
+    assert_eq!(opened.version.get(), 1);
     assert_eq!(opened.events[0].name, "AccountOpened");
-    assert_eq!(opened.events[0].version, 1);
+    assert_eq!(opened.events[0].version.get(), 1);
     let deposited = send(&runtime, "alice", "Deposit", r#"{"amount":500}"#)
         .await
         .unwrap();
-    assert_eq!(deposited.version, 2);
+    assert_eq!(deposited.version.get(), 2);
     assert_eq!(deposited.events[0].name, "MoneyDeposited");
     assert_eq!(account(&runtime, "alice").await["balance"], 1500);
     runtime.close().await.unwrap();
@@ -55,14 +55,14 @@ async fn a_restart_rebuilds_the_balance_from_the_log() {
 
     let runtime = open(dir.path()).await;
     let state = runtime.state("bank-account", "bob").await.unwrap().unwrap();
-    assert_eq!(state.version, 3);
+    assert_eq!(state.version.get(), 3);
     let json: serde_json::Value = serde_json::from_str(&state.state_json).unwrap();
     assert_eq!(json["balance"], 2500);
     // And it keeps taking commands after the restart.
     let outcome = send(&runtime, "bob", "Withdraw", r#"{"amount":2500}"#)
         .await
         .unwrap();
-    assert_eq!(outcome.version, 4);
+    assert_eq!(outcome.version.get(), 4);
     runtime.close().await.unwrap();
 }
 
@@ -121,10 +121,16 @@ async fn concurrent_withdrawals_never_overdraw_and_versions_stay_dense() {
     assert_eq!((accepted, rejected), (50, 50));
     assert_eq!(account(&runtime, "dave").await["balance"], 0);
     let events = runtime
-        .events("bank-account", "dave", 1, 1000, Default::default())
+        .events(
+            "bank-account",
+            "dave",
+            StreamVersion::FIRST,
+            1000,
+            Default::default(),
+        )
         .await
         .unwrap();
-    let versions: Vec<u64> = events.iter().map(|event| event.version).collect();
+    let versions: Vec<u64> = events.iter().map(|event| event.version.get()).collect();
     assert_eq!(versions, (1..=51).collect::<Vec<u64>>());
     runtime.close().await.unwrap();
 }
@@ -194,7 +200,7 @@ async fn an_expected_version_is_checked_before_the_plugin_runs() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = bank(dir.path()).await;
     let expecting = |version| ExecuteOptions {
-        expected_version: Some(version),
+        expected_version: Some(StreamVersion::new(version)),
         ..ExecuteOptions::default()
     };
     let open_account = command("OpenAccount", r#"{"initial_balance":10}"#);
@@ -211,8 +217,8 @@ async fn an_expected_version_is_checked_before_the_plugin_runs() {
         matches!(
             error,
             CommandError::WrongExpectedVersion {
-                expected: 0,
-                actual: 1
+                expected: StreamVersion::ZERO,
+                actual: StreamVersion::FIRST
             }
         ),
         "{error:?}"
@@ -221,7 +227,7 @@ async fn an_expected_version_is_checked_before_the_plugin_runs() {
         .execute("bank-account", "gina", deposit(), expecting(1))
         .await
         .unwrap();
-    assert_eq!(outcome.version, 2);
+    assert_eq!(outcome.version.get(), 2);
     runtime.close().await.unwrap();
 }
 
@@ -268,11 +274,7 @@ async fn snapshots_bound_rebuilds_and_survive_a_restart() {
     let mut config = config(dir.path());
     config.snapshot_every = 10;
     let (runtime, _) = Runtime::open(config.clone()).await.unwrap();
-    crate::install(
-        &runtime,
-        tally_plugin_contract_tests::components::BANK_ACCOUNT_V1,
-    )
-    .await;
+    crate::install(&runtime, tally_test_support::components::BANK_ACCOUNT_V1).await;
     send(&runtime, "ivan", "OpenAccount", r#"{"initial_balance":0}"#)
         .await
         .unwrap();
@@ -290,12 +292,16 @@ async fn snapshots_bound_rebuilds_and_survive_a_restart() {
             .latest_snapshot(&stream, "bank-account@1.0.0")
             .await
             .unwrap();
-        if snapshot.as_ref().is_some_and(|s| s.version == 19) {
+        if snapshot.as_ref().is_some_and(|s| s.version.get() == 20) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(snapshot.expect("a snapshot").version, 19, "at 20 events");
+    assert_eq!(
+        snapshot.expect("a snapshot").version.get(),
+        20,
+        "at 20 events"
+    );
     assert!(runtime.stats().snapshots_written >= 2);
     runtime.close().await.unwrap();
 
@@ -306,7 +312,7 @@ async fn snapshots_bound_rebuilds_and_survive_a_restart() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(state.version, 25);
+    assert_eq!(state.version.get(), 25);
     runtime.close().await.unwrap();
 }
 
@@ -316,11 +322,7 @@ async fn a_tiny_state_cache_evicts_and_rebuilds_correctly() {
     let mut config = config(dir.path());
     config.state_cache_bytes = 16 << 10;
     let (runtime, _) = Runtime::open(config).await.unwrap();
-    crate::install(
-        &runtime,
-        tally_plugin_contract_tests::components::BANK_ACCOUNT_V1,
-    )
-    .await;
+    crate::install(&runtime, tally_test_support::components::BANK_ACCOUNT_V1).await;
     let runtime = Arc::new(runtime);
     let accounts = 300;
     for round in 0..3 {
@@ -366,11 +368,7 @@ async fn a_full_disk_fails_commands_cleanly_and_they_resume_after() {
     let mut config = config(dir.path());
     config.store.wal.vfs = Arc::new(vfs);
     let (runtime, _) = Runtime::open(config).await.unwrap();
-    crate::install(
-        &runtime,
-        tally_plugin_contract_tests::components::BANK_ACCOUNT_V1,
-    )
-    .await;
+    crate::install(&runtime, tally_test_support::components::BANK_ACCOUNT_V1).await;
     send(&runtime, "f", "OpenAccount", r#"{"initial_balance":0}"#)
         .await
         .unwrap();
@@ -414,7 +412,8 @@ async fn a_full_disk_fails_commands_cleanly_and_they_resume_after() {
     assert_eq!(outcome.version, durable.version + 1);
     let state = account(&runtime, "f").await;
     assert_eq!(
-        state["balance"], durable.version as i64,
+        state["balance"],
+        durable.version.get() as i64,
         "one per durable deposit"
     );
     runtime.close().await.unwrap();
@@ -433,11 +432,11 @@ async fn a_plugin_built_against_contract_1_0_runs_commands() {
             ExecuteOptions::default(),
         )
     };
-    assert_eq!(add(5).await.unwrap().version, 1);
-    assert_eq!(add(7).await.unwrap().version, 2);
+    assert_eq!(add(5).await.unwrap().version.get(), 1);
+    assert_eq!(add(7).await.unwrap().version.get(), 2);
     assert_eq!(rejection_code(add(0).await.unwrap_err()), "invalid-amount");
     let state = runtime.state("counter", "c-1").await.unwrap().unwrap();
-    assert_eq!(state.version, 2);
+    assert_eq!(state.version.get(), 2);
     assert_eq!(state.state_json, r#"{"total":12}"#);
     runtime.close().await.unwrap();
 }

@@ -1,8 +1,8 @@
 //! Hostile plugins through the runtime: each fails only its own command, with a
 //! clear error; nothing is appended; other aggregates keep working.
 
-use tally_plugin_contract_tests::components;
 use tally_runtime::{CallError, CommandError, ExecuteOptions, Runtime};
+use tally_test_support::components;
 
 use crate::{account, bank, command, install, send};
 

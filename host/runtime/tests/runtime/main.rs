@@ -11,26 +11,22 @@ mod queries;
 mod swap;
 
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use tally_plugin_contract_tests::components;
 use tally_runtime::{
-    ActivateOptions, Command, CommandError, EngineConfig, ExecuteOptions, InstallOptions, Outcome,
-    Runtime, RuntimeConfig,
+    ActivateOptions, Command, CommandError, Context, EngineConfig, Event, ExecuteOptions,
+    InstallOptions, Outcome, Runtime, RuntimeConfig,
 };
+use tally_test_support::components;
+/// The bytes of a built component.
+pub use tally_test_support::components::bytes as component;
+
+tally_test_support::call_builders!(Command, Event, Context);
 
 /// CPU limit per plugin call in these tests: far above what a call takes in a
 /// debug build (the memory bomb must reach the memory limit first, also on a loaded
 /// machine), short enough for the endless-loop tests.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(1000);
-
-/// The compile cache shared by every runtime of this binary.
-fn compile_cache() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("compile cache dir"))
-        .path()
-}
 
 /// A test configuration for a runtime in `dir`: unoptimised plugin code (wasmtime is
 /// unoptimised here), the shared compile cache, a short CPU limit.
@@ -39,7 +35,7 @@ pub fn config(dir: &Path) -> RuntimeConfig {
     config.engine = EngineConfig {
         call_timeout: CALL_TIMEOUT,
         optimize: false,
-        cache_dir: Some(compile_cache().to_owned()),
+        cache_dir: Some(components::compile_cache().to_owned()),
         ..EngineConfig::default()
     };
     config
@@ -48,11 +44,6 @@ pub fn config(dir: &Path) -> RuntimeConfig {
 /// A runtime in `dir` with the test configuration.
 pub async fn open(dir: &Path) -> Runtime {
     Runtime::open(config(dir)).await.expect("open runtime").0
-}
-
-/// The bytes of a built component.
-pub fn component(path: &str) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|error| panic!("read {path}: {error}"))
 }
 
 /// Installs and activates a component.
@@ -74,14 +65,6 @@ pub async fn bank(dir: &Path) -> Runtime {
     let runtime = open(dir).await;
     install(&runtime, components::BANK_ACCOUNT_V1).await;
     runtime
-}
-
-/// A command with JSON data given as text.
-pub fn command(name: &str, data: &str) -> Command {
-    Command {
-        name: name.to_owned(),
-        data: data.as_bytes().to_vec(),
-    }
 }
 
 /// Sends a bank-account command without options.

@@ -66,7 +66,7 @@ async fn native_rules_decide_their_type_and_the_plugin_folds_what_they_appended(
     let outcome = send(&runtime, "alice", "Deposit", r#"{"amount":500}"#)
         .await
         .unwrap();
-    assert_eq!(outcome.version, 2);
+    assert_eq!(outcome.version.get(), 2);
     assert_eq!(outcome.events[0].name, "MoneyDeposited");
     assert_eq!(&outcome.events[0].data[..], br#"{"amount":7}"#);
     // Their rejection is the command's, and appends nothing.
@@ -84,7 +84,7 @@ async fn native_rules_decide_their_type_and_the_plugin_folds_what_they_appended(
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(state.version, 2);
+    assert_eq!(state.version.get(), 2);
     runtime.close().await.unwrap();
 }
 
@@ -95,11 +95,7 @@ async fn native_rules_of_another_type_leave_the_plugin_deciding() {
     let (runtime, _) = Runtime::open(with_rules(dir.path(), "other-type", rules.clone()))
         .await
         .unwrap();
-    crate::install(
-        &runtime,
-        tally_plugin_contract_tests::components::BANK_ACCOUNT_V1,
-    )
-    .await;
+    crate::install(&runtime, tally_test_support::components::BANK_ACCOUNT_V1).await;
     send(&runtime, "bob", "OpenAccount", r#"{"initial_balance":100}"#)
         .await
         .unwrap();

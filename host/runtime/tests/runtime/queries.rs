@@ -1,8 +1,8 @@
 //! Reads: time travel, stored and upcast events, aggregate lists, subscriptions.
 
-use tally_plugin_contract_tests::components;
 use tally_runtime::tally_store::SubscriptionFilter;
-use tally_runtime::{At, EventView, InstallOptions};
+use tally_runtime::{At, EventView, GlobalPosition, InstallOptions, SchemaVersion, StreamVersion};
+use tally_test_support::components;
 
 use crate::{bank, component, send};
 
@@ -28,7 +28,7 @@ async fn state_at_a_position_or_time_shows_the_past() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(then.version, 2);
+    assert_eq!(then.version.get(), 2);
     let json: serde_json::Value = serde_json::from_str(&then.state_json).unwrap();
     assert_eq!(json["balance"], 150);
 
@@ -41,14 +41,14 @@ async fn state_at_a_position_or_time_shows_the_past() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(by_time.version, 2);
+    assert_eq!(by_time.version.get(), 2);
     let before = runtime
         .state_at("bank-account", "t", At::TimeMs(1))
         .await
         .unwrap();
     assert!(before.is_none());
     let now = runtime.state("bank-account", "t").await.unwrap().unwrap();
-    assert_eq!(now.version, 3);
+    assert_eq!(now.version.get(), 3);
     assert!(
         runtime
             .state("bank-account", "nobody")
@@ -73,7 +73,13 @@ async fn events_are_shown_as_stored_or_upcast_and_aggregates_are_listed() {
         .unwrap();
     let (page, total) = runtime.aggregates("bank-account", 1, 10);
     assert_eq!(total, 3);
-    assert_eq!(page, vec![("a2".to_owned(), 2), ("a3".to_owned(), 1)]);
+    assert_eq!(
+        page,
+        vec![
+            ("a2".to_owned(), StreamVersion::new(2)),
+            ("a3".to_owned(), StreamVersion::new(1))
+        ]
+    );
 
     runtime
         .install_plugin(
@@ -86,32 +92,50 @@ async fn events_are_shown_as_stored_or_upcast_and_aggregates_are_listed() {
         .await
         .unwrap();
     let stored = runtime
-        .events("bank-account", "a2", 1, 100, EventView::Stored)
+        .events(
+            "bank-account",
+            "a2",
+            StreamVersion::FIRST,
+            100,
+            EventView::Stored,
+        )
         .await
         .unwrap();
     assert_eq!(stored.len(), 2);
     assert_eq!(
         (stored[0].name.as_str(), stored[0].schema_version),
-        ("AccountOpened", 1)
+        ("AccountOpened", SchemaVersion::new(1))
     );
     let current = runtime
-        .events("bank-account", "a2", 1, 100, EventView::Current)
+        .events(
+            "bank-account",
+            "a2",
+            StreamVersion::FIRST,
+            100,
+            EventView::Current,
+        )
         .await
         .unwrap();
     assert_eq!(
         (current[0].name.as_str(), current[0].schema_version),
-        ("AccountOpened", 2)
+        ("AccountOpened", SchemaVersion::new(2))
     );
     assert_eq!(current[0].position, stored[0].position);
     let data: serde_json::Value = serde_json::from_slice(&current[0].data).unwrap();
     assert_eq!(data["currency"], "USD");
     assert_eq!(current[1], stored[1], "MoneyDeposited is current already");
     let from_two = runtime
-        .events("bank-account", "a2", 2, 100, EventView::Stored)
+        .events(
+            "bank-account",
+            "a2",
+            StreamVersion::new(2),
+            100,
+            EventView::Stored,
+        )
         .await
         .unwrap();
     assert_eq!(from_two.len(), 1);
-    assert_eq!(from_two[0].version, 2);
+    assert_eq!(from_two[0].version.get(), 2);
     runtime.close().await.unwrap();
 }
 
@@ -123,7 +147,7 @@ async fn a_subscription_sees_appended_events_of_its_type() {
         aggregate_type: Some("bank-account".into()),
         ..SubscriptionFilter::default()
     };
-    let mut subscription = runtime.subscribe(0, filter);
+    let mut subscription = runtime.subscribe(GlobalPosition::START, filter);
     send(&runtime, "s", "OpenAccount", r#"{"initial_balance":1}"#)
         .await
         .unwrap();

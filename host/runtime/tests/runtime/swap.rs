@@ -3,8 +3,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use tally_plugin_contract_tests::components;
-use tally_runtime::{ActivateOptions, CommandError, InstallOptions, PluginError, Runtime};
+use tally_runtime::{
+    ActivateOptions, CommandError, InstallOptions, PluginError, Runtime, SchemaVersion,
+    StreamVersion,
+};
+use tally_test_support::components;
 
 use crate::{VERIFY, account, bank, component, open, rejection_code, send};
 
@@ -94,7 +97,13 @@ async fn v2_is_activated_under_load_without_a_failed_command() {
     for i in (0..accounts).step_by(97) {
         let id = format!("acc-{i}");
         let events = runtime
-            .events("bank-account", &id, 1, 10_000, Default::default())
+            .events(
+                "bank-account",
+                &id,
+                StreamVersion::FIRST,
+                10_000,
+                Default::default(),
+            )
             .await
             .unwrap();
         let mut balance = 0i64;
@@ -127,7 +136,7 @@ async fn v2_is_activated_under_load_without_a_failed_command() {
     // An AccountOpened at schema 2 is stored: v1 cannot read it.
     let error = runtime.rollback("bank-account", VERIFY).await.unwrap_err();
     assert!(
-        matches!(&error, PluginError::UnknownSchema { event, schema_version: 2, .. } if event == "AccountOpened"),
+        matches!(&error, PluginError::UnknownSchema { event, schema_version, .. } if event == "AccountOpened" && *schema_version == SchemaVersion::new(2)),
         "{error:?}"
     );
     assert_eq!(

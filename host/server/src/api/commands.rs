@@ -7,7 +7,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tally_runtime::{Command, ExecuteOptions, Outcome, StoredEvent};
+use tally_runtime::{
+    Command, ExecuteOptions, GlobalPosition, Outcome, SchemaVersion, StoredEvent, StreamVersion,
+};
 use utoipa::ToSchema;
 
 use super::AppState;
@@ -29,7 +31,8 @@ pub struct CommandRequest {
     /// already applied returns that command's result, marked `duplicate`.
     pub command_id: Option<String>,
     /// The aggregate must be at exactly this version (0: no events yet), else 409.
-    pub expected_version: Option<u64>,
+    #[schema(value_type = Option<u64>)]
+    pub expected_version: Option<StreamVersion>,
     /// Stored with the events.
     pub correlation_id: Option<String>,
     /// Stored with the events.
@@ -40,7 +43,8 @@ pub struct CommandRequest {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CommandResponse {
     /// The aggregate's version after the command (events stored).
-    pub version: u64,
+    #[schema(value_type = u64)]
+    pub version: StreamVersion,
     /// The appended events.
     pub events: Vec<EventBody>,
     /// The command id was applied before: these are that command's events.
@@ -53,7 +57,8 @@ pub struct CommandResponse {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EventBody {
     /// Global position in the log (from 0): the SSE id.
-    pub position: u64,
+    #[schema(value_type = u64)]
+    pub position: GlobalPosition,
     /// Aggregate type (global log and stream only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aggregate_type: Option<String>,
@@ -61,12 +66,14 @@ pub struct EventBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aggregate_id: Option<String>,
     /// The aggregate version it produced (from 1).
-    pub version: u64,
+    #[schema(value_type = u64)]
+    pub version: StreamVersion,
     /// Event name.
     #[serde(rename = "type")]
     pub event_type: String,
     /// Schema version of `data`.
-    pub schema_version: u32,
+    #[schema(value_type = u32)]
+    pub schema_version: SchemaVersion,
     /// When it was appended, ms since the Unix epoch.
     pub timestamp_ms: u64,
     /// The command id it was appended with.

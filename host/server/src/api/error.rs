@@ -5,7 +5,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tally_runtime::tally_store::StoreError;
-use tally_runtime::{CallError, CommandError, InstallError, PluginError, RuntimeError};
+use tally_runtime::{
+    CallError, CommandError, InstallError, PluginError, RuntimeError, StreamVersion,
+};
 use utoipa::ToSchema;
 
 /// An error answer: an HTTP status, a stable kebab-case code and a message.
@@ -18,7 +20,7 @@ pub struct ApiError {
     /// For people.
     pub message: String,
     /// For `version-conflict`: the aggregate's actual version.
-    pub actual_version: Option<u64>,
+    pub actual_version: Option<StreamVersion>,
 }
 
 /// The JSON body of an error answer.
@@ -38,7 +40,8 @@ pub struct ErrorDetail {
     pub message: String,
     /// For `version-conflict`: the aggregate's actual version.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub actual_version: Option<u64>,
+    #[schema(value_type = Option<u64>)]
+    pub actual_version: Option<StreamVersion>,
 }
 
 impl ApiError {

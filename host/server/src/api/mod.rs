@@ -116,6 +116,13 @@ impl AppState {
         &self.inner.shutdown
     }
 
+    /// The runtime for an admin request: 401 without the configured token (when one is
+    /// set), else as [`runtime`](AppState::runtime).
+    pub fn admin_runtime(&self, headers: &axum::http::HeaderMap) -> Result<&Runtime, ApiError> {
+        self.check_admin(headers)?;
+        self.runtime()
+    }
+
     /// Refuses an admin request without the configured token (when one is set).
     pub fn check_admin(&self, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
         let Some(token) = &self.inner.admin_token else {

@@ -6,7 +6,8 @@ use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use tally_runtime::{
-    ActivateOptions, Activation, ActivationReport, InstallOptions, InstallReport, PluginStatus,
+    ActivateOptions, Activation, ActivationReport, GlobalPosition, InstallOptions, InstallReport,
+    PluginStatus,
 };
 use utoipa::{IntoParams, ToSchema};
 
@@ -69,7 +70,8 @@ pub struct ActivationBody {
     /// The version active before.
     pub previous: Option<String>,
     /// Position of the activation record in the log.
-    pub position: u64,
+    #[schema(value_type = u64)]
+    pub position: GlobalPosition,
     /// When, ms since the Unix epoch.
     pub timestamp_ms: u64,
     /// A rollback.
@@ -196,8 +198,7 @@ pub async fn install(
     QueryParams(query): QueryParams<InstallQuery>,
     request: Request,
 ) -> Result<Json<InstallResponse>, ApiError> {
-    state.check_admin(request.headers())?;
-    let runtime = state.runtime()?.clone();
+    let runtime = state.admin_runtime(request.headers())?.clone();
     if let Some(aggregate_type) = &query.aggregate_type {
         check_type(aggregate_type)?;
     }
@@ -231,8 +232,7 @@ pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<PluginsResponse>, ApiError> {
-    state.check_admin(&headers)?;
-    let runtime = state.runtime()?;
+    let runtime = state.admin_runtime(&headers)?;
     Ok(Json(PluginsResponse {
         plugins: runtime.plugins().into_iter().map(type_body).collect(),
     }))
@@ -280,8 +280,7 @@ pub async fn activate(
     path: AggregatePath,
     QueryParams(query): QueryParams<ActivateQuery>,
 ) -> Result<Json<ActivationResponse>, ApiError> {
-    state.check_admin(&headers)?;
-    let runtime = state.runtime()?;
+    let runtime = state.admin_runtime(&headers)?;
     let version = query
         .version
         .as_deref()
@@ -311,8 +310,7 @@ pub async fn rollback(
     path: AggregatePath,
     QueryParams(query): QueryParams<ActivateQuery>,
 ) -> Result<Json<ActivationResponse>, ApiError> {
-    state.check_admin(&headers)?;
-    let runtime = state.runtime()?;
+    let runtime = state.admin_runtime(&headers)?;
     if query.version.is_some() {
         return Err(ApiError::bad_request(
             "rollback takes no version: it returns to the previous one",

@@ -6,7 +6,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tally_runtime::tally_store::RecordedEvent;
-use tally_runtime::{At, EventView};
+use tally_runtime::{At, EventView, GlobalPosition, StreamVersion};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
@@ -19,7 +19,8 @@ use super::input::{AggregatePath, QueryParams, check_type};
 #[serde(deny_unknown_fields)]
 pub struct StateQuery {
     /// The state as of this global position (events at or before it).
-    pub at_position: Option<u64>,
+    #[param(value_type = Option<u64>)]
+    pub at_position: Option<GlobalPosition>,
     /// The state as of this time, ms since the Unix epoch.
     pub at_time: Option<u64>,
 }
@@ -32,7 +33,8 @@ pub struct StateResponse {
     /// The aggregate id.
     pub aggregate_id: String,
     /// Events folded.
-    pub version: u64,
+    #[schema(value_type = u64)]
+    pub version: StreamVersion,
     /// The state, as the plugin renders it.
     #[schema(value_type = Object)]
     pub state: Box<RawValue>,
@@ -120,7 +122,8 @@ pub struct AggregateSummary {
     /// The aggregate id.
     pub id: String,
     /// Events stored.
-    pub version: u64,
+    #[schema(value_type = u64)]
+    pub version: StreamVersion,
 }
 
 /// Lists the aggregate ids of a type with their versions, in creation order.
@@ -182,7 +185,8 @@ fn page_limit(state: &AppState, limit: Option<usize>) -> Result<usize, ApiError>
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// First version to return (default 1, the first event).
-    pub from_version: Option<u64>,
+    #[param(value_type = Option<u64>)]
+    pub from_version: Option<StreamVersion>,
     /// Most events to return.
     pub limit: Option<usize>,
     /// `stored` (default): as stored; `current`: upcast to the active plugin's schemas.
@@ -206,13 +210,16 @@ pub struct EventsResponse {
     pub events: Vec<EventBody>,
     /// For an aggregate: `from_version` of the next page, if there may be one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_from_version: Option<u64>,
+    #[schema(value_type = Option<u64>)]
+    pub next_from_version: Option<StreamVersion>,
     /// For the global log: `from_position` of the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_from_position: Option<u64>,
+    #[schema(value_type = Option<u64>)]
+    pub next_from_position: Option<GlobalPosition>,
     /// For the global log: the position the next appended event will get.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub end_position: Option<u64>,
+    #[schema(value_type = Option<u64>)]
+    pub end_position: Option<GlobalPosition>,
 }
 
 /// The events of an aggregate, paged by version, as stored or upcast.
@@ -235,7 +242,7 @@ pub async fn aggregate_events(
     QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Json<EventsResponse>, ApiError> {
     let runtime = state.runtime()?;
-    let from = query.from_version.unwrap_or(1).max(1);
+    let from = query.from_version.unwrap_or(StreamVersion::FIRST);
     let limit = page_limit(&state, query.limit)?;
     let view = match query.view {
         Some(ViewParam::Current) => EventView::Current,
@@ -244,7 +251,7 @@ pub async fn aggregate_events(
     let events = runtime
         .events(&path.aggregate_type, path.id(), from, limit, view)
         .await?;
-    let next_from_version = events.last().map(|event| event.version + 1);
+    let next_from_version = events.last().map(|event| event.version.next());
     Ok(Json(EventsResponse {
         events: events.into_iter().map(EventBody::from_stored).collect(),
         next_from_version,
@@ -258,7 +265,8 @@ pub async fn aggregate_events(
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// First position to scan (default 0).
-    pub from_position: Option<u64>,
+    #[param(value_type = Option<u64>)]
+    pub from_position: Option<GlobalPosition>,
     /// Most events to scan.
     pub limit: Option<usize>,
     /// Only events of this aggregate type.
@@ -284,10 +292,10 @@ pub async fn all_events(
     {
         check_type(aggregate_type)?;
     }
-    let from = query.from_position.unwrap_or(0);
+    let from = query.from_position.unwrap_or(GlobalPosition::START);
     let limit = page_limit(&state, query.limit)?;
     let scanned = runtime.store().read_all(from, limit).await?;
-    let next = scanned.last().map_or(from, |event| event.position + 1);
+    let next = scanned.last().map_or(from, |event| event.position.next());
     let events = scanned
         .into_iter()
         .filter(|event| {
@@ -313,7 +321,7 @@ pub fn log_event(event: RecordedEvent) -> EventBody {
         position: event.position,
         aggregate_type: Some(event.stream.aggregate_type.to_string()),
         aggregate_id: Some(event.stream.aggregate_id.to_string()),
-        version: event.version + 1,
+        version: event.version,
         event_type: event.name,
         schema_version: event.schema_version,
         timestamp_ms: event.timestamp_ms,

@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
+use tally_runtime::GlobalPosition;
 use tally_runtime::tally_store::SubscriptionFilter;
 use utoipa::IntoParams;
 
@@ -23,7 +24,8 @@ use crate::metrics::SubscriptionGuard;
 pub struct SubscribeQuery {
     /// First position to deliver (default 0). A `Last-Event-ID` header overrides it:
     /// delivery resumes right after that position.
-    pub from_position: Option<u64>,
+    #[param(value_type = Option<u64>)]
+    pub from_position: Option<GlobalPosition>,
     /// Only events of this aggregate type.
     pub aggregate_type: Option<String>,
     /// Only events of this name.
@@ -62,9 +64,9 @@ pub async fn subscribe(
             .to_str()
             .ok()
             .and_then(|text| text.trim().parse::<u64>().ok())
-            .map(|last| last + 1)
+            .map(|last| GlobalPosition::new(last).next())
             .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a position"))?,
-        None => query.from_position.unwrap_or(0),
+        None => query.from_position.unwrap_or(GlobalPosition::START),
     };
     let filter = SubscriptionFilter {
         aggregate_type: query.aggregate_type,

@@ -1,7 +1,7 @@
 //! The harness shared by the end-to-end and reliability test binaries: the real
 //! `tally` binary, started on an ephemeral port in a given data directory with
-//! bank-account v1 installed, driven over HTTP; plus a seeded random generator and
-//! environment knobs for the long runs.
+//! bank-account v1 installed, driven over HTTP; plus (from `tally-test-support`) a
+//! seeded random generator and environment knobs for the long runs.
 //!
 //! Each binary includes it with `#[path = "../common/mod.rs"] mod common;`, and not
 //! every binary uses every helper.
@@ -14,17 +14,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tally_plugin_contract_tests::components;
+use tally_test_support::components;
+pub use tally_test_support::{Rng, env_number, seed_from_env};
 
 /// The binary under test.
 pub const TALLY: &str = env!("CARGO_BIN_EXE_tally");
-
-/// Compiled plugins shared by every service of this test run.
-fn compile_cache() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
-        .path()
-}
 
 /// A directory holding bank-account v1 as `bank_account.wasm`.
 pub fn v1_plugins_dir() -> &'static Path {
@@ -75,7 +69,7 @@ impl Service {
             .arg("--plugins")
             .arg(v1_plugins_dir())
             .arg("--compile-cache")
-            .arg(compile_cache())
+            .arg(components::compile_cache())
             .arg("--log-format")
             .arg("json")
             .args(extra)
@@ -255,76 +249,4 @@ async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
 /// A bank-account command body.
 pub fn bank(command: &str, data: Value) -> Value {
     json!({ "type": command, "data": data })
-}
-
-/// A small seeded random generator (SplitMix64): the same seed gives the same run.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator starting at `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// A number in `low..=high`.
-    pub fn range(&mut self, low: u64, high: u64) -> u64 {
-        low + self.below(high - low + 1)
-    }
-
-    /// True with probability `percent`/100.
-    pub fn percent(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    /// One of `items` (not empty).
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-
-    /// `len` random bytes.
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next_u64() as u8).collect()
-    }
-}
-
-/// The seed in environment variable `name`, or a fresh one from the clock; printed
-/// either way so that a failing run can be repeated.
-pub fn seed_from_env(name: &str) -> u64 {
-    let seed = match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |elapsed| elapsed.as_nanos() as u64),
-    };
-    eprintln!("{name}={seed} (set it to repeat this run)");
-    seed
-}
-
-/// The number in environment variable `name`, or `default`.
-pub fn env_number(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
-        Err(_) => default,
-    }
 }

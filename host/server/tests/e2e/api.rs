@@ -2,7 +2,7 @@
 //! the OpenAPI document.
 
 use serde_json::json;
-use tally_plugin_contract_tests::components;
+use tally_test_support::components;
 
 use crate::{Service, bank};
 

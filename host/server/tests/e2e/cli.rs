@@ -123,7 +123,7 @@ async fn verify_names_the_damage_and_repair_lets_the_service_start() {
 
 #[test]
 fn the_demo_runs_the_tour() {
-    let plugins = std::path::Path::new(tally_plugin_contract_tests::components::BANK_ACCOUNT_V1)
+    let plugins = std::path::Path::new(tally_test_support::components::BANK_ACCOUNT_V1)
         .parent()
         .unwrap();
     let (ok, out, err) = tally(&["demo", "--plugins", plugins.to_str().unwrap()]);

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use serde_json::json;
-use tally_plugin_contract_tests::components;
+use tally_test_support::components;
 
 use crate::{Service, bank};
 

@@ -1,4 +1,4 @@
-//! Reliability tests against the real `tally` binary (issue #7): SIGKILL under HTTP
+//! Reliability tests against the real `tally` binary: SIGKILL under HTTP
 //! load, a full disk, an HTTP fuzzer and a soak. `docs/RELIABILITY.md` lists what each
 //! one asserts and the environment variables that make them run longer.
 

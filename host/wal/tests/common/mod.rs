@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the log's integration tests (those shared with other crates' tests
+//! are in `tally-test-support`).
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -32,21 +33,6 @@ pub async fn read_all(wal: &Wal) -> Vec<(Record, Position)> {
     out
 }
 
-/// Copies every file of `from` into the empty directory `to`.
-pub fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
-
-/// Flips one bit of the file at `offset`.
-pub fn flip_bit(path: &Path, offset: u64, bit: u8) {
-    let mut bytes = std::fs::read(path).unwrap();
-    bytes[offset as usize] ^= 1 << bit;
-    std::fs::write(path, bytes).unwrap();
-}
-
 /// The records of a freshly opened log in `dir`.
 pub async fn reopen_and_read(
     config: WalConfig,
@@ -55,24 +41,4 @@ pub async fn reopen_and_read(
     let all = read_all(&wal).await;
     wal.close().await.unwrap();
     (all, info)
-}
-
-/// A small seeded generator (splitmix64) for kill moments and crash points, so a failing
-/// seed can be replayed.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next pseudo-random number.
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number below `n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }

@@ -1,12 +1,15 @@
-//! The plugin's exported functions on plain Rust types: exactly what the component
-//! runs, minus the WIT type conversions. [`testing`](crate::testing) drives these, and
-//! tests may call them directly.
+//! The wire layer: the plugin's exported functions on plain Rust types, exactly what
+//! the component runs minus the WIT type conversions. The component adapter and
+//! [`testing`](crate::testing) drive these. They are not part of a plugin author's
+//! API; the SDK's own tests and the benchmark's native reference reach them through
+//! the hidden `tally_sdk::__private::wire`.
 
 use serde_json::Value;
 
 use crate::aggregate::{Aggregate, Context, Rejection};
 use crate::codec::{decode_command_data, decode_named, parse_data, to_named};
 use crate::introspect::variant_names;
+use crate::schema::assert_schema;
 use crate::upcast::{JsonEvent, upcast_event};
 use crate::{INVALID_COMMAND, INVALID_STATE};
 
@@ -73,7 +76,13 @@ pub struct PluginInfo {
 }
 
 /// `describe`: the plugin's identity, commands and event schemas.
+///
+/// # Panics
+/// If [`Aggregate::EVENT_VERSIONS`] or [`Aggregate::UPCASTERS`] do not fit the event
+/// enum (a misspelt event name, say): the message names the bad entry. The host calls
+/// `describe` when it installs a plugin, so such a plugin is never installed.
 pub fn describe<A: Aggregate>() -> PluginInfo {
+    assert_schema::<A>();
     PluginInfo {
         aggregate_type: A::AGGREGATE_TYPE.to_owned(),
         version: A::VERSION.to_owned(),

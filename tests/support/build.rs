@@ -1,6 +1,7 @@
-//! Builds the plugins workspace (`plugins/`) for wasm32-wasip2 with a nested cargo
-//! and writes the component paths to `$OUT_DIR/components.rs`, so that
-//! `cargo test` needs no manual step before loading them.
+//! With feature `components`: builds the plugins workspace (`plugins/`) for
+//! wasm32-wasip2 with a nested cargo and writes the component paths to
+//! `$OUT_DIR/components.rs`, so that `cargo test` needs no manual step before loading
+//! them. Without it (the log and store tests), it does nothing.
 //!
 //! The nested build has its own target directory next to this build's profile
 //! directory (e.g. `target/debug/tally-plugins-wasm`), shared by rebuilds, and
@@ -67,6 +68,15 @@ const NOT_INHERITED: &[&str] = &[
 ];
 
 fn main() {
+    if env::var_os("CARGO_FEATURE_COMPONENTS").is_none() {
+        println!("cargo:rerun-if-changed=build.rs");
+        return;
+    }
+    build_components();
+}
+
+/// Builds the plugins and writes `components.rs`.
+fn build_components() {
     let manifest_dir =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest_dir
@@ -79,8 +89,12 @@ fn main() {
 
     rerun_if_changed(&root, &plugins);
     build_plugins(&plugins, &target_dir);
+    let source = components_source(&target_dir.join(TARGET).join("release"));
+    std::fs::write(out_dir.join("components.rs"), source).expect("write components.rs");
+}
 
-    let release = target_dir.join(TARGET).join("release");
+/// The constants of `components.rs`: the path of each built component in `release`.
+fn components_source(release: &Path) -> String {
     let mut source = String::new();
     for &(constant, dir, stem, doc) in COMPONENTS {
         let path = release.join(format!("{stem}.wasm"));
@@ -103,7 +117,7 @@ fn main() {
         )
         .unwrap();
     }
-    std::fs::write(out_dir.join("components.rs"), source).expect("write components.rs");
+    source
 }
 
 /// The nested build's target directory: beside this profile's `build/` directory
