@@ -3,6 +3,8 @@
 //! (or opens, when the damage leaves a consistent log), and never panics. The same for the
 //! snapshot log. `PROPTEST_CASES` raises the number of cases.
 
+mod common;
+
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -17,14 +19,7 @@ use tally_test_support::{proptest_config, segment_files, single_worker_runtime};
 
 /// Small, unpreallocated segments: the logs are a few KiB, cheap to copy per case.
 fn config(dir: &Path) -> StoreConfig {
-    let mut config = StoreConfig::new(dir);
-    for wal in [&mut config.wal, &mut config.snapshot_wal] {
-        wal.max_segment_size = 64 * 1024;
-        wal.max_record_size = 16 * 1024;
-        wal.max_batch_size = 32 * 1024;
-        wal.preallocate = false;
-    }
-    config
+    common::small_segments(dir, 64 * 1024)
 }
 
 /// A closed store with single- and multi-event appends to a few streams, command ids,

@@ -1,6 +1,8 @@
 //! `tally_store::verify`: both logs scanned and every envelope checked without changing
 //! anything; with repair, a damaged log is cut and the store opens with the prefix.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -15,14 +17,7 @@ use tally_wal::{Position, VerifyStatus, WalConfig, WalError, segment_path};
 
 /// Small, unpreallocated segments, so the event log spans several.
 fn config(dir: &Path) -> StoreConfig {
-    let mut config = StoreConfig::new(dir);
-    for wal in [&mut config.wal, &mut config.snapshot_wal] {
-        wal.max_segment_size = 16 * 1024;
-        wal.max_record_size = 4 * 1024;
-        wal.max_batch_size = 8 * 1024;
-        wal.preallocate = false;
-    }
-    config
+    common::small_segments(dir, 16 * 1024)
 }
 
 /// 120 appends of 1 to 3 events over 5 streams, a few snapshots; closed.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tally_runtime::{
     ActivateOptions, Command, CommandError, Context, EngineConfig, Event, ExecuteOptions,
-    InstallOptions, Outcome, Runtime, RuntimeConfig,
+    InstallOptions, InstallReport, Outcome, Runtime, RuntimeConfig,
 };
 use tally_test_support::components;
 /// The bytes of a built component.
@@ -47,7 +47,7 @@ pub async fn open(dir: &Path) -> Runtime {
 }
 
 /// Installs and activates a component.
-pub async fn install(runtime: &Runtime, path: &str) {
+pub async fn install(runtime: &Runtime, path: &str) -> InstallReport {
     runtime
         .install_plugin(
             component(path),
@@ -57,7 +57,7 @@ pub async fn install(runtime: &Runtime, path: &str) {
             },
         )
         .await
-        .expect("install");
+        .expect("install")
 }
 
 /// A runtime in `dir` with bank-account v1 active.

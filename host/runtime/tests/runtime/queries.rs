@@ -1,10 +1,10 @@
 //! Reads: time travel, stored and upcast events, aggregate lists, subscriptions.
 
 use tally_runtime::tally_store::SubscriptionFilter;
-use tally_runtime::{At, EventView, GlobalPosition, InstallOptions, SchemaVersion, StreamVersion};
+use tally_runtime::{At, EventView, GlobalPosition, SchemaVersion, StreamVersion};
 use tally_test_support::components;
 
-use crate::{bank, component, send};
+use crate::{bank, install, send};
 
 #[tokio::test]
 async fn state_at_a_position_or_time_shows_the_past() {
@@ -81,16 +81,7 @@ async fn events_are_shown_as_stored_or_upcast_and_aggregates_are_listed() {
         ]
     );
 
-    runtime
-        .install_plugin(
-            component(components::BANK_ACCOUNT_V2),
-            InstallOptions {
-                activate: true,
-                ..InstallOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    install(&runtime, components::BANK_ACCOUNT_V2).await;
     let stored = runtime
         .events(
             "bank-account",

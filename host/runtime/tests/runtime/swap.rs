@@ -4,24 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tally_runtime::{
-    ActivateOptions, CommandError, InstallOptions, PluginError, Runtime, SchemaVersion,
-    StreamVersion,
+    ActivateOptions, CommandError, PluginError, Runtime, SchemaVersion, StreamVersion,
 };
 use tally_test_support::components;
 
-use crate::{VERIFY, account, bank, component, open, rejection_code, send};
+use crate::{VERIFY, account, bank, install, open, rejection_code, send};
 
 async fn install_v2(runtime: &Runtime) {
-    let report = runtime
-        .install_plugin(
-            component(components::BANK_ACCOUNT_V2),
-            InstallOptions {
-                activate: true,
-                ..InstallOptions::default()
-            },
-        )
-        .await
-        .expect("install v2");
+    let report = install(runtime, components::BANK_ACCOUNT_V2).await;
     let activation = report.activation.expect("activated");
     assert_eq!(activation.activation.version.to_string(), "2.0.0");
     assert_eq!(activation.activation.previous.unwrap().to_string(), "1.0.0");

@@ -9,6 +9,20 @@ use tally_store::{
     StoreConfig, StreamId, StreamVersion,
 };
 
+/// A store in `dir` whose two logs have small, unpreallocated segments of
+/// `segment_size` bytes (records up to a quarter of that, batches up to half), so
+/// that a small log spans several segments and is cheap to copy.
+pub fn small_segments(dir: &Path, segment_size: u64) -> StoreConfig {
+    let mut config = StoreConfig::new(dir);
+    for wal in [&mut config.wal, &mut config.snapshot_wal] {
+        wal.max_segment_size = segment_size;
+        wal.max_record_size = (segment_size / 4) as usize;
+        wal.max_batch_size = (segment_size / 2) as usize;
+        wal.preallocate = false;
+    }
+    config
+}
+
 /// Opens the store in `dir` with the default configuration.
 pub async fn open(dir: &Path) -> EventStore {
     EventStore::open(StoreConfig::new(dir)).await.unwrap().0
