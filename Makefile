@@ -1,7 +1,7 @@
 # The two commands a newcomer needs (see README.md):
 #   make run    builds the plugins and the host, and starts `tally serve` with the
 #               bank-account plugin on 127.0.0.1:7070, data in ./tally-data
-#   make test   runs every check and test (CI runs exactly this)
+#   make test   runs every check and test (CI runs exactly this), the API fuzzing last
 # Each sets up what it needs on a fresh machine.
 
 CARGO ?= cargo
@@ -33,3 +33,4 @@ test: setup
 	$(CARGO) clippy $(PLUGINS) --target wasm32-wasip2 --locked -- -D warnings
 	$(CARGO) test --workspace --locked
 	$(CARGO) test $(PLUGINS) --locked
+	CARGO=$(CARGO) tests/api-fuzz/schemathesis.sh

@@ -38,6 +38,18 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned {
     /// the current one. See [`Upcaster`].
     const UPCASTERS: &'static [Upcaster] = &[];
 
+    /// Whether a command whose data has a field the command does not have is refused
+    /// with [`INVALID_COMMAND`](crate::INVALID_COMMAND), the message naming the field
+    /// (`Deposit: unknown field "amout" (expected "amount")`); nested structs in the
+    /// data are checked too. Default `true`: a misspelt optional field would
+    /// otherwise be dropped without a word, and the command run without it.
+    ///
+    /// Set it to `false` to ignore unknown fields in every command (say, when clients
+    /// send fields meant for others). To take extra fields in one command only, give
+    /// its variant a `#[serde(flatten)]` map field: what it collects is not unknown
+    /// (nor is anything in a variant with a flattened field checked).
+    const DENY_UNKNOWN_FIELDS: bool = true;
+
     /// Decides a command against the current state: the events to record, or why
     /// not. Must be deterministic: the time is `ctx.now_ms`, nothing else.
     fn handle(&self, ctx: &Context, command: Self::Command) -> Result<Vec<Self::Event>, Rejection>;

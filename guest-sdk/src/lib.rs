@@ -6,6 +6,10 @@
 //! wasm32-wasip2`), and [`testing`] checks its rules natively with given/when/then.
 //! The WIT bindings stay inside this crate: a plugin author never sees them.
 //!
+//! A read model is a [`Projection`] the same way: a serde enum of the events it reads
+//! and `apply`, which writes JSON [`Documents`]; [`export_projection!`] makes it the
+//! `tally:projection` component and [`testing::projection`] checks it natively.
+//!
 //! ```
 //! use serde::{Deserialize, Serialize};
 //! use tally_sdk::{Aggregate, Context, Rejection};
@@ -71,8 +75,9 @@
 //!   in a `static`) stops the block from rewinding until it is freed, so later calls
 //!   fill the rest of the block and then go to the system allocator: slower, never
 //!   wrong. It applies to `wasm32` builds without threads only; native builds (tests)
-//!   keep the system allocator. To choose another global allocator, depend on the
-//!   SDK with `default-features = false`.
+//!   keep the system allocator. Projection components use it alike: an `apply`
+//!   call frees its batch and documents by its end, so the block rewinds. To choose
+//!   another global allocator, depend on the SDK with `default-features = false`.
 
 // The generated bindings name their runtime `tally_sdk::...` so that plugin crates
 // need no direct dependency on wit-bindgen; this makes that path valid here too.
@@ -93,18 +98,21 @@ mod codec;
 mod component;
 mod introspect;
 mod panic;
+mod projection;
 mod schema;
 pub mod testing;
 mod upcast;
 mod wire;
 
 pub use aggregate::{Aggregate, Context, Rejection};
+pub use projection::{Documents, Envelope, Projection};
 /// Re-exported so that upcasters and tests use the same `serde_json` as the SDK.
 pub use serde_json;
 pub use upcast::{JsonEvent, Upcaster};
 
 /// Rejection code the SDK returns when a command's name is unknown or its data does
-/// not fit the command type (wrong field types, missing fields, not JSON).
+/// not fit the command type (wrong field types, missing fields, not JSON, and unless
+/// [`Aggregate::DENY_UNKNOWN_FIELDS`] is off, fields the command does not have).
 pub const INVALID_COMMAND: &str = "invalid-command";
 
 /// Rejection code the SDK returns when the state bytes given to `handle` cannot be
@@ -141,6 +149,8 @@ macro_rules! export {
 pub mod __private {
     /// What [`export!`](crate::export) expands to.
     pub use crate::component::{Component, bindings};
+    /// What [`export_projection!`](crate::export_projection) expands to.
+    pub use crate::projection::component::{ProjectionComponent, bindings as projection_bindings};
     /// The runtime path of the generated bindings.
     pub use wit_bindgen;
 
@@ -153,5 +163,14 @@ pub mod __private {
             EventSchema, PluginInfo, RawCommand, RawEvent, apply, decide, describe, handle,
             initial_state, state_json, upcast,
         };
+    }
+
+    /// The projection's wire layer, as [`wire`] is the aggregate's: for the SDK's own
+    /// tests and for running a projection's logic natively over an in-memory read
+    /// model (the benchmark's reference); projection tests use
+    /// [`testing::projection`](crate::testing::projection).
+    pub mod projection_wire {
+        pub use crate::projection::wire::{ProjectionInfo, RawEnvelope, apply, describe};
+        pub use crate::projection::{DocumentStore, MemoryDocuments};
     }
 }

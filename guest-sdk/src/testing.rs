@@ -13,6 +13,10 @@
 //!     .when(Command::Withdraw { amount: 150 })
 //!     .then_rejects("insufficient-funds");
 //! ```
+//!
+//! Projections have their given/then harness in [`projection`].
+
+pub mod projection;
 
 use std::fmt::Debug;
 

@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use crate::aggregate::{Aggregate, Context, Rejection};
-use crate::codec::{decode_command_data, decode_named, parse_data, to_named};
+use crate::codec::{decode_command, decode_named, parse_data, to_named};
 use crate::introspect::variant_names;
 use crate::schema::assert_schema;
 use crate::upcast::{JsonEvent, upcast_event};
@@ -108,15 +108,16 @@ pub fn initial_state<A: Aggregate>() -> Vec<u8> {
 
 /// `handle`: decodes the state and command, decides, encodes the events.
 ///
-/// An undecodable command is rejected with [`INVALID_COMMAND`], an undecodable
-/// state with [`INVALID_STATE`].
+/// An undecodable command (or one with a field it does not have, unless
+/// [`Aggregate::DENY_UNKNOWN_FIELDS`] is off) is rejected with [`INVALID_COMMAND`],
+/// an undecodable state with [`INVALID_STATE`].
 pub fn handle<A: Aggregate>(
     ctx: &Context,
     state: &[u8],
     command: &RawCommand,
 ) -> Result<Vec<RawEvent>, Rejection> {
     let state: A = decode_state(state).map_err(|error| Rejection::new(INVALID_STATE, error))?;
-    let command = decode_command::<A>(command)?;
+    let command = decode_aggregate_command::<A>(command)?;
     let events = state.handle(ctx, command)?;
     Ok(events.iter().map(encode_event::<A>).collect())
 }
@@ -133,7 +134,7 @@ pub fn decide<A: Aggregate>(
     command: &RawCommand,
 ) -> Result<(Vec<RawEvent>, Vec<u8>), Rejection> {
     let mut state: A = decode_state(state).map_err(|error| Rejection::new(INVALID_STATE, error))?;
-    let command = decode_command::<A>(command)?;
+    let command = decode_aggregate_command::<A>(command)?;
     let events: Vec<RawEvent> = state
         .handle(ctx, command)?
         .iter()
@@ -235,15 +236,12 @@ pub(crate) fn encode_command<A: Aggregate>(command: &A::Command) -> RawCommand {
     RawCommand { name, data }
 }
 
-/// Decodes a command, rejecting it with [`INVALID_COMMAND`] when it does not fit.
-fn decode_command<A: Aggregate>(command: &RawCommand) -> Result<A::Command, Rejection> {
-    let invalid = |error: String| {
-        Rejection::new(
-            INVALID_COMMAND,
-            format!("command {}: {error}", command.name),
-        )
-    };
-    decode_command_data(&command.name, &command.data).map_err(invalid)
+/// Decodes a command, rejecting it with [`INVALID_COMMAND`] when it does not fit (an
+/// unknown field too, unless the aggregate allows them): the message names the
+/// command and the field.
+fn decode_aggregate_command<A: Aggregate>(command: &RawCommand) -> Result<A::Command, Rejection> {
+    decode_command(&command.name, &command.data, A::DENY_UNKNOWN_FIELDS)
+        .map_err(|message| Rejection::new(INVALID_COMMAND, message))
 }
 
 /// Decodes state bytes written by [`encode_state`].

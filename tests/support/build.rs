@@ -18,6 +18,12 @@ const TARGET: &str = "wasm32-wasip2";
 /// Components to expose: constant name, plugin directory, wasm file stem, doc.
 const COMPONENTS: &[(&str, &str, &str, &str)] = &[
     (
+        "ACCOUNT_SUMMARY",
+        "account-summary",
+        "account_summary",
+        "account-summary (1.0.0), the reference projection over bank-account (v1 and v2)",
+    ),
+    (
         "BANK_ACCOUNT_V1",
         "bank-account",
         "bank_account",
@@ -36,6 +42,12 @@ const COMPONENTS: &[(&str, &str, &str, &str)] = &[
         "test-contract-v1, a counter built against the frozen tally:aggregate@1.0.0 (no `decide`)",
     ),
     (
+        "TEST_SUMMARY_V2",
+        "testing/test-summary-v2",
+        "test_summary_v2",
+        "test-summary-v2, account-summary's logic as version 2.0.0, for the rebuild tests",
+    ),
+    (
         "TEST_PANIC",
         "testing/test-panic",
         "test_panic",
@@ -46,6 +58,12 @@ const COMPONENTS: &[(&str, &str, &str, &str)] = &[
         "testing/test-hostile",
         "test_hostile",
         "test-hostile, whose commands loop forever, exhaust memory, panic in `apply`, return a 100 MB event or an event that does not decode back",
+    ),
+    (
+        "TEST_HOSTILE_PROJECTION",
+        "testing/test-hostile-projection",
+        "test_hostile_projection",
+        "test-hostile-projection, a projection over bank-account whose deposits of 13 to 20 loop forever, exhaust memory, write a document too large, into an undeclared table, not JSON or at a key too long, return an error or panic",
     ),
     (
         "TEST_IMPOSTOR",

@@ -7,6 +7,7 @@
 //! on the data alone, in one pass and without an intermediate JSON tree or document:
 //! they run on every command and, for events, in the inner loop of every fold.
 
+mod command;
 mod named;
 mod split;
 
@@ -14,6 +15,7 @@ use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 
+pub(crate) use command::decode_command;
 use named::NamedVariant;
 use split::{NOT_A_VARIANT, VariantSplitter};
 
@@ -53,24 +55,12 @@ pub(crate) fn parse_data(data: &[u8]) -> Result<Value, String> {
 /// Builds the enum value named `name` from its wire data bytes (empty bytes mean
 /// `null`): this is the inner loop of a fold, used for events (which the plugin's own
 /// serializer wrote). Unit variants accept `null` and `{}`. Less strict than
-/// [`decode_command_data`] in one way: a struct variant's fields may also come as an
-/// array, as serde_json allows for structs.
+/// [`decode_command`] (which decodes what clients send): a struct variant's fields
+/// may also come as an array, as serde_json allows for structs, and fields it does
+/// not have are ignored.
 pub(crate) fn decode_named<T: DeserializeOwned>(name: &str, data: &[u8]) -> Result<T, String> {
-    decode(name, data, false)
-}
-
-/// Builds the command named `name` from client data bytes, strictly: a struct
-/// variant's fields must come as a JSON object, and duplicate fields are refused
-/// (by serde's derived code). Otherwise as [`decode_named`].
-pub(crate) fn decode_command_data<T: DeserializeOwned>(
-    name: &str,
-    data: &[u8],
-) -> Result<T, String> {
-    decode(name, data, true)
-}
-
-fn decode<T: DeserializeOwned>(name: &str, data: &[u8], strict: bool) -> Result<T, String> {
     let data = data.trim_ascii();
+    let strict = false;
     T::deserialize(NamedVariant { name, data, strict }).map_err(|error| {
         // Data that is not one JSON value is reported as such, whatever the type
         // expected; the check runs only on this error path.
@@ -125,16 +115,16 @@ mod tests {
         ] {
             let (name, data) = to_named(&command).unwrap();
             assert_eq!(
-                decode_command_data::<Shapes>(&name, &data).unwrap(),
+                decode_command::<Shapes>(&name, &data, true).unwrap(),
                 command,
                 "{name} {}",
                 String::from_utf8_lossy(&data)
             );
         }
-        let error = decode_command_data::<Shapes>("Move", b"[1]").unwrap_err();
+        let error = decode_command::<Shapes>("Move", b"[1]", true).unwrap_err();
         assert!(error.contains("invalid length"), "{error}");
-        let error = decode_command_data::<Shapes>("Rename", b"[1,").unwrap_err();
-        assert!(error.starts_with("data is not JSON"), "{error}");
+        let error = decode_command::<Shapes>("Rename", b"[1,", true).unwrap_err();
+        assert!(error.contains("data is not JSON"), "{error}");
     }
 
     #[derive(Serialize)]
@@ -197,7 +187,7 @@ mod tests {
         );
         assert_eq!(decode_named::<Flattened>(&name, &data).unwrap(), value);
         assert_eq!(
-            decode_command_data::<Flattened>(&name, &data).unwrap(),
+            decode_command::<Flattened>(&name, &data, true).unwrap(),
             value
         );
     }
@@ -225,19 +215,19 @@ mod tests {
     #[test]
     fn commands_must_carry_their_fields_as_an_object() {
         assert_eq!(
-            decode_command_data::<Sample>("Fields", br#" {"amount": 5} "#).unwrap(),
+            decode_command::<Sample>("Fields", br#" {"amount": 5} "#, true).unwrap(),
             Sample::Fields { amount: 5 }
         );
         assert_eq!(
-            decode_command_data::<Sample>("Unit", b"").unwrap(),
+            decode_command::<Sample>("Unit", b"", true).unwrap(),
             Sample::Unit
         );
         assert_eq!(
-            decode_command_data::<Sample>("Unit", b"null").unwrap(),
+            decode_command::<Sample>("Unit", b"null", true).unwrap(),
             Sample::Unit
         );
         assert_eq!(
-            decode_command_data::<Sample>("Unit", b"{}").unwrap(),
+            decode_command::<Sample>("Unit", b"{}", true).unwrap(),
             Sample::Unit
         );
         // serde's stream deserializer would take the fields as an array: commands don't.
@@ -245,17 +235,17 @@ mod tests {
             decode_named::<Sample>("Fields", b"[5]").unwrap(),
             Sample::Fields { amount: 5 }
         );
-        let error = decode_command_data::<Sample>("Fields", b"[5]").unwrap_err();
-        assert!(error.contains("invalid type"), "{error}");
-        let error = decode_command_data::<Sample>("Fields", b"5").unwrap_err();
-        assert!(error.contains("invalid type"), "{error}");
-        let error = decode_command_data::<Sample>("Fields", b"[5").unwrap_err();
-        assert!(error.starts_with("data is not JSON"), "{error}");
+        let error = decode_command::<Sample>("Fields", b"[5]", true).unwrap_err();
+        assert!(error.contains("as a JSON object, got an array"), "{error}");
+        let error = decode_command::<Sample>("Fields", b"5", true).unwrap_err();
+        assert!(error.contains("as a JSON object, got a number"), "{error}");
+        let error = decode_command::<Sample>("Fields", b"[5", true).unwrap_err();
+        assert!(error.contains("data is not JSON"), "{error}");
         let error =
-            decode_command_data::<Sample>("Fields", br#"{"amount":1,"amount":2}"#).unwrap_err();
+            decode_command::<Sample>("Fields", br#"{"amount":1,"amount":2}"#, true).unwrap_err();
         assert!(error.contains("duplicate field"), "{error}");
-        let error = decode_command_data::<Sample>("Fields", br#"nonsense"#).unwrap_err();
-        assert!(error.starts_with("data is not JSON"), "{error}");
+        let error = decode_command::<Sample>("Fields", br#"nonsense"#, true).unwrap_err();
+        assert!(error.contains("data is not JSON"), "{error}");
     }
 
     #[test]
@@ -302,7 +292,7 @@ mod tests {
     fn wrong_field_type_is_an_error_naming_the_problem() {
         let error = decode_named::<Sample>("Fields", br#"{"amount": "five"}"#).unwrap_err();
         assert!(error.contains("invalid type"), "{error}");
-        let error = decode_command_data::<Sample>("Fields", br#"{"amount": "five"}"#).unwrap_err();
+        let error = decode_command::<Sample>("Fields", br#"{"amount": "five"}"#, true).unwrap_err();
         assert!(error.contains("invalid type"), "{error}");
     }
 
@@ -320,7 +310,7 @@ mod tests {
                 .starts_with("data is not JSON")
         );
         let error = decode_named::<Sample>("Fields", b"{amount:").unwrap_err();
-        assert!(error.starts_with("data is not JSON"), "{error}");
+        assert!(error.contains("data is not JSON"), "{error}");
         // Data that would smuggle a second variant into the spliced document.
         let smuggled = br#"{"amount":1},"Unit":null"#;
         assert!(decode_named::<Sample>("Fields", smuggled).is_err());

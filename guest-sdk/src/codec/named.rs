@@ -2,9 +2,7 @@
 //! of its data, parsing the data once, in place.
 
 use serde::de::value::StrDeserializer;
-use serde::de::{
-    self, DeserializeSeed, Deserializer as _, EnumAccess, Unexpected, VariantAccess, Visitor,
-};
+use serde::de::{self, DeserializeSeed, Deserializer as _, EnumAccess, VariantAccess, Visitor};
 use serde::forward_to_deserialize_any;
 
 type Error = serde_json::Error;
@@ -98,10 +96,10 @@ impl<'de> VariantAccess<'de> for VariantData<'de> {
         if data.is_empty() || data == b"null" || empty_object {
             return Ok(());
         }
-        Err(de::Error::invalid_type(
-            Unexpected::Other("data"),
-            &"no data, null or {} for a unit variant",
-        ))
+        Err(de::Error::custom(format!(
+            "takes no data (no data, null or {{}}), got {}",
+            json_kind(data)
+        )))
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
@@ -118,6 +116,14 @@ impl<'de> VariantAccess<'de> for VariantData<'de> {
         visitor: V,
     ) -> Result<V::Value, Error> {
         let strict = self.strict;
+        if strict && !self.data.starts_with(b"{") {
+            // Said here in the client's terms rather than serde's ("expected struct
+            // variant Command::Deposit"), which name Rust types.
+            return Err(de::Error::custom(format!(
+                "takes its fields as a JSON object, got {}",
+                json_kind(self.data)
+            )));
+        }
         self.parse(|json| {
             if strict {
                 json.deserialize_map(visitor)
@@ -125,5 +131,18 @@ impl<'de> VariantAccess<'de> for VariantData<'de> {
                 json.deserialize_struct("", fields, visitor)
             }
         })
+    }
+}
+
+/// What kind of JSON value `data` (trimmed) starts, for a message: "an array", "null".
+fn json_kind(data: &[u8]) -> &'static str {
+    match data.first() {
+        None => "no data",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(_) => "a number",
     }
 }

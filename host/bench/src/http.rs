@@ -75,7 +75,8 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> anyhow::Result<
     let (address, service) = target(options, work.path(), progress).await?;
     let prefix = format!("bench-{}", std::process::id());
     open_accounts(address, &prefix, progress).await?;
-    let http = deposits(address, &prefix, window, progress).await?;
+    progress.set(&format!("http: {CONNECTIONS} connections for {window:?}"));
+    let http = deposits(address, &prefix, CONNECTIONS, window).await?;
     if let Some(service) = service {
         service.stop().await?;
     }
@@ -136,7 +137,7 @@ async fn start_service(options: &BenchOptions, work: &Path) -> anyhow::Result<In
 }
 
 /// Opens the [`ACCOUNTS`] accounts named with `prefix` over HTTP (untimed).
-async fn open_accounts(
+pub(crate) async fn open_accounts(
     address: SocketAddr,
     prefix: &str,
     progress: &Progress,
@@ -157,17 +158,16 @@ async fn open_accounts(
 }
 
 /// Durable deposits over HTTP to the accounts named with `prefix`, from
-/// [`CONNECTIONS`] connections for `window`.
-async fn deposits(
+/// `connections` connections for `window`.
+pub(crate) async fn deposits(
     address: SocketAddr,
     prefix: &str,
+    connections: usize,
     window: Duration,
-    progress: &Progress,
 ) -> anyhow::Result<LoadResult> {
-    progress.set(&format!("http: {CONNECTIONS} connections for {window:?}"));
     let prefix = prefix.to_owned();
     load::run(
-        CONNECTIONS,
+        connections,
         Schedule::for_duration(window),
         |_| HttpConnection::connect(address),
         move |connection: HttpConnection, worker, n| {

@@ -9,11 +9,13 @@
 //! `native-rules` feature), which the service must never depend on.
 
 pub mod commands;
+pub mod fanout;
 pub mod fold;
 pub mod hot;
 pub mod http;
 pub mod load;
 pub mod native;
+pub mod projection;
 pub mod report;
 pub mod setup;
 pub mod store;
@@ -53,6 +55,13 @@ pub enum Suite {
     Hot,
     /// Activation of a new plugin version, and command latency around a hot swap.
     Swap,
+    /// Commands over HTTP with and without 2,000 live subscribers (SSE); the service's
+    /// memory and threads; many subscribers catching up from position 0.
+    Fanout,
+    /// A projection (account-summary) catching up over 1,000,000 events beside the same
+    /// logic natively and the plugin alone; its lag behind durable commands at full
+    /// load, and the commands' rate with and without it.
+    Projection,
     /// Every suite, then a summary.
     All,
 }
@@ -89,6 +98,10 @@ pub struct BenchOptions {
     /// DIR (built by --build-only).
     #[arg(long, hide = true, value_name = "DIR")]
     pub read_only: Option<PathBuf>,
+    /// Internal (`fanout`, in a child process): serve DIR's data with DIR's plugins,
+    /// print the address, stop when stdin closes.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub serve_child: Option<PathBuf>,
 }
 
 impl BenchOptions {
@@ -190,6 +203,10 @@ pub async fn run(suite: Suite, options: BenchOptions) -> anyhow::Result<Report> 
         store::read_only(&options, dir).await?;
         return Ok(Report::default());
     }
+    if let Some(dir) = &options.serve_child {
+        fanout::serve_child(&options, dir).await?;
+        return Ok(Report::default());
+    }
     let progress = Progress::new();
     let suites: Vec<Suite> = match suite {
         Suite::All => vec![
@@ -200,6 +217,8 @@ pub async fn run(suite: Suite, options: BenchOptions) -> anyhow::Result<Report> 
             Suite::Http,
             Suite::Hot,
             Suite::Swap,
+            Suite::Fanout,
+            Suite::Projection,
         ],
         one => vec![one],
     };
@@ -214,6 +233,8 @@ pub async fn run(suite: Suite, options: BenchOptions) -> anyhow::Result<Report> 
             Suite::Http => http::run(&options, &progress).await?,
             Suite::Hot => hot::run(&options, &progress).await?,
             Suite::Swap => swap::run(&options, &progress).await?,
+            Suite::Fanout => fanout::run(&options, &progress).await?,
+            Suite::Projection => projection::run(&options, &progress).await?,
             Suite::All => unreachable!(),
         };
         progress.finish();

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use bytes::Bytes;
 use tally_runtime::tally_store::tally_wal::{FsyncPolicy, Record, Wal, WalConfig};
 use tally_runtime::tally_store::{
     EventStore, GlobalPosition, StoreConfig, StreamId, StreamRead, StreamVersion,
@@ -329,7 +328,7 @@ async fn wal_appends(dir: &Path, measure: Duration, record_size: usize) -> Resul
         ..WalConfig::new(dir)
     })
     .await?;
-    let record = Record::put(Bytes::new(), Bytes::from(vec![7u8; record_size]));
+    let record = Record::new(vec![7u8; record_size]);
     let count = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();

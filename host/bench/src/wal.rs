@@ -1,7 +1,7 @@
 //! `tally-bench wal`: how fast `tally-wal` appends, recovers and scans, beside the
 //! disk's own fsync floor measured in the same run (formerly the `wal_bench` example).
 //!
-//! Every record is 1 KiB (a 16-byte key and a 1,008-byte value).
+//! Every record is a 1 KiB value (a frame of 1,034 bytes).
 //!
 //! | figure | how |
 //! | --- | --- |
@@ -26,7 +26,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use bytes::Bytes;
 use tally_runtime::tally_store::tally_wal::format::{GROUP_HEADER_LEN, frame_len};
 use tally_runtime::tally_store::tally_wal::{
     FsyncPolicy, Position, Record, Wal, WalConfig, segment_path,
@@ -35,10 +34,8 @@ use tally_runtime::tally_store::tally_wal::{
 use super::report::Report;
 use super::{BenchOptions, Progress};
 
-/// Bytes of key plus value in every record.
+/// Bytes of every record's value.
 const RECORD_BYTES: usize = 1024;
-/// Bytes of each record's key.
-const KEY_BYTES: usize = 16;
 /// Appenders of the largest concurrent case, and records per group in its ceiling.
 const GROUP: usize = 256;
 /// Records per `append_batch` when the recovery log is written.
@@ -50,7 +47,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 struct Plan {
     warmup: Duration,
     measure: Duration,
-    /// Bytes of records (key plus value) the recovery log holds at least.
+    /// Bytes of records (values) the recovery log holds at least.
     log_bytes: u64,
     /// Timed opens and scans of the recovery log.
     rounds: u32,
@@ -315,14 +312,12 @@ fn describe_disk(dir: &Path, report: &mut Report) {
     }
 }
 
-/// The record every throughput case appends (1 KiB of key plus value).
+/// The record every throughput case appends (a 1 KiB value).
 fn bench_record(index: u64) -> Record {
-    let key = format!("key-{index:012}");
-    debug_assert_eq!(key.len(), KEY_BYTES);
-    let value: Vec<u8> = (0..RECORD_BYTES - KEY_BYTES)
+    let value: Vec<u8> = (0..RECORD_BYTES)
         .map(|i| (i as u64).wrapping_mul(31).wrapping_add(index) as u8)
         .collect();
-    Record::put(Bytes::from(key), Bytes::from(value))
+    Record::new(value)
 }
 
 /// The physical floor: syncs per second of a plain loop writing `write_bytes` then
@@ -519,7 +514,7 @@ async fn recovery_and_scan(dir: &Path, plan: &Plan, progress: &Progress) -> Resu
         let mut reader = wal.read_from(Position::START).await?;
         let mut seen = 0u64;
         while let Some((record, _)) = reader.next_record().await? {
-            if record.key.len() + record.value.len() != RECORD_BYTES {
+            if record.value.len() != RECORD_BYTES {
                 bail!("the scan read a record of the wrong size");
             }
             seen += 1;

@@ -128,7 +128,9 @@ pub struct ActivateOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecuteOptions {
     /// Idempotency key: a command id already applied returns that command's outcome
-    /// (marked duplicate) and applies nothing.
+    /// (marked duplicate) and applies nothing, when the command is the same (aggregate,
+    /// command name and data bytes); the id given to another command is refused with
+    /// [`CommandError::CommandIdReused`](crate::CommandError::CommandIdReused).
     pub command_id: Option<String>,
     /// The aggregate must be at exactly this version (0: it has no events).
     pub expected_version: Option<StreamVersion>,

@@ -55,6 +55,10 @@ pub struct EngineConfig {
     /// unoptimised build of wasmtime takes seconds per component. Part of the
     /// compile cache key (through the engine's compatibility hash).
     pub optimize: bool,
+    /// Largest document a projection may write, bytes of JSON. Default **1 MiB**.
+    pub max_document_bytes: usize,
+    /// Longest key of a projection's document, bytes. Default **1 KiB**.
+    pub max_document_key_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +72,8 @@ impl Default for EngineConfig {
             output_capacity: 64 << 10,
             cache_dir: None,
             optimize: true,
+            max_document_bytes: 1 << 20,
+            max_document_key_bytes: 1 << 10,
         }
     }
 }

@@ -103,6 +103,8 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|error| EngineError::Wasmtime(error.to_string()))?;
+        crate::projection::add_to_linker(&mut linker)
+            .map_err(|error| EngineError::Wasmtime(error.to_string()))?;
 
         let ticker = start_ticker(&engine, &config)?;
         Ok(Self {

@@ -23,8 +23,10 @@ pub enum CommandError {
         /// The aggregate's version.
         actual: StreamVersion,
     },
-    /// The command id was used before for another aggregate.
-    #[error("command id {command_id} was already used for {stream}")]
+    /// The command id was used before for another command: for another aggregate, or
+    /// for another command name or data (told by the command's fingerprint). A retry of
+    /// the same command is not an error: it answers the first outcome, as a duplicate.
+    #[error("command id {command_id} was already used for another command, on {stream}")]
     CommandIdReused {
         /// The command id.
         command_id: String,

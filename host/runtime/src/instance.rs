@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tally_wit::PANIC_MARKER;
 use wasmtime::component::{
-    Component, ComponentExportIndex, Func, InstancePre, ResourceTable, TypedFunc,
+    Component, ComponentExportIndex, Func, Instance, InstancePre, ResourceTable, TypedFunc,
 };
 use wasmtime::{ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -30,11 +30,16 @@ pub enum CallError {
         message: String,
     },
     /// The plugin panicked; the message is the one its panic hook reported on
-    /// stderr (`tally-plugin-panic: <message> (at <file>:<line>:<column>)`).
+    /// stderr (`tally-plugin-panic: <message> (at <file>:<line>:<column>)`). The
+    /// location names a file of the machine that built the plugin, so it is kept
+    /// apart: the error's text (what an API client sees) carries only the message,
+    /// and the whole line is in the log with the plugin's other output.
     #[error("plugin panicked: {message}")]
     Panic {
-        /// The panic message with its location, as the plugin reported it.
+        /// The panic message, as the plugin reported it.
         message: String,
+        /// Where in the plugin's source it panicked (`<file>:<line>:<column>`).
+        location: Option<String>,
     },
     /// The call ran past the CPU limit ([`EngineConfig::call_timeout`](crate::EngineConfig::call_timeout)).
     #[error("plugin exceeded its CPU limit of {limit:?} per call")]
@@ -63,11 +68,13 @@ pub enum CallError {
     Invalid(String),
 }
 
-/// Store data of one instance: WASI granting nothing, captured output, limits.
+/// Store data of one instance: WASI granting nothing, captured output, limits, and
+/// for a projection's `apply`, the batch its `documents` import reads and writes.
 pub(crate) struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: Limits,
+    pub(crate) batch: Option<crate::projection::Batch>,
 }
 
 impl WasiView for GuestState {
@@ -214,10 +221,11 @@ fn decide_export(component: &Component) -> Option<ComponentExportIndex> {
     component.get_export_index(Some(&interface), "decide")
 }
 
-/// A live wasmtime instance of a plugin, with its store.
-pub(crate) struct Live {
+/// A live wasmtime instance of a plugin, with its store: `X` is what the caller
+/// looked up in the instance (an aggregate plugin's [`Exports`], a projection's).
+pub(crate) struct Live<X = Exports> {
     store: Store<GuestState>,
-    exports: Exports,
+    exports: X,
     stdout: Output,
     stderr: Output,
     label: Label,
@@ -226,8 +234,8 @@ pub(crate) struct Live {
     broken: bool,
 }
 
-impl Live {
-    /// Instantiates a plugin in a fresh store under the engine's limits.
+impl Live<Exports> {
+    /// Instantiates an aggregate plugin in a fresh store under the engine's limits.
     ///
     /// A `decide` export whose type is not the contract's is [`CallError::Invalid`]
     /// (a component of another world), found on the first instance, at load.
@@ -236,46 +244,54 @@ impl Live {
         prepared: &Prepared,
         label: Label,
     ) -> Result<Self, CallError> {
+        Live::instantiate_with(engine, &prepared.instance_pre, label, |store, instance| {
+            let plugin = prepared.indices.load(&mut *store, instance)?;
+            Ok(decide_func(prepared, store, instance).map(|decide| Exports { plugin, decide }))
+        })
+    }
+}
+
+/// The `decide` function of an instance whose component exports it, checked to have
+/// the contract's type.
+fn decide_func(
+    prepared: &Prepared,
+    store: &mut Store<GuestState>,
+    instance: &Instance,
+) -> Result<Option<Func>, CallError> {
+    let Some(index) = &prepared.decide else {
+        return Ok(None);
+    };
+    instance
+        .get_typed_func(store, index)
+        .map(|typed: DecideFunc| Some(*typed.func()))
+        .map_err(|error| {
+            CallError::Invalid(format!(
+                "`decide` does not have the type tally:aggregate@1.1.0 gives it: {}",
+                error_chain(&error)
+            ))
+        })
+}
+
+impl<X> Live<X> {
+    /// Instantiates a component in a fresh store under the engine's limits, then
+    /// looks up its exports with `load`. An error of `load`'s outer result is a
+    /// failed instantiation (classified like a call's); its inner error is returned
+    /// as it is.
+    pub(crate) fn instantiate_with(
+        engine: &PluginEngine,
+        instance_pre: &InstancePre<GuestState>,
+        label: Label,
+        load: impl FnOnce(&mut Store<GuestState>, &Instance) -> wasmtime::Result<Result<X, CallError>>,
+    ) -> Result<Self, CallError> {
         let config = engine.config();
         let stdout = Output::new(config.output_capacity, false);
         let stderr = Output::new(config.output_capacity, true);
-        // Nothing granted: no preopens, environment, arguments, stdin or network; the
-        // wall clock is frozen at the Unix epoch (the context's `now-ms` is the only
-        // time a plugin may use, so folds are the same on every replay).
-        let wasi = WasiCtx::builder()
-            .wall_clock(FrozenWallClock)
-            .stdout(stdout.pipe.clone())
-            .stderr(stderr.pipe.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let limits = Limits {
-            inner: StoreLimitsBuilder::new()
-                .memory_size(config.memory_limit)
-                .table_elements(TABLE_ELEMENTS_LIMIT)
-                .build(),
-            memory_refused: false,
-        };
-        let mut store = Store::new(
-            engine.wasmtime(),
-            GuestState {
-                wasi,
-                table: ResourceTable::new(),
-                limits,
-            },
-        );
-        store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(engine.deadline_ticks());
-        let linked = prepared
-            .instance_pre
+        let mut store = sandboxed_store(engine, &stdout, &stderr);
+        let linked = instance_pre
             .instantiate(&mut store)
-            .and_then(|instance| {
-                let plugin = prepared.indices.load(&mut store, &instance)?;
-                Ok((instance, plugin))
-            });
-        let (instance, plugin) = match linked {
-            Ok(linked) => linked,
+            .and_then(|instance| load(&mut store, &instance));
+        let exports = match linked {
+            Ok(exports) => exports?,
             Err(error) => {
                 let stderr_text = stderr.forward(&label, true);
                 let classified = classify(
@@ -290,23 +306,9 @@ impl Live {
                 });
             }
         };
-        let decide = match &prepared.decide {
-            Some(index) => Some(
-                instance
-                    .get_typed_func(&mut store, index)
-                    .map(|typed: DecideFunc| *typed.func())
-                    .map_err(|error| {
-                        CallError::Invalid(format!(
-                            "`decide` does not have the type tally:aggregate@1.1.0 gives it: {}",
-                            error_chain(&error)
-                        ))
-                    })?,
-            ),
-            None => None,
-        };
         Ok(Self {
             store,
-            exports: Exports { plugin, decide },
+            exports,
             stdout,
             stderr,
             label,
@@ -321,7 +323,7 @@ impl Live {
         &mut self,
         engine: &PluginEngine,
         function: &'static str,
-        call: impl FnOnce(&Exports, &mut Store<GuestState>) -> wasmtime::Result<R>,
+        call: impl FnOnce(&X, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         self.store.set_epoch_deadline(engine.deadline_ticks());
         self.store.data_mut().limits.memory_refused = false;
@@ -358,17 +360,58 @@ impl Live {
         !self.broken && self.calls < engine.config().max_calls_per_instance
     }
 
+    /// Calls made on this instance so far.
+    pub(crate) fn calls(&self) -> u64 {
+        self.calls
+    }
+
     /// Names the plugin in this instance's logs once it has described itself.
     pub(crate) fn relabel(&mut self, label: Label) {
         self.label = label;
     }
 }
 
-impl Drop for Live {
+impl<X> Drop for Live<X> {
     fn drop(&mut self) {
         self.stdout.forward(&self.label, true);
         self.stderr.forward(&self.label, true);
     }
+}
+
+/// A store for one instance: WASI granting nothing, output into `stdout` and
+/// `stderr`, the engine's memory limit and CPU deadline.
+fn sandboxed_store(engine: &PluginEngine, stdout: &Output, stderr: &Output) -> Store<GuestState> {
+    let config = engine.config();
+    // Nothing granted: no preopens, environment, arguments, stdin or network; the
+    // wall clock is frozen at the Unix epoch (the context's `now-ms` is the only
+    // time a plugin may use, so folds are the same on every replay).
+    let wasi = WasiCtx::builder()
+        .wall_clock(FrozenWallClock)
+        .stdout(stdout.pipe.clone())
+        .stderr(stderr.pipe.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    let limits = Limits {
+        inner: StoreLimitsBuilder::new()
+            .memory_size(config.memory_limit)
+            .table_elements(TABLE_ELEMENTS_LIMIT)
+            .build(),
+        memory_refused: false,
+    };
+    let mut store = Store::new(
+        engine.wasmtime(),
+        GuestState {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            batch: None,
+        },
+    );
+    store.limiter(|state| &mut state.limits);
+    store.set_epoch_deadline(engine.deadline_ticks());
+    store
 }
 
 /// Turns wasmtime's error for a failed call into a [`CallError`].
@@ -390,16 +433,17 @@ fn classify(
             limit: config.memory_limit,
         };
     }
-    if let Some(message) = panic_message(stderr) {
-        return CallError::Panic { message };
+    if let Some(line) = panic_line(stderr) {
+        let (message, location) = split_location(&line);
+        return CallError::Panic { message, location };
     }
     CallError::Trap {
         message: trap.map_or_else(|| error_chain(&error), ToString::to_string),
     }
 }
 
-/// The message of the last panic line in `stderr`, if any.
-fn panic_message(stderr: &[u8]) -> Option<String> {
+/// What follows the marker on the last panic line in `stderr`, if any.
+fn panic_line(stderr: &[u8]) -> Option<String> {
     String::from_utf8_lossy(stderr)
         .lines()
         .filter_map(|line| {
@@ -407,6 +451,17 @@ fn panic_message(stderr: &[u8]) -> Option<String> {
                 .map(|at| line[at + PANIC_MARKER.len()..].trim_end().to_owned())
         })
         .next_back()
+}
+
+/// Splits a panic report `<message> (at <location>)` into its message and location.
+fn split_location(report: &str) -> (String, Option<String>) {
+    let located = report
+        .strip_suffix(')')
+        .and_then(|rest| rest.rsplit_once(" (at "));
+    match located {
+        Some((message, location)) => (message.to_owned(), Some(location.to_owned())),
+        None => (report.to_owned(), None),
+    }
 }
 
 /// An error and its causes on one line (first line of each; wasm backtraces are
@@ -586,7 +641,7 @@ impl PluginInstance {
     /// Calls made on the current underlying instance (0 when the next call will
     /// instantiate a fresh one).
     pub fn calls_on_current_instance(&self) -> u64 {
-        self.live.as_ref().map_or(0, |live| live.calls)
+        self.live.as_ref().map_or(0, Live::calls)
     }
 
     /// Runs `call` on the live instance, instantiating one first if needed, and
@@ -678,12 +733,24 @@ mod tests {
     fn the_last_panic_line_wins() {
         let stderr = b"noise\ntally-plugin-panic: first (at a.rs:1:1)\nmore\ntally-plugin-panic: second\\nline (at b.rs:2:3)\n";
         assert_eq!(
-            panic_message(stderr).as_deref(),
+            panic_line(stderr).as_deref(),
             Some("second\\nline (at b.rs:2:3)")
         );
+        assert_eq!(panic_line(b"memory allocation of 4 bytes failed\n"), None);
+    }
+
+    #[test]
+    fn the_location_is_split_from_the_message() {
         assert_eq!(
-            panic_message(b"memory allocation of 4 bytes failed\n"),
-            None
+            split_location("balance (at most 5) overflowed (at /home/ci/src/lib.rs:2:3)"),
+            (
+                "balance (at most 5) overflowed".to_owned(),
+                Some("/home/ci/src/lib.rs:2:3".to_owned())
+            )
+        );
+        assert_eq!(
+            split_location("no location"),
+            ("no location".to_owned(), None)
         );
     }
 }

@@ -79,13 +79,16 @@ mod admin;
 mod api;
 mod cache;
 mod config;
+mod current;
 mod engine;
 mod error;
+mod fingerprint;
 mod fold;
 mod instance;
 mod output;
 mod pipeline;
 mod plugin;
+mod projection;
 mod registry;
 mod runtime;
 mod state_cache;
@@ -104,6 +107,10 @@ pub use engine::{EngineError, PluginEngine};
 pub use error::{CommandError, PluginError, RuntimeError};
 pub use instance::{CallError, Decision, PluginInstance};
 pub use plugin::{InstallError, LoadedPlugin, PluginInfo};
+pub use projection::{
+    DocumentKey, DocumentLimits, DocumentSource, DocumentWrites, EventEnvelope, LoadedProjection,
+    ProjectionInfo, ProjectionInstance,
+};
 pub use runtime::{PluginStats, Runtime, RuntimeStats};
 /// Re-exported: [`PluginInfo::version`] is a [`semver::Version`].
 pub use semver;

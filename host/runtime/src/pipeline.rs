@@ -12,6 +12,12 @@
 //! succeeds on top of events that were lost; a failure marks the cached state stale
 //! and it is rebuilt from the log. A command is answered only once its events are
 //! durable.
+//!
+//! A command with a command id is checked against the store's earlier appends once it
+//! has its slot, before it is decided: a retry (the same command fingerprint) answers
+//! the first attempt's outcome, waiting for it while it is in flight, and a reuse of
+//! the id for another command is refused. Deciding a retry again would run it against
+//! a state that includes the first attempt's events, where a rule may reject it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,6 +30,7 @@ use tally_store::{
 
 use crate::api::{ExecuteOptions, NativeRules, Outcome, StoredEvent};
 use crate::error::CommandError;
+use crate::fingerprint::command_fingerprint;
 use crate::registry::{PluginVersion, TypeEntry, now_ms};
 use crate::runtime::{Runtime, plugin_error, stored_event};
 use crate::state_cache::{Cached, Slot};
@@ -41,6 +48,8 @@ struct Target<'a> {
     native_rules: Option<&'a dyn NativeRules>,
     slot: Arc<Slot>,
     options: ExecuteOptions,
+    /// The store's options for the command's append: its ids and fingerprint.
+    append: AppendOptions,
 }
 
 /// How one turn of a command in its aggregate's slot ended.
@@ -49,7 +58,7 @@ enum Turn {
     Unchanged(Outcome),
     /// The events are queued in the log; the slot is free for the next command.
     Queued(Appending),
-    /// An append with the command id became durable meanwhile: its outcome answers.
+    /// An append of the same command id and command is durable: its outcome answers.
     Duplicate(AppendResult, Arc<PluginVersion>),
     /// The log moved without this slot: the command, handed back, is to be decided
     /// again on a rebuilt state.
@@ -83,15 +92,14 @@ impl Runtime {
         let _running = self.enter().ok_or(CommandError::Closed)?;
         let entry = self.commanded_type(aggregate_type)?;
         let stream = self.checked_stream(aggregate_type, aggregate_id, &command, &options)?;
-        if let Some(outcome) = self.earlier_outcome(&stream, &options, &entry).await? {
-            return Ok(outcome);
-        }
+        let append = append_options(&stream, &command, &options);
         let target = Target {
             entry,
             native_rules: self.native_rules(aggregate_type),
             slot: self.inner.cache.slot(&stream),
             stream,
             options,
+            append,
         };
         self.take_turns(target, command).await
     }
@@ -109,11 +117,7 @@ impl Runtime {
                 Turn::Unchanged(outcome) => return Ok(outcome),
                 Turn::Queued(appending) => return self.finish(target, appending).await,
                 Turn::Duplicate(result, plugin) => {
-                    let command_id = target.options.command_id.as_deref().unwrap_or_default();
-                    let stream = &target.stream;
-                    return self
-                        .duplicate(stream, stream, command_id, result, Some(plugin))
-                        .await;
+                    return self.duplicate(&target.stream, result, &plugin).await;
                 }
                 Turn::OutOfDate(returned) => {
                     // The log moved without this slot (an append failed, or someone
@@ -151,23 +155,21 @@ impl Runtime {
         Ok(StreamId::new(aggregate_type, aggregate_id))
     }
 
-    /// The outcome of an earlier command with the same command id, if the store
-    /// retains one: then nothing is decided again.
-    async fn earlier_outcome(
+    /// The result of an earlier append of this command (its command id and
+    /// fingerprint): a durable one, or one in flight once it is durable; an error if the
+    /// id was used for another command. Nothing is decided again for a retry.
+    async fn earlier_append(
         &self,
-        stream: &StreamId,
-        options: &ExecuteOptions,
-        entry: &TypeEntry,
-    ) -> Result<Option<Outcome>, CommandError> {
-        let Some(command_id) = &options.command_id else {
+        target: &Target<'_>,
+    ) -> Result<Option<AppendResult>, CommandError> {
+        if target.append.command_id.is_none() {
             return Ok(None);
-        };
-        let Some((used_for, result)) = self.inner.store.command_result(command_id) else {
-            return Ok(None);
-        };
-        self.duplicate(stream, &used_for, command_id, result, entry.active())
+        }
+        self.inner
+            .store
+            .earlier_append(&target.stream, &target.append)
             .await
-            .map(Some)
+            .map_err(store_error)
     }
 
     /// One turn in the aggregate's slot: the state ensured, the expected version
@@ -181,6 +183,11 @@ impl Runtime {
             .entry
             .active()
             .ok_or_else(|| CommandError::UnknownAggregateType(target.entry.name.clone()))?;
+        // In the slot, the append of an earlier command of this aggregate is queued
+        // (or answered), so a retry of it is found here.
+        if let Some(result) = self.earlier_append(target).await? {
+            return Ok(Turn::Duplicate(result, plugin));
+        }
         self.ensure_state(&mut guard, &target.slot, &target.stream, &plugin)
             .await?;
         let cached = guard.cached.as_mut().expect("ensured");
@@ -200,7 +207,7 @@ impl Runtime {
             Ok(Submitted::Queued(queued)) => queued,
             Ok(Submitted::Duplicate(result)) => return Ok(Turn::Duplicate(result, plugin)),
             Err(StoreError::WrongExpectedVersion { .. }) => return Ok(Turn::OutOfDate(command)),
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(store_error(error)),
         };
         let appending = self.advance_cached(cached, queued, events, state, plugin);
         target.slot.begin_append();
@@ -255,16 +262,10 @@ impl Runtime {
                     .with_schema_version(SchemaVersion::new(event.version))
             })
             .collect();
-        let options = &target.options;
-        let append_options = AppendOptions {
-            command_id: options.command_id.clone(),
-            correlation_id: options.correlation_id.clone(),
-            causation_id: options.causation_id.clone(),
-        };
         let expected = ExpectedVersion::Exact(version);
         self.inner
             .store
-            .submit(&target.stream, expected, new_events, append_options)
+            .submit(&target.stream, expected, new_events, target.append.clone())
             .await
     }
 
@@ -378,31 +379,48 @@ impl Runtime {
         });
     }
 
-    /// The outcome of a command id that was applied before.
+    /// The outcome of a command that was applied before: its events, read back.
     async fn duplicate(
         &self,
         stream: &StreamId,
-        used_for: &StreamId,
-        command_id: &str,
         result: AppendResult,
-        plugin: Option<Arc<PluginVersion>>,
+        plugin: &PluginVersion,
     ) -> Result<Outcome, CommandError> {
-        if used_for != stream {
-            return Err(CommandError::CommandIdReused {
-                command_id: command_id.to_owned(),
-                stream: used_for.to_string(),
-            });
-        }
         let read = StreamRead::forward(result.first_version, result.count as usize);
         let events = self.inner.store.read_stream(stream, read).await?;
         Ok(Outcome {
             version: result.last_version(),
             events: events.into_iter().map(stored_event).collect(),
             duplicate: true,
-            plugin_version: plugin
-                .map(|plugin| plugin.version().clone())
-                .unwrap_or_else(|| semver::Version::new(0, 0, 0)),
+            plugin_version: plugin.version().clone(),
         })
+    }
+}
+
+/// The store's options for the append of `command` to `stream`: the ids of `options`,
+/// and the command's fingerprint when it has a command id.
+fn append_options(stream: &StreamId, command: &Command, options: &ExecuteOptions) -> AppendOptions {
+    let command_fingerprint = options
+        .command_id
+        .as_ref()
+        .map(|_| command_fingerprint(stream, command));
+    AppendOptions {
+        command_id: options.command_id.clone(),
+        command_fingerprint,
+        correlation_id: options.correlation_id.clone(),
+        causation_id: options.causation_id.clone(),
+    }
+}
+
+/// A store error in the runtime's terms: a command id used for another command is
+/// the caller's mistake, not a failure of the store.
+fn store_error(error: StoreError) -> CommandError {
+    match error {
+        StoreError::CommandIdReused { command_id, stream } => CommandError::CommandIdReused {
+            command_id,
+            stream: stream.to_string(),
+        },
+        other => CommandError::Store(other),
     }
 }
 

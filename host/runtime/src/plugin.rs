@@ -59,6 +59,10 @@ pub enum InstallError {
     /// every 1.x plugin has).
     #[error("not a component of the tally:aggregate/plugin world: {0}")]
     WrongWorld(String),
+    /// A valid component that is not a projection: it imports something the host
+    /// does not provide, or lacks the exports of `tally:projection/projection@1.0.0`.
+    #[error("not a component of the tally:projection/plugin world: {0}")]
+    NotAProjection(String),
     /// Instantiating the plugin or calling its `describe` failed.
     #[error("describe failed: {0}")]
     Describe(#[source] CallError),
@@ -270,7 +274,7 @@ impl PluginInner {
 
 /// Checks the WebAssembly preamble: magic, then version and layer (core module:
 /// version 1, layer 0; component: layer 1).
-fn check_header(bytes: &[u8]) -> Result<(), InstallError> {
+pub(crate) fn check_header(bytes: &[u8]) -> Result<(), InstallError> {
     let Some(preamble) = bytes.get(..8) else {
         return Err(InstallError::NotWasm(format!(
             "{} bytes, shorter than the 8-byte preamble",

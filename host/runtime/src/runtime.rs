@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tally_store::{
-    EventStore, GlobalPosition, OpenReport, RecordedEvent, SchemaVersion, StreamId, StreamRead,
-    StreamVersion, Subscription, SubscriptionFilter,
+    EventStore, GlobalPosition, OpenReport, RecordedEvent, StreamId, StreamRead, StreamVersion,
+    Subscription, SubscriptionFilter,
 };
 use tokio::sync::Notify;
 
 use crate::api::{AggregateState, At, EventView, PluginStatus, RuntimeConfig, StoredEvent};
 use crate::error::{CommandError, RuntimeError};
-use crate::fold::{FoldError, FoldLimit, Folded, WireEvent, WireEvents, fold_stream};
+use crate::fold::{FoldError, FoldLimit, Folded, fold_stream};
 use crate::registry::{PluginVersion, REGISTRY_TYPE, Registry, TypeEntry};
 use crate::state_cache::{Cached, Slot, SlotState, StateCache};
 use crate::workers::PluginWorkers;
@@ -182,6 +182,11 @@ impl Runtime {
         &self.inner.config
     }
 
+    /// The plugin engine, which projections are loaded into as well.
+    pub fn engine(&self) -> &PluginEngine {
+        self.inner.registry.engine()
+    }
+
     /// The event store, for reads the runtime does not wrap (the global log).
     pub fn store(&self) -> &EventStore {
         &self.inner.store
@@ -311,7 +316,7 @@ impl Runtime {
                 let (_, plugin) = self
                     .active_type(aggregate_type)
                     .ok_or_else(|| RuntimeError::UnknownAggregateType(aggregate_type.to_owned()))?;
-                upcast_events(&plugin, &stream, stored).await
+                crate::current::upcast_events(&plugin, stored).await
             }
         }
     }
@@ -535,7 +540,7 @@ pub(crate) fn plugin_error(plugin: &PluginVersion, error: crate::CallError) -> C
     }
 }
 
-fn plugin_failure(plugin: &PluginVersion, error: crate::CallError) -> RuntimeError {
+pub(crate) fn plugin_failure(plugin: &PluginVersion, error: crate::CallError) -> RuntimeError {
     RuntimeError::Command(Box::new(plugin_error(plugin, error)))
 }
 
@@ -554,55 +559,6 @@ pub(crate) fn fold_failure(
             message,
         },
     }
-}
-
-/// Upcasts stored events of `stream` to `plugin`'s current schemas, in one plugin job;
-/// each event it gives keeps the position and version of the stored one.
-async fn upcast_events(
-    plugin: &Arc<PluginVersion>,
-    stream: &StreamId,
-    stored: Vec<RecordedEvent>,
-) -> Result<Vec<StoredEvent>, RuntimeError> {
-    let stored: Vec<_> = stored
-        .into_iter()
-        .map(|event| {
-            let about = (event.position, event.version, event.timestamp_ms);
-            let command_id = event.command_id.clone();
-            let wire = WireEvents::new([WireEvent::from_recorded(plugin, event)]);
-            (about, command_id, wire)
-        })
-        .collect();
-    let upcast = plugin
-        .run(move |instance| {
-            let mut out = Vec::new();
-            for ((position, version, timestamp_ms), command_id, event) in stored {
-                let current = match event.into_current(instance) {
-                    Ok(current) => current,
-                    Err(FoldError::Call(error)) => return Err(error),
-                    Err(other) => return Ok(Err(other.message())),
-                };
-                out.extend(current.into_iter().map(|event| StoredEvent {
-                    position,
-                    version,
-                    name: event.name,
-                    schema_version: SchemaVersion::new(event.version),
-                    timestamp_ms,
-                    command_id: command_id.clone(),
-                    data: event.data.into(),
-                }));
-            }
-            Ok(Ok(out))
-        })
-        .await
-        .map_err(|error| plugin_failure(plugin, error))?;
-    upcast.map_err(|message| {
-        Box::new(CommandError::Rehydrate {
-            stream: stream.to_string(),
-            version: plugin.version().clone(),
-            message,
-        })
-        .into()
-    })
 }
 
 /// A recorded event in the runtime's terms.

@@ -56,6 +56,12 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Read projections and handle a faulted one (install them with `plugin install`).
+    Projection {
+        /// What to do.
+        #[command(subcommand)]
+        command: ProjectionCommand,
+    },
     /// Check a data directory offline (the service must be stopped).
     Verify {
         /// The data directory.
@@ -119,8 +125,8 @@ pub struct StateArgs {
     /// As of this global position.
     #[arg(long, conflicts_with = "at_time")]
     pub at_position: Option<u64>,
-    /// As of this time (ms since the Unix epoch).
-    #[arg(long)]
+    /// As of this time: RFC 3339 (`2026-12-03T13:00:00Z`) or ms since the Unix epoch.
+    #[arg(long, value_parser = parse_time_ms)]
     pub at_time: Option<u64>,
     /// The service and the output format.
     #[command(flatten)]
@@ -140,7 +146,7 @@ pub struct EventsArgs {
     /// First position (global log) or version (aggregate) to show.
     #[arg(long)]
     pub from: Option<u64>,
-    /// Most events to show (not with --follow).
+    /// Most events to show; with --follow, stop after this many.
     #[arg(long)]
     pub limit: Option<usize>,
     /// Show events upcast to the active plugin's schemas (aggregate events).
@@ -190,6 +196,67 @@ pub enum PluginCommand {
         /// The tally-sdk crate to depend on [default: this checkout's guest-sdk].
         #[arg(long)]
         sdk: Option<PathBuf>,
+    },
+}
+
+/// `tally projection ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectionCommand {
+    /// Every projection: version, state, position, lag.
+    List {
+        /// The service and the output format.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// One document.
+    Get {
+        /// Projection name.
+        name: String,
+        /// Table.
+        table: String,
+        /// Document key.
+        key: String,
+        /// Wait until the projection has applied every event before this position.
+        #[arg(long)]
+        min_position: Option<u64>,
+        /// The service and the output format.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Documents of a table in key order.
+    Query {
+        /// Projection name.
+        name: String,
+        /// Table.
+        table: String,
+        /// Only keys starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only keys after this one.
+        #[arg(long)]
+        after: Option<String>,
+        /// Most documents.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// The service and the output format.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Apply a faulted projection's failed event again.
+    Retry {
+        /// Projection name.
+        name: String,
+        /// The service.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Pass over a faulted projection's failed event.
+    Skip {
+        /// Projection name.
+        name: String,
+        /// The service.
+        #[command(flatten)]
+        client: ClientArgs,
     },
 }
 
@@ -262,6 +329,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::State(args) => state(&args).await,
         Command::Events(args) => events(args).await,
         Command::Plugin { command } => plugin(command).await,
+        Command::Projection { command } => crate::cli_projection::run(command).await,
         Command::Verify {
             data_dir,
             repair,
@@ -367,7 +435,8 @@ async fn events(args: EventsArgs) -> anyhow::Result<()> {
             args.id.is_none(),
             "--follow streams the global log: give no ID"
         );
-        return follow(&client, args.aggregate_type, args.from, json_output).await;
+        let query = global_log_query(args.aggregate_type, args.from);
+        return follow(&client, &query, args.limit, json_output).await;
     }
     let mut query = Vec::new();
     if let Some(limit) = args.limit {
@@ -393,22 +462,38 @@ async fn events(args: EventsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `tally events --follow`: prints the live events (of `aggregate_type` if given) from
-/// position `from` on, until the stream ends.
+/// `tally events --follow`: prints the events the query selects, catch-up then live,
+/// until the stream ends or `limit` events were printed.
 async fn follow(
     client: &Client,
-    aggregate_type: Option<String>,
-    from: Option<u64>,
+    query: &[(&str, String)],
+    limit: Option<usize>,
     json_output: bool,
 ) -> anyhow::Result<()> {
-    let query = global_log_query(aggregate_type, from);
+    if limit == Some(0) {
+        return Ok(());
+    }
+    let mut left = limit;
     client
-        .follow(&query, |event| {
+        .follow(query, |event| {
             println!("{}", event_line(&event, json_output));
-            true
+            left = left.map(|left| left - 1);
+            left != Some(0)
         })
         .await?;
     Ok(())
+}
+
+/// A moment given on the command line, as ms since the Unix epoch: an RFC 3339 time
+/// (`2026-12-03T13:00:00Z`, `2026-12-03T14:00:00+01:00`) or a number of ms.
+fn parse_time_ms(text: &str) -> Result<u64, String> {
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(ms);
+    }
+    let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|error| {
+        format!("{text:?} is neither an RFC 3339 time (2026-12-03T13:00:00Z) nor ms since the epoch: {error}")
+    })?;
+    u64::try_from(time.timestamp_millis()).map_err(|_| format!("{text:?} is before the Unix epoch"))
 }
 
 /// The query of the global log from position `from` (default 0), of `aggregate_type`
@@ -489,6 +574,16 @@ async fn install(args: &InstallArgs) -> anyhow::Result<()> {
 
 /// What `tally plugin install` prints of the service's answer.
 fn installed_text(answer: &Value) -> String {
+    if answer["kind"] == "projection" {
+        let projection = &answer["projection"];
+        return format!(
+            "installed projection {} {}: {} at position {}",
+            projection["name"].as_str().unwrap_or("?"),
+            projection["version"].as_str().unwrap_or("?"),
+            projection["state"].as_str().unwrap_or("?"),
+            projection["position"]
+        );
+    }
     let installed = &answer["installed"];
     let sha256 = installed["sha256"].as_str().unwrap_or("?");
     let mut text = format!(
@@ -618,15 +713,34 @@ fn checkout_sdk() -> anyhow::Result<PathBuf> {
         })
 }
 
-fn connect(args: &ClientArgs) -> Client {
+pub(crate) fn connect(args: &ClientArgs) -> Client {
     Client::new(&args.url, args.token.clone())
 }
 
 /// Prints the answer as JSON or as the text `human` makes of it.
-fn print(args: &ClientArgs, answer: &Value, human: impl FnOnce(&Value) -> String) {
+pub(crate) fn print(args: &ClientArgs, answer: &Value, human: impl FnOnce(&Value) -> String) {
     if args.json {
         println!("{answer}");
     } else {
         println!("{}", human(answer));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc_3339_or_epoch_ms() {
+        assert_eq!(parse_time_ms("1764766800000"), Ok(1_764_766_800_000));
+        assert_eq!(parse_time_ms("2025-12-03T13:00:00Z"), Ok(1_764_766_800_000));
+        assert_eq!(
+            parse_time_ms("2025-12-03T14:00:00.5+01:00"),
+            Ok(1_764_766_800_500)
+        );
+        for bad in ["yesterday", "2025-12-03", "1969-12-31T23:59:59Z", "-5"] {
+            let error = parse_time_ms(bad).unwrap_err();
+            assert!(error.contains(bad), "{error}");
+        }
     }
 }

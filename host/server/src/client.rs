@@ -66,9 +66,11 @@ impl Client {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let response = self.authorize(request).send().await.map_err(|error| {
-            ClientError::Transport(format!("cannot reach {}: {error}", self.base))
-        })?;
+        let response = self
+            .authorize(request)
+            .send()
+            .await
+            .map_err(|error| self.unreachable(&error))?;
         let status = response.status();
         let body = response
             .bytes()
@@ -85,7 +87,7 @@ impl Client {
             return Err(ClientError::Api {
                 status: status.as_u16(),
                 code: field("code"),
-                message: field("message"),
+                message: with_hint(status.as_u16(), field("message")),
             });
         }
         serde_json::from_slice(&body).map_err(|error| {
@@ -163,6 +165,36 @@ impl Client {
             .await
     }
 
+    /// `GET path?query` of the read side (`/v1/projections...`).
+    pub async fn projections(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, ClientError> {
+        self.get(path, query).await
+    }
+
+    /// `POST /v1/projections/{name}/{action}` (`retry` or `skip`).
+    pub async fn projection_action(&self, name: &str, action: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/projections/{}/{action}", segment(name));
+        let request = self.authorize(self.http.post(self.url(&path)));
+        let response = request
+            .send()
+            .await
+            .map_err(|error| self.unreachable(&error))?;
+        let status = response.status().as_u16();
+        if response.status().is_success() {
+            return Ok(());
+        }
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let field = |name: &str| body["error"][name].as_str().unwrap_or("").to_owned();
+        Err(ClientError::Api {
+            status,
+            code: field("code"),
+            message: with_hint(status, field("message")),
+        })
+    }
+
     /// `GET /v1/subscribe`: calls `each` with every event until the stream ends or
     /// `each` returns false.
     pub async fn follow(
@@ -176,14 +208,15 @@ impl Client {
             .query(query)
             .send()
             .await
-            .map_err(|error| {
-                ClientError::Transport(format!("cannot reach {}: {error}", self.base))
-            })?;
+            .map_err(|error| self.unreachable(&error))?;
         if !response.status().is_success() {
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let field = |name: &str| body["error"][name].as_str().unwrap_or("").to_owned();
             return Err(ClientError::Api {
-                status: response.status().as_u16(),
-                code: "subscribe-failed".into(),
-                message: response.text().await.unwrap_or_default(),
+                status,
+                code: field("code"),
+                message: with_hint(status, field("message")),
             });
         }
         let mut events = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
@@ -197,6 +230,35 @@ impl Client {
         }
         Ok(())
     }
+
+    /// The error for a request that got no answer: the address, the reason (the
+    /// innermost cause, e.g. "Connection refused"), and what to do about it.
+    fn unreachable(&self, error: &reqwest::Error) -> ClientError {
+        let mut reason: &dyn std::error::Error = error;
+        while let Some(source) = reason.source() {
+            reason = source;
+        }
+        let advice = if error.is_connect() {
+            "; is the service running? Start it with `tally serve` (or `make run` in a \
+             checkout), or give its address with --url or TALLY_URL"
+        } else {
+            ""
+        };
+        ClientError::Transport(format!(
+            "cannot reach the service at {} ({reason}){advice}",
+            self.base
+        ))
+    }
+}
+
+/// An error answer's message, with what to do about it where the status says: a 401
+/// names the token's flag and variable.
+fn with_hint(status: u16, message: String) -> String {
+    if status == 401 {
+        format!("{message} (give the admin token with --token or TALLY_ADMIN_TOKEN)")
+    } else {
+        message
+    }
 }
 
 /// The path of an aggregate's resource: `/v1/aggregates/{type}/{id}` then `rest`.
@@ -209,7 +271,7 @@ fn aggregate_path(aggregate_type: &str, id: &str, rest: &str) -> String {
 }
 
 /// A path segment, percent-encoded (ids are validated by the service anyway).
-fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~:@+=".contains(&b) {

@@ -3,6 +3,7 @@
 //! precedence, over a documented default.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,7 +12,10 @@ use serde::Deserialize;
 use tally_runtime::RuntimeConfig;
 use tally_runtime::tally_store::tally_wal::FsyncPolicy;
 
+use tally_projections::ProjectionsConfig;
+
 use crate::api::ApiLimits;
+use crate::api::auth::AdminToken;
 
 /// Flags of `tally serve` (each also `TALLY_<NAME>`).
 #[derive(Debug, Clone, Default, Args)]
@@ -22,17 +26,21 @@ pub struct ServeArgs {
     /// Data directory [default: ./tally-data].
     #[arg(long, env = "TALLY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:7070].
-    #[arg(long, env = "TALLY_LISTEN")]
+    /// Address to listen on, `HOST:PORT` (a name such as `localhost` is resolved)
+    /// [default: 127.0.0.1:7070].
+    #[arg(long, env = "TALLY_LISTEN", value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
     /// When appends are acknowledged: `durable` (after fsync), `batch:<ms>` (fsync
     /// every <ms>, answered once synced) or `os` (no fsync) [default: durable].
     #[arg(long, env = "TALLY_FSYNC")]
     pub fsync: Option<String>,
-    /// Install (and activate) every `.wasm` component in this directory at start.
+    /// Install (and activate) every `.wasm` component in this directory at start; a
+    /// missing or unreadable directory, or a component that cannot be installed, stops
+    /// the start.
     #[arg(long, env = "TALLY_PLUGINS")]
     pub plugins: Option<PathBuf>,
-    /// With --plugins: install and activate new or changed components live.
+    /// With --plugins: install and activate new or changed components live (one that
+    /// fails then is logged, and the service keeps the plugins it has).
     #[arg(long, env = "TALLY_WATCH")]
     pub watch: bool,
     /// Bearer token required by the admin endpoints (required to listen beyond
@@ -72,6 +80,23 @@ pub struct ServeArgs {
     /// same build [default: DATA_DIR/compile-cache].
     #[arg(long, env = "TALLY_COMPILE_CACHE")]
     pub compile_cache: Option<PathBuf>,
+    /// Most live event streams (`/v1/subscribe`) open at once; more are answered 503
+    /// `too-many-subscribers` [default: 10000].
+    #[arg(long, env = "TALLY_MAX_SUBSCRIBERS")]
+    pub max_subscribers: Option<NonZeroUsize>,
+    /// Events a live event stream reads from the log at a time while it catches up,
+    /// and most events per page of the shared live reader: bounds what each
+    /// subscriber holds [default: 128].
+    #[arg(long, env = "TALLY_SUBSCRIBER_PAGE")]
+    pub subscriber_page: Option<NonZeroUsize>,
+    /// Most events a projection applies in one batch (one plugin call, one read-model
+    /// transaction) [default: 1000].
+    #[arg(long, env = "TALLY_PROJECTION_BATCH")]
+    pub projection_batch: Option<usize>,
+    /// Longest a projection read with `min_position` waits for the projection to
+    /// reach it, in milliseconds [default: 5000].
+    #[arg(long, env = "TALLY_PROJECTION_WAIT_MS")]
+    pub projection_wait_ms: Option<u64>,
 }
 
 /// The same settings in the TOML file.
@@ -79,7 +104,7 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     data_dir: Option<PathBuf>,
-    listen: Option<SocketAddr>,
+    listen: Option<String>,
     fsync: Option<String>,
     plugins: Option<PathBuf>,
     watch: Option<bool>,
@@ -94,6 +119,10 @@ struct FileSettings {
     snapshot_every: Option<u64>,
     log_format: Option<String>,
     compile_cache: Option<PathBuf>,
+    max_subscribers: Option<NonZeroUsize>,
+    subscriber_page: Option<NonZeroUsize>,
+    projection_batch: Option<usize>,
+    projection_wait_ms: Option<u64>,
 }
 
 /// Log output format.
@@ -118,13 +147,15 @@ pub struct ServeConfig {
     /// Install changed components live.
     pub watch: bool,
     /// The admin token.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<AdminToken>,
     /// API limits.
     pub limits: ApiLimits,
     /// The runtime's settings.
     pub runtime: RuntimeConfig,
     /// Log format.
     pub log_format: LogFormat,
+    /// The projections' settings.
+    pub projections: ProjectionsConfig,
 }
 
 impl ServeConfig {
@@ -139,14 +170,23 @@ impl ServeConfig {
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("./tally-data"));
+        let file_listen = file
+            .listen
+            .as_deref()
+            .map(parse_listen)
+            .transpose()
+            .map_err(|error| anyhow::anyhow!("listen in the configuration file: {error}"))?;
         let listen = args
             .listen
-            .or(file.listen)
+            .or(file_listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070)));
         let admin_token = args
             .admin_token
             .or(file.admin_token)
-            .filter(|t| !t.is_empty());
+            .filter(|t| !t.is_empty())
+            .map(|token| AdminToken::new(&token))
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         if !listen.ip().is_loopback() && admin_token.is_none() {
             anyhow::bail!(
                 "refusing to listen on {listen} (not loopback) without an admin token: \
@@ -179,6 +219,10 @@ impl ServeConfig {
         if let Some(every) = args.snapshot_every.or(file.snapshot_every) {
             runtime.snapshot_every = every;
         }
+        if let Some(page) = args.subscriber_page.or(file.subscriber_page) {
+            runtime.store.subscription_page = page.get();
+        }
+        let max_subscribers = args.max_subscribers.or(file.max_subscribers);
         let defaults = ApiLimits::default();
         let millis = |name: &str, value: Option<u64>, default: Duration| match value {
             Some(0) => anyhow::bail!("{name} must be at least 1"),
@@ -205,9 +249,21 @@ impl ServeConfig {
                 .or(file.max_plugin_bytes)
                 .unwrap_or(defaults.max_plugin_bytes),
             max_id_len: runtime.store.max_name_len,
+            max_subscribers: max_subscribers.map_or(defaults.max_subscribers, NonZeroUsize::get),
             ..defaults
         };
+        let mut projections = ProjectionsConfig::new(data_dir.join("projections"));
+        if let Some(batch) = args.projection_batch.or(file.projection_batch) {
+            anyhow::ensure!(batch > 0, "projection_batch must be at least 1");
+            projections.projector.batch_events = batch;
+        }
+        projections.max_wait = millis(
+            "projection_wait_ms",
+            args.projection_wait_ms.or(file.projection_wait_ms),
+            projections.max_wait,
+        )?;
         Ok(ServeConfig {
+            projections,
             data_dir,
             listen,
             plugins: args.plugins.or(file.plugins),
@@ -246,6 +302,18 @@ pub fn parse_fsync(text: &str) -> anyhow::Result<FsyncPolicy> {
     }
 }
 
+/// The address to listen on: `IP:PORT`, or `HOST:PORT` with a name that resolves
+/// (the first address it resolves to).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let mut addresses = text
+        .to_socket_addrs()
+        .map_err(|error| format!("{text:?} is not an address to listen on (HOST:PORT): {error}"))?;
+    addresses
+        .next()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +341,45 @@ mod tests {
     }
 
     #[test]
+    fn the_subscriber_cap_and_page_come_from_the_file_and_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tally.toml");
+        std::fs::write(&file, "max_subscribers = 5\nsubscriber_page = 32\n").unwrap();
+        let config = ServeConfig::resolve(ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(config.limits.max_subscribers, 5);
+        assert_eq!(config.runtime.store.subscription_page, 32);
+        let defaults = ServeConfig::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(defaults.limits.max_subscribers, 10_000);
+        for zero in ["max_subscribers = 0\n", "subscriber_page = 0\n"] {
+            let file = dir.path().join("zero.toml");
+            std::fs::write(&file, zero).unwrap();
+            let error = ServeConfig::resolve(ServeArgs {
+                config: Some(file),
+                ..ServeArgs::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("nonzero"), "{zero}: {error}");
+        }
+    }
+
+    #[test]
+    fn listen_takes_a_host_name_or_an_address() {
+        assert!(parse_listen("localhost:7070").unwrap().ip().is_loopback());
+        assert_eq!(
+            parse_listen("127.0.0.1:9").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 9))
+        );
+        for bad in ["localhost", "127.0.0.1:http", ":7070"] {
+            assert!(parse_listen(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn bad_settings_are_refused_with_a_reason() {
         let open = ServeArgs {
             listen: Some("0.0.0.0:7070".parse().unwrap()),
@@ -280,6 +387,12 @@ mod tests {
         };
         let error = ServeConfig::resolve(open).unwrap_err().to_string();
         assert!(error.contains("admin token"), "{error}");
+        let short_token = ServeArgs {
+            admin_token: Some("s3cret".into()),
+            ..ServeArgs::default()
+        };
+        let error = ServeConfig::resolve(short_token).unwrap_err().to_string();
+        assert!(error.contains("at least 16"), "{error}");
         assert!(parse_fsync("sometimes").is_err());
         assert_eq!(
             parse_fsync("batch:5ms").unwrap(),

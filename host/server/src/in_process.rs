@@ -57,12 +57,22 @@ impl InProcessService {
                 let _ = address_tx.send(address);
             },
         ));
+        let Ok(address) = address_rx.await else {
+            // The service ended before it listened (say, its plugins directory is
+            // missing): its error says why.
+            return Err(ended(task).await);
+        };
         let service = InProcessService {
-            address: address_rx.await?,
+            address,
             shutdown,
             task,
         };
-        service.wait_ready().await?;
+        if let Err(not_ready) = service.wait_ready().await {
+            if service.task.is_finished() {
+                return Err(ended(service.task).await);
+            }
+            return Err(not_ready);
+        }
         Ok(service)
     }
 
@@ -86,6 +96,10 @@ impl InProcessService {
     async fn wait_ready(&self) -> anyhow::Result<()> {
         let readyz = format!("{}/readyz", self.url());
         for _ in 0..READY_POLLS {
+            anyhow::ensure!(
+                !self.task.is_finished(),
+                "the service ended before it was ready"
+            );
             if reqwest::get(&readyz)
                 .await
                 .is_ok_and(|response| response.status().is_success())
@@ -95,5 +109,14 @@ impl InProcessService {
             tokio::time::sleep(READY_POLL).await;
         }
         anyhow::bail!("the service at {} did not become ready", self.address)
+    }
+}
+
+/// The error of a service task that ended before it was ready.
+async fn ended(task: JoinHandle<anyhow::Result<()>>) -> anyhow::Error {
+    match task.await {
+        Ok(Err(error)) => error,
+        Ok(Ok(())) => anyhow::anyhow!("the service stopped before it was ready"),
+        Err(join) => join.into(),
     }
 }

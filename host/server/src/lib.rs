@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod cli;
+mod cli_projection;
 pub mod client;
 pub mod config;
 pub mod demo;

@@ -12,6 +12,7 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use tally_runtime::tally_store::SubscriptionStats;
 use tally_runtime::tally_store::tally_wal::WalObserver;
 use tally_runtime::{GlobalPosition, PluginStats, Runtime, RuntimeStats};
 
@@ -55,11 +56,17 @@ struct StateMetrics {
     cache_evictions: IntCounter,
 }
 
-/// The log's end, and the open live event streams with how far each has got.
+/// The log's end, and the open live event streams with how far each has got; how the
+/// store's subscriptions fare (the shared live reader's pages, catch-up reads, lags).
 struct SubscriptionMetrics {
     end_position: IntGauge,
     open: IntGauge,
     lag: IntGauge,
+    refused: IntCounter,
+    live: IntGauge,
+    lagged: IntCounter,
+    catch_up_pages: IntCounter,
+    live_pages: IntCounter,
     positions: Mutex<HashMap<u64, Arc<AtomicU64>>>,
     next_id: AtomicU64,
 }
@@ -173,6 +180,11 @@ impl Metrics {
         }
     }
 
+    /// Counts a live event stream refused at the cap (`--max-subscribers`).
+    pub fn subscription_refused(&self) {
+        self.inner.subscriptions.refused.inc();
+    }
+
     /// The text exposition, with the runtime's figures brought up to date.
     pub fn render(&self, runtime: Option<&Runtime>) -> Result<String, String> {
         if let Some(runtime) = runtime {
@@ -189,8 +201,10 @@ impl Metrics {
         let stats = runtime.stats();
         self.inner.plugins.update(&stats.plugins);
         self.inner.state.update(&stats);
-        let end = runtime.store().end_position().get();
-        self.inner.subscriptions.update(end);
+        let store = runtime.store();
+        self.inner
+            .subscriptions
+            .update(store.end_position().get(), store.subscription_stats());
     }
 }
 
@@ -341,6 +355,31 @@ impl SubscriptionMetrics {
                 "tally_subscription_lag_events",
                 "Events the slowest open subscription is behind the log's end",
             ),
+            refused: counter(
+                registry,
+                "tally_subscriptions_refused_total",
+                "Live event streams refused at the cap (--max-subscribers)",
+            ),
+            live: gauge(
+                registry,
+                "tally_subscriptions_live",
+                "Subscriptions receiving the shared live reader's pages (the others are catching up from the log)",
+            ),
+            lagged: counter(
+                registry,
+                "tally_subscriptions_lagged_total",
+                "Times a live subscription fell behind the live broadcast and went back to reading the log",
+            ),
+            catch_up_pages: counter(
+                registry,
+                "tally_subscription_catch_up_pages_total",
+                "Pages subscriptions read from the log to catch up",
+            ),
+            live_pages: counter(
+                registry,
+                "tally_subscription_live_pages_total",
+                "Pages the shared live reader read once and broadcast to every live subscription",
+            ),
             positions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
         }
@@ -361,8 +400,13 @@ impl SubscriptionMetrics {
         self.open.dec();
     }
 
-    /// Sets the log's end, `end`, and how far the slowest subscription is behind it.
-    fn update(&self, end: u64) {
+    /// Sets the log's end, `end`, how far the slowest subscription is behind it, and the
+    /// store's subscription figures.
+    fn update(&self, end: u64, stats: SubscriptionStats) {
+        self.live.set(stats.live as i64);
+        catch_up(&self.lagged, stats.lagged);
+        catch_up(&self.catch_up_pages, stats.catch_up_pages);
+        catch_up(&self.live_pages, stats.live_pages);
         self.end_position.set(end as i64);
         let slowest = self
             .positions()

@@ -37,7 +37,10 @@ pub struct Scaffold {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SdkSource {
     /// A local checkout: the directory holding the SDK's `Cargo.toml`. A relative
-    /// path is taken from the current directory and written as an absolute one.
+    /// path is taken from the current directory. When the new crate is inside the
+    /// checkout (the SDK directory's parent), `Cargo.toml` names the SDK by a relative
+    /// path, which survives moving the checkout; elsewhere by its absolute path, with
+    /// a comment saying to change it if the checkout moves.
     Path(PathBuf),
     /// A git repository holding the `tally-sdk` package (cargo finds it anywhere in
     /// the repository, e.g. in `guest-sdk/`).
@@ -226,7 +229,10 @@ pub fn type_ident(name: &str) -> String {
 /// is created new. If writing fails part-way, what was written is removed again.
 pub fn generate(scaffold: &Scaffold) -> Result<Vec<PathBuf>, ScaffoldError> {
     validate_name(&scaffold.name)?;
-    let files = render(&scaffold.name, &sdk_dependency(&scaffold.sdk)?);
+    let files = render(
+        &scaffold.name,
+        &sdk_dependency(&scaffold.sdk, &scaffold.dir)?,
+    );
     let dir = &scaffold.dir;
     let created_dir = prepare_dir(dir)?;
 
@@ -314,23 +320,11 @@ fn write_new(path: &Path, contents: &str) -> Result<(), ScaffoldError> {
     file.write_all(contents.as_bytes()).map_err(io_error)
 }
 
-/// The `tally-sdk = ...` dependency's value in `Cargo.toml`.
-fn sdk_dependency(sdk: &SdkSource) -> Result<String, ScaffoldError> {
+/// The `tally-sdk` lines of the new crate (in `crate_dir`)'s `Cargo.toml`: a comment
+/// saying where the SDK comes from, then the dependency.
+fn sdk_dependency(sdk: &SdkSource, crate_dir: &Path) -> Result<String, ScaffoldError> {
     match sdk {
-        SdkSource::Path(path) => {
-            let path = std::path::absolute(path).map_err(|source| ScaffoldError::Io {
-                action: "resolve",
-                path: path.clone(),
-                source,
-            })?;
-            if !path.join("Cargo.toml").is_file() {
-                return Err(ScaffoldError::SdkNotFound { path });
-            }
-            let text = path
-                .to_str()
-                .ok_or_else(|| ScaffoldError::NonUtf8Path { path: path.clone() })?;
-            Ok(format!("{{ path = {} }}", toml_string(text)))
-        }
+        SdkSource::Path(path) => sdk_path_dependency(path, crate_dir),
         SdkSource::Git { url } => {
             let invalid = |reason| ScaffoldError::InvalidGitUrl {
                 url: url.clone(),
@@ -342,9 +336,60 @@ fn sdk_dependency(sdk: &SdkSource) -> Result<String, ScaffoldError> {
             if url.chars().any(char::is_control) {
                 return Err(invalid("it contains control characters"));
             }
-            Ok(format!("{{ git = {} }}", toml_string(url)))
+            Ok(format!(
+                "# The SDK from its git repository.\ntally-sdk = {{ git = {} }}",
+                toml_string(url)
+            ))
         }
     }
+}
+
+/// The `tally-sdk` lines for an SDK in a local directory: relative to the crate when
+/// the crate is inside the SDK's checkout, else absolute.
+fn sdk_path_dependency(sdk: &Path, crate_dir: &Path) -> Result<String, ScaffoldError> {
+    let sdk = absolute(sdk)?;
+    if !sdk.join("Cargo.toml").is_file() {
+        return Err(ScaffoldError::SdkNotFound { path: sdk });
+    }
+    let crate_dir = absolute(crate_dir)?;
+    let relative = checkout_of(&sdk)
+        .filter(|checkout| crate_dir.starts_with(checkout))
+        .and_then(|_| pathdiff::diff_paths(&sdk, &crate_dir));
+    let (comment, path) = match &relative {
+        Some(relative) => (
+            "# The SDK of the Tally checkout this crate is in, by a relative path: the\n\
+             # checkout can move with the crate inside it.",
+            relative,
+        ),
+        None => (
+            "# The SDK by its absolute path: if the checkout moves, change this path (or take\n\
+             # the SDK from its repository: `tally-sdk = { git = \"<url>\" }`).",
+            &sdk,
+        ),
+    };
+    let text = path
+        .to_str()
+        .ok_or_else(|| ScaffoldError::NonUtf8Path { path: sdk.clone() })?;
+    Ok(format!(
+        "{comment}\ntally-sdk = {{ path = {} }}",
+        toml_string(text)
+    ))
+}
+
+/// The Tally checkout an SDK directory is part of: its parent, when that is the
+/// workspace root (it has a `Cargo.toml`).
+fn checkout_of(sdk: &Path) -> Option<&Path> {
+    sdk.parent()
+        .filter(|parent| parent.join("Cargo.toml").is_file())
+}
+
+/// `path` made absolute against the current directory (it need not exist).
+fn absolute(path: &Path) -> Result<PathBuf, ScaffoldError> {
+    std::path::absolute(path).map_err(|source| ScaffoldError::Io {
+        action: "resolve",
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// A TOML basic string holding `text`.
@@ -428,7 +473,7 @@ crate-type = ["cdylib", "rlib"]
 serde = { version = "1", features = ["derive"] }
 # Its default feature `call-arena` makes the SDK's call arena the component's
 # allocator; see the tally-sdk README for what it costs and how to turn it off.
-tally-sdk = {{sdk}}
+{{sdk}}
 
 # A workspace of its own, so that the plugin builds standalone wherever it lives.
 [workspace]
@@ -729,22 +774,46 @@ mod tests {
     #[test]
     fn sdk_sources_become_toml_dependencies() {
         let sdk = fake_sdk("toml");
-        let dependency = sdk_dependency(&SdkSource::Path(sdk.clone())).unwrap();
-        assert_eq!(dependency, format!("{{ path = \"{}\" }}", sdk.display()));
+        let elsewhere = temp_dir("toml-elsewhere");
+        let dependency = sdk_dependency(&SdkSource::Path(sdk.clone()), &elsewhere).unwrap();
+        let last_line = dependency.lines().last().unwrap();
+        assert_eq!(
+            last_line,
+            format!("tally-sdk = {{ path = \"{}\" }}", sdk.display())
+        );
+        assert!(dependency.contains("if the checkout moves"), "{dependency}");
         let git = SdkSource::Git {
             url: "https://example.org/tally.git".into(),
         };
         assert_eq!(
-            sdk_dependency(&git).unwrap(),
-            "{ git = \"https://example.org/tally.git\" }"
+            sdk_dependency(&git, &elsewhere).unwrap().lines().last(),
+            Some("tally-sdk = { git = \"https://example.org/tally.git\" }")
         );
         assert_eq!(toml_string(r#"C:\a "b""#), r#""C:\\a \"b\"""#);
         let missing = SdkSource::Path(sdk.join("nowhere"));
         assert!(matches!(
-            sdk_dependency(&missing),
+            sdk_dependency(&missing, &elsewhere),
             Err(ScaffoldError::SdkNotFound { .. })
         ));
         fs::remove_dir_all(sdk).unwrap();
+    }
+
+    #[test]
+    fn a_crate_inside_the_checkout_names_the_sdk_by_a_relative_path() {
+        let checkout = temp_dir("checkout");
+        let sdk = checkout.join("guest-sdk");
+        fs::create_dir_all(&sdk).unwrap();
+        fs::write(sdk.join("Cargo.toml"), "").unwrap();
+        fs::write(checkout.join("Cargo.toml"), "").unwrap();
+        let crate_dir = checkout.join("plugins").join("mine");
+        let dependency = sdk_dependency(&SdkSource::Path(sdk), &crate_dir).unwrap();
+        assert_eq!(
+            dependency.lines().last(),
+            Some("tally-sdk = { path = \"../../guest-sdk\" }"),
+            "{dependency}"
+        );
+        assert!(dependency.contains("relative path"), "{dependency}");
+        fs::remove_dir_all(checkout).unwrap();
     }
 
     #[test]

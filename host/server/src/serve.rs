@@ -2,11 +2,21 @@
 //! install the plugins directory, serve until SIGTERM or SIGINT, then shut down
 //! gracefully: stop accepting, finish in-flight requests, end live streams, flush
 //! and close the log.
+//!
+//! A plugins directory given at start must be read whole: one that is missing or
+//! unreadable, or a component in it that cannot be read or installed, stops the start
+//! with an error naming the path and the reason (a service reporting ready without the
+//! plugins it was told to serve would answer every command of their types with 404).
+//! With `--watch` the service is already serving when a later file fails: that failure
+//! is logged and the service keeps the plugins it has; the file is tried again once it
+//! changes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use anyhow::Context as _;
+use tally_projections::Projections;
 use tally_runtime::{InstallOptions, PluginError, Runtime};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +48,10 @@ pub async fn run(
     shutdown: CancellationToken,
     listening: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
+    if let Some(dir) = &config.plugins {
+        // Before the log's recovery, which can take a while: a wrong path fails at once.
+        plugin_files(dir)?;
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|error| anyhow::anyhow!("cannot listen on {}: {error}", config.listen))?;
@@ -82,9 +96,25 @@ pub async fn run(
         "recovered the event log"
     );
     let mut watched = HashMap::new();
-    if let Some(dir) = &config.plugins {
-        install_directory(&runtime, dir, &mut watched).await;
+    if let Some(dir) = &config.plugins
+        && let Err(error) = install_all(&runtime, dir, &mut watched).await
+    {
+        shutdown.cancel();
+        let _ = server.await;
+        runtime.close().await?;
+        return Err(error);
     }
+    let projections = Projections::open(runtime.clone(), config.projections.clone()).await;
+    let projections = match projections {
+        Ok(projections) => projections,
+        Err(error) => {
+            shutdown.cancel();
+            let _ = server.await;
+            runtime.close().await?;
+            return Err(anyhow::anyhow!("cannot start the projections: {error}"));
+        }
+    };
+    state.set_projections(projections);
     state.set_runtime(runtime.clone());
     tracing::info!("ready");
     if let (true, Some(dir)) = (config.watch, config.plugins.clone()) {
@@ -94,7 +124,7 @@ pub async fn run(
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     () = tokio::time::sleep(WATCH_INTERVAL) => {
-                        install_directory(&runtime, &dir, &mut watched).await;
+                        install_changes(&runtime, &dir, &mut watched).await;
                     }
                 }
             }
@@ -109,72 +139,102 @@ pub async fn run(
     Ok(())
 }
 
-/// Installs and activates every new or changed `.wasm` file of `dir`, in name order;
-/// `seen` remembers what was installed (by modification time and size).
-async fn install_directory(
+/// The `.wasm` files of the plugins directory `dir`, in name order.
+fn plugin_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let unreadable = || format!("cannot read the plugins directory {}", dir.display());
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(unreadable)? {
+        let path = entry.with_context(unreadable)?.path();
+        if path.extension().is_some_and(|ext| ext == "wasm") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// At start: installs and activates every `.wasm` file of `dir`, in name order; the
+/// first that cannot be read or installed is the error. `seen` remembers what was
+/// installed, for `--watch`.
+async fn install_all(
     runtime: &Runtime,
     dir: &Path,
-    seen: &mut HashMap<PathBuf, (SystemTime, u64)>,
-) {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
-            .collect(),
+    seen: &mut HashMap<PathBuf, FileStamp>,
+) -> anyhow::Result<()> {
+    for path in plugin_files(dir)? {
+        install_file(runtime, &path, seen).await?;
+    }
+    Ok(())
+}
+
+/// With `--watch`: installs and activates every new or changed `.wasm` file of `dir`.
+/// The service is serving already, so a failure is logged and the others still go in;
+/// a file that failed is tried again once it changes.
+async fn install_changes(runtime: &Runtime, dir: &Path, seen: &mut HashMap<PathBuf, FileStamp>) {
+    let files = match plugin_files(dir) {
+        Ok(files) => files,
         Err(error) => {
-            tracing::error!(dir = %dir.display(), %error, "cannot read the plugins directory");
+            tracing::error!(error = format!("{error:#}"), "plugins directory not read");
             return;
         }
     };
-    files.sort();
     for path in files {
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        let stamp = (
-            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            meta.len(),
-        );
-        if seen.get(&path) == Some(&stamp) {
-            continue;
-        }
-        seen.insert(path.clone(), stamp);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                tracing::error!(file = %path.display(), %error, "cannot read plugin");
-                continue;
-            }
-        };
-        let options = InstallOptions {
-            activate: true,
-            ..InstallOptions::default()
-        };
-        match runtime.install_plugin(bytes, options).await {
-            Ok(report) => tracing::info!(
-                file = %path.display(),
-                aggregate_type = %report.installed.info.aggregate_type,
-                version = %report.installed.info.version,
-                already_installed = report.already_installed,
-                "plugin installed and active"
-            ),
-            Err(PluginError::NotNewer {
-                aggregate_type,
-                version,
-                active,
-            }) => tracing::info!(
-                file = %path.display(),
-                %aggregate_type,
-                %version,
-                %active,
-                "plugin skipped: a newer version is active"
-            ),
-            Err(error) => {
-                tracing::error!(file = %path.display(), %error, "plugin not installed");
-            }
+        if let Err(error) = install_file(runtime, &path, seen).await {
+            tracing::error!(error = format!("{error:#}"), "plugin not installed");
         }
     }
+}
+
+/// When a file was last seen: its modification time and size.
+type FileStamp = (SystemTime, u64);
+
+/// Installs and activates the component at `path`, unless `seen` has it as it is now.
+/// A version not newer than the active one is skipped, not an error (the directory may
+/// hold an older build than one installed through the API).
+async fn install_file(
+    runtime: &Runtime,
+    path: &Path,
+    seen: &mut HashMap<PathBuf, FileStamp>,
+) -> anyhow::Result<()> {
+    let unreadable = || format!("cannot read plugin {}", path.display());
+    let meta = std::fs::metadata(path).with_context(unreadable)?;
+    let stamp = (
+        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        meta.len(),
+    );
+    if seen.get(path) == Some(&stamp) {
+        return Ok(());
+    }
+    seen.insert(path.to_owned(), stamp);
+    let bytes = std::fs::read(path).with_context(unreadable)?;
+    let options = InstallOptions {
+        activate: true,
+        ..InstallOptions::default()
+    };
+    match runtime.install_plugin(bytes, options).await {
+        Ok(report) => tracing::info!(
+            file = %path.display(),
+            aggregate_type = %report.installed.info.aggregate_type,
+            version = %report.installed.info.version,
+            already_installed = report.already_installed,
+            "plugin installed and active"
+        ),
+        Err(PluginError::NotNewer {
+            aggregate_type,
+            version,
+            active,
+        }) => tracing::info!(
+            file = %path.display(),
+            %aggregate_type,
+            %version,
+            %active,
+            "plugin skipped: a newer version is active"
+        ),
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot install plugin {}", path.display()));
+        }
+    }
+    Ok(())
 }
 
 async fn wait_for_signal(shutdown: CancellationToken) {

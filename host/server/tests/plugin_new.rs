@@ -74,6 +74,13 @@ fn a_new_plugin_tests_and_builds_into_a_component_as_generated() {
         );
         assert!(dir.join(expected).is_file(), "{expected} not written");
     }
+    // The crate is inside this checkout (under its target directory), so it names
+    // the SDK by a relative path, and builds with it below.
+    let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("tally-sdk = { path = \"../"),
+        "{manifest}"
+    );
     let readme = fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(
         readme.contains(

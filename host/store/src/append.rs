@@ -12,14 +12,15 @@ use foldhash::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use bytes::Bytes;
 use tally_wal::{AppendTicket, FsyncPolicy, Record, Wal};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::codec::EnvelopeRef;
 use crate::error::{Result, StoreError};
-use crate::event::{AppendOptions, AppendResult, ExpectedVersion, NewEvent, StreamId};
-use crate::index::{Index, IndexedEvent};
+use crate::event::{
+    AppendOptions, AppendResult, CommandFingerprint, ExpectedVersion, NewEvent, StreamId,
+};
+use crate::index::{AppendCommand, Index, IndexedEvent};
 use crate::version::{GlobalPosition, StreamVersion};
 
 /// The state shared by the store handle and its committer task.
@@ -111,23 +112,23 @@ impl Sequencer {
 
     /// What an earlier append with the command id of `options` decides, if there is
     /// one: wait for it while it is in flight, or its result once durable. An id used
-    /// for another stream is refused.
+    /// for another command (another stream, or another fingerprint) is refused.
     fn earlier_append(
         &self,
         index: &Index,
         stream: &StreamId,
         options: &AppendOptions,
-    ) -> Result<Option<Decision>> {
+    ) -> Result<Option<Earlier>> {
         let Some(command_id) = &options.command_id else {
             return Ok(None);
         };
         if let Some(waiting) = self.pending_commands.get(command_id) {
-            return Ok(Some(Decision::WaitFor(waiting.clone())));
+            return Ok(Some(Earlier::InFlight(waiting.clone())));
         }
         let Some(entry) = index.command(command_id) else {
             return Ok(None);
         };
-        if *entry.stream != *stream {
+        if entry.is_other_command(stream, options.command_fingerprint) {
             return Err(StoreError::CommandIdReused {
                 command_id: command_id.clone(),
                 stream: (*entry.stream).clone(),
@@ -135,7 +136,7 @@ impl Sequencer {
         }
         let mut result = entry.result.clone();
         result.duplicate = true;
-        Ok(Some(Decision::Duplicate(result)))
+        Ok(Some(Earlier::Durable(result)))
     }
 
     /// The stream's shared key (the index's, when it has the stream, so that the append
@@ -182,10 +183,14 @@ impl Sequencer {
         self.pending_versions
             .insert(stream.clone(), assigned.last_version());
         self.in_flight += 1;
-        let command_done = options.command_id.as_ref().map(|command_id| {
+        let command = options.command_id.as_ref().map(|command_id| {
             let (done, waiting) = watch::channel(None);
             self.pending_commands.insert(command_id.clone(), waiting);
-            done
+            Box::new(CommandInFlight {
+                id: command_id.clone(),
+                fingerprint: options.command_fingerprint,
+                done,
+            })
         });
         let (reply, answer) = oneshot::channel();
         let queued = Queued {
@@ -193,8 +198,7 @@ impl Sequencer {
             append: Waiting {
                 stream,
                 result: assigned,
-                command_id: options.command_id.clone(),
-                command_done,
+                command,
                 reply,
             },
         };
@@ -210,8 +214,8 @@ impl Sequencer {
         if self.pending_versions.get(&append.stream) == Some(&append.result.last_version()) {
             self.pending_versions.remove(&append.stream);
         }
-        if let Some(command_id) = &append.command_id {
-            self.pending_commands.remove(command_id);
+        if let Some(command) = &append.command {
+            self.pending_commands.remove(&command.id);
         }
     }
 }
@@ -234,7 +238,7 @@ fn encode_append(
                 assigned.first_version,
                 assigned.timestamp_ms,
             );
-            Record::put(Bytes::new(), envelope.encode())
+            Record::new(envelope.encode())
         })
         .collect()
 }
@@ -292,9 +296,30 @@ pub(crate) struct Queued {
 struct Waiting {
     stream: Arc<StreamId>,
     result: AppendResult,
-    command_id: Option<String>,
-    command_done: Option<watch::Sender<Option<bool>>>,
+    /// Boxed: the command's fields would make up most of every queued append, which
+    /// the committer moves around, also for appends without one.
+    command: Option<Box<CommandInFlight>>,
     reply: oneshot::Sender<Result<AppendResult>>,
+}
+
+/// The command of an append in flight that has a command id.
+#[derive(Debug)]
+struct CommandInFlight {
+    id: String,
+    fingerprint: Option<CommandFingerprint>,
+    /// Tells the appends of the same command id waiting for this one its outcome.
+    done: watch::Sender<Option<bool>>,
+}
+
+impl Waiting {
+    /// The append's command, as the index retains it, if it has a command id.
+    fn command(&self) -> Option<AppendCommand<'_>> {
+        let command = self.command.as_deref()?;
+        Some(AppendCommand {
+            id: &command.id,
+            fingerprint: command.fingerprint,
+        })
+    }
 }
 
 /// A queued append with its WAL answer.
@@ -404,6 +429,23 @@ fn check_name(what: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// An earlier append with the same command id (and the same command).
+pub(crate) enum Earlier {
+    /// Durable: its result, marked `duplicate`.
+    Durable(AppendResult),
+    /// In flight: its outcome comes on the channel (`Some(true)` once durable).
+    InFlight(watch::Receiver<Option<bool>>),
+}
+
+impl From<Earlier> for Decision {
+    fn from(earlier: Earlier) -> Decision {
+        match earlier {
+            Earlier::Durable(result) => Decision::Duplicate(result),
+            Earlier::InFlight(outcome) => Decision::WaitFor(outcome),
+        }
+    }
+}
+
 /// What the sequencer decided for one append.
 pub(crate) enum Decision {
     /// Queued; the reply comes from the committer.
@@ -415,6 +457,14 @@ pub(crate) enum Decision {
 }
 
 impl Core {
+    /// What an earlier append with the command id of `options` decides for an append
+    /// to `stream`, without queueing anything: `None` when there is none.
+    pub fn earlier(&self, stream: &StreamId, options: &AppendOptions) -> Result<Option<Earlier>> {
+        let sequencer = self.sequencer.lock().expect("sequencer poisoned");
+        let index = self.index.read().expect("index poisoned");
+        sequencer.earlier_append(&index, stream, options)
+    }
+
     /// Checks and queues an append. Must be called with room reserved in the WAL.
     pub fn sequence(
         &self,
@@ -428,8 +478,8 @@ impl Core {
         sequencer.check_accepting()?;
         let index = self.index.read().expect("index poisoned");
         sequencer.assert_in_step_with(&index);
-        if let Some(decision) = sequencer.earlier_append(&index, stream, options)? {
-            return Ok(decision);
+        if let Some(earlier) = sequencer.earlier_append(&index, stream, options)? {
+            return Ok(earlier.into());
         }
         let (key, actual) = sequencer.stream_version(&index, stream);
         drop(index);
@@ -545,7 +595,7 @@ impl Core {
                 index.add_append(
                     &append.stream,
                     &events,
-                    append.command_id.as_deref(),
+                    append.command(),
                     append.result.timestamp_ms,
                 )
             })
@@ -611,7 +661,7 @@ impl Core {
             }
         };
         Answer {
-            command_done: append.command_done,
+            command_done: append.command.map(|command| command.done),
             reply: append.reply,
             outcome,
         }

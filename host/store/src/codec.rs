@@ -9,11 +9,14 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tally_wal::format::{get_varint, put_varint, varint_len};
 
-use crate::event::{AppendOptions, NewEvent, RecordedEvent, StreamId};
+use crate::event::{AppendOptions, CommandFingerprint, NewEvent, RecordedEvent, StreamId};
 use crate::version::{GlobalPosition, SchemaVersion, StreamVersion};
 
-/// The envelope format version this crate writes.
-pub const ENVELOPE_VERSION: u8 = 1;
+/// The envelope format version this crate writes: 2 added the command fingerprint.
+pub const ENVELOPE_VERSION: u8 = 2;
+
+/// The first envelope format version, still read: it has no command fingerprint field.
+const ENVELOPE_VERSION_1: u8 = 1;
 
 /// How a stream version is stored: the version minus one (the first event of a stream
 /// is stored as 0). Only versions of events (at least 1) are stored.
@@ -48,6 +51,9 @@ pub struct EnvelopeRef<'a> {
     pub aggregate_id: &'a str,
     pub name: &'a str,
     pub command_id: &'a str,
+    /// What the command asked for: only on the first event of an append with a command
+    /// id, and never in a version 1 envelope.
+    pub command_fingerprint: Option<CommandFingerprint>,
     pub correlation_id: &'a str,
     pub causation_id: &'a str,
     pub metadata: &'a [u8],
@@ -91,6 +97,7 @@ impl<'a> EnvelopeRef<'a> {
             aggregate_id: &stream.aggregate_id,
             name: &event.name,
             command_id: options.command_id.as_deref().unwrap_or(""),
+            command_fingerprint: fingerprint_of_event(options, index),
             correlation_id: options.correlation_id.as_deref().unwrap_or(""),
             causation_id: options.causation_id.as_deref().unwrap_or(""),
             metadata: &event.metadata,
@@ -108,8 +115,16 @@ impl<'a> EnvelopeRef<'a> {
             + str_len(self.command_id.as_bytes())
             + str_len(self.correlation_id.as_bytes())
             + str_len(self.causation_id.as_bytes())
+            + str_len(self.fingerprint_bytes())
             + str_len(self.metadata)
             + self.data.len()
+    }
+
+    /// The command fingerprint field's bytes: empty for none.
+    fn fingerprint_bytes(&self) -> &[u8] {
+        self.command_fingerprint
+            .as_ref()
+            .map_or(&[], |fingerprint| fingerprint.as_bytes())
     }
 
     /// Encodes the envelope.
@@ -129,6 +144,7 @@ impl<'a> EnvelopeRef<'a> {
             self.command_id.as_bytes(),
             self.correlation_id.as_bytes(),
             self.causation_id.as_bytes(),
+            self.fingerprint_bytes(),
             self.metadata,
         ] {
             put_varint(&mut out, field.len() as u64);
@@ -137,6 +153,14 @@ impl<'a> EnvelopeRef<'a> {
         out.put_slice(self.data);
         out.freeze()
     }
+}
+
+/// The fingerprint the envelope of event `index` of an append carries: the command's,
+/// on the first event only (every event of an append has the same command, and the
+/// index reads it from the first), and only with a command id.
+fn fingerprint_of_event(options: &AppendOptions, index: usize) -> Option<CommandFingerprint> {
+    let first_with_id = index == 0 && options.command_id.is_some();
+    options.command_fingerprint.filter(|_| first_with_id)
 }
 
 /// Why an envelope could not be decoded.
@@ -194,7 +218,8 @@ pub fn parse(bytes: &[u8]) -> Result<EnvelopeRef<'_>, DecodeError> {
     if cursor.len() < 1 + 8 * 3 + 4 * 3 {
         return Err(DecodeError("envelope is too short"));
     }
-    if cursor.get_u8() != ENVELOPE_VERSION {
+    let envelope_version = cursor.get_u8();
+    if envelope_version != ENVELOPE_VERSION && envelope_version != ENVELOPE_VERSION_1 {
         return Err(DecodeError("unknown envelope version"));
     }
     let position = GlobalPosition::new(cursor.get_u64_le());
@@ -209,6 +234,10 @@ pub fn parse(bytes: &[u8]) -> Result<EnvelopeRef<'_>, DecodeError> {
     let command_id = take_str(&mut cursor)?;
     let correlation_id = take_str(&mut cursor)?;
     let causation_id = take_str(&mut cursor)?;
+    let command_fingerprint = match envelope_version {
+        ENVELOPE_VERSION_1 => None,
+        _ => take_fingerprint(&mut cursor)?,
+    };
     let metadata = take(&mut cursor)?;
     Ok(EnvelopeRef {
         position,
@@ -221,11 +250,24 @@ pub fn parse(bytes: &[u8]) -> Result<EnvelopeRef<'_>, DecodeError> {
         aggregate_id,
         name,
         command_id,
+        command_fingerprint,
         correlation_id,
         causation_id,
         metadata,
         data: cursor,
     })
+}
+
+/// The command fingerprint field: empty for none, else exactly its bytes.
+fn take_fingerprint(cursor: &mut &[u8]) -> Result<Option<CommandFingerprint>, DecodeError> {
+    let field = take(cursor)?;
+    if field.is_empty() {
+        return Ok(None);
+    }
+    let bytes = field
+        .try_into()
+        .map_err(|_| DecodeError("command fingerprint of the wrong size"))?;
+    Ok(Some(CommandFingerprint::new(bytes)))
 }
 
 fn take<'a>(cursor: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
@@ -262,6 +304,7 @@ mod tests {
             aggregate_id: &stream.aggregate_id,
             name: "MoneyDeposited",
             command_id: "cmd-9",
+            command_fingerprint: Some(CommandFingerprint::new([7; 32])),
             correlation_id: "",
             causation_id: "cause",
             metadata: br#"{"user":"ann"}"#,
@@ -284,6 +327,10 @@ mod tests {
             ("bank-account", "acc-1")
         );
         assert_eq!(fields.command_id, "cmd-9");
+        assert_eq!(
+            fields.command_fingerprint,
+            Some(CommandFingerprint::new([7; 32]))
+        );
         let decoded = decode(&bytes).unwrap();
         assert_eq!(decoded.index_in_append, 1);
         assert_eq!(decoded.append_len, 3);
@@ -330,6 +377,117 @@ mod tests {
         );
     }
 
+    /// A version 1 envelope, laid out as the format had it before the fingerprint: the
+    /// version 2 fields less the fingerprint.
+    fn version_1(envelope: &EnvelopeRef) -> Bytes {
+        let mut out = BytesMut::new();
+        out.put_u8(1);
+        out.put_u64_le(envelope.position.get());
+        out.put_u64_le(version_to_disk(envelope.version));
+        out.put_u64_le(envelope.timestamp_ms);
+        out.put_u32_le(envelope.schema_version.get());
+        out.put_u32_le(envelope.index_in_append);
+        out.put_u32_le(envelope.append_len);
+        for field in [
+            envelope.aggregate_type.as_bytes(),
+            envelope.aggregate_id.as_bytes(),
+            envelope.name.as_bytes(),
+            envelope.command_id.as_bytes(),
+            envelope.correlation_id.as_bytes(),
+            envelope.causation_id.as_bytes(),
+            envelope.metadata,
+        ] {
+            put_varint(&mut out, field.len() as u64);
+            out.put_slice(field);
+        }
+        out.put_slice(envelope.data);
+        out.freeze()
+    }
+
+    #[test]
+    fn only_the_first_event_of_an_append_with_a_command_id_carries_the_fingerprint() {
+        let stream = StreamId::new("t", "a");
+        let events = [NewEvent::new("E", "{}"), NewEvent::new("F", "{}")];
+        let fingerprint = CommandFingerprint::new([3; 32]);
+        let with_id = AppendOptions::command("c-1").with_fingerprint(fingerprint);
+        let without_id = AppendOptions {
+            command_fingerprint: Some(fingerprint),
+            ..AppendOptions::default()
+        };
+        let carried = |options: &AppendOptions, index| {
+            let envelope = EnvelopeRef::for_append(
+                &stream,
+                &events,
+                index,
+                options,
+                GlobalPosition::START,
+                StreamVersion::FIRST,
+                1,
+            );
+            let bytes = envelope.encode();
+            assert_eq!(bytes.len(), envelope.encoded_len());
+            parse(&bytes).unwrap().command_fingerprint
+        };
+        assert_eq!(carried(&with_id, 0), Some(fingerprint));
+        assert_eq!(carried(&with_id, 1), None);
+        assert_eq!(carried(&without_id, 0), None);
+    }
+
+    #[test]
+    fn a_version_1_envelope_reads_without_a_fingerprint() {
+        let stream = StreamId::new("bank-account", "acc-1");
+        let events = [NewEvent::new("MoneyDeposited", r#"{"amount":5}"#)];
+        let options = AppendOptions::command("c-1");
+        let envelope = EnvelopeRef::for_append(
+            &stream,
+            &events,
+            0,
+            &options,
+            GlobalPosition::new(3),
+            StreamVersion::new(2),
+            1_700_000_000_000,
+        );
+        let old = version_1(&envelope);
+        assert_eq!(parse(&old).unwrap(), envelope);
+        let decoded = decode(&old).unwrap().event;
+        assert_eq!(decoded.command_id.as_deref(), Some("c-1"));
+        assert_eq!(&decoded.data[..], br#"{"amount":5}"#);
+        // What is written now is version 2.
+        assert_eq!(envelope.encode()[0], ENVELOPE_VERSION);
+        let mut unknown = old.to_vec();
+        unknown[0] = 3;
+        assert_eq!(
+            parse(&unknown),
+            Err(DecodeError("unknown envelope version"))
+        );
+    }
+
+    #[test]
+    fn a_fingerprint_of_the_wrong_size_is_undecodable() {
+        let stream = StreamId::new("t", "a");
+        let events = [NewEvent::new("E", "{}")];
+        let options = AppendOptions::default();
+        let envelope = EnvelopeRef::for_append(
+            &stream,
+            &events,
+            0,
+            &options,
+            GlobalPosition::START,
+            StreamVersion::FIRST,
+            1,
+        );
+        let mut bytes = envelope.encode().to_vec();
+        // The empty fingerprint field is the byte before the metadata's length (0) and
+        // the data (`{}`): make it a one-byte field.
+        let at = bytes.len() - 4;
+        assert_eq!(bytes[at..], [0, 0, b'{', b'}']);
+        bytes.splice(at..at + 1, [1, 9]);
+        assert_eq!(
+            parse(&bytes),
+            Err(DecodeError("command fingerprint of the wrong size"))
+        );
+    }
+
     mod never_panics {
         use proptest::collection::vec;
         use proptest::prelude::*;
@@ -345,10 +503,11 @@ mod tests {
             (
                 (any::<u64>(), 1..=u64::MAX, any::<(u64, u32, u32, u32)>()),
                 vec(string(), 6),
+                proptest::option::of(any::<[u8; 32]>()),
                 vec(any::<u8>(), 0..40),
                 vec(any::<u8>(), 0..80),
             )
-                .prop_map(|(numbers, strings, metadata, data)| {
+                .prop_map(|(numbers, strings, fingerprint, metadata, data)| {
                     let (position, version, (timestamp_ms, schema_version, index, len)) = numbers;
                     EnvelopeRef {
                         position: GlobalPosition::new(position),
@@ -361,6 +520,7 @@ mod tests {
                         aggregate_id: &strings[1],
                         name: &strings[2],
                         command_id: &strings[3],
+                        command_fingerprint: fingerprint.map(CommandFingerprint::new),
                         correlation_id: &strings[4],
                         causation_id: &strings[5],
                         metadata: &metadata,

@@ -18,8 +18,10 @@ pub enum StoreError {
         /// The stream's actual version (including appends in flight).
         actual: StreamVersion,
     },
-    /// The command id was used before for an append to another stream.
-    #[error("command id {command_id} was already used for stream {stream}")]
+    /// The command id was used before for another command: an append to another
+    /// stream, or one whose [command fingerprint](crate::AppendOptions::command_fingerprint)
+    /// differs. Nothing was written.
+    #[error("command id {command_id} was already used for another command, on {stream}")]
     CommandIdReused {
         /// The command id.
         command_id: String,

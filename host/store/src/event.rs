@@ -100,12 +100,54 @@ impl NewEvent {
     }
 }
 
+/// What a command asked for, digested: kept with its command id so that a retry (the
+/// same command sent again) can be told from a reuse of the id for another command.
+///
+/// The store treats it as 32 opaque bytes and only compares them; the caller makes it
+/// (the runtime hashes the aggregate type and id, the command name and the command's
+/// data with SHA-256).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CommandFingerprint([u8; CommandFingerprint::LEN]);
+
+impl CommandFingerprint {
+    /// Its size in bytes.
+    pub const LEN: usize = 32;
+
+    /// The fingerprint made of `bytes`.
+    pub const fn new(bytes: [u8; CommandFingerprint::LEN]) -> CommandFingerprint {
+        CommandFingerprint(bytes)
+    }
+
+    /// Its bytes.
+    pub fn as_bytes(&self) -> &[u8; CommandFingerprint::LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CommandFingerprint {
+    /// The first bytes in hex: enough to tell two apart in a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CommandFingerprint(")?;
+        for byte in &self.0[..8] {
+            write!(f, "{byte:02x}")?;
+        }
+        f.write_str("..)")
+    }
+}
+
 /// Options of one append.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppendOptions {
     /// Makes the append idempotent: appending again with the same command id returns the
     /// first append's result and appends nothing.
     pub command_id: Option<String>,
+    /// What the command of `command_id` asked for. When both the earlier append with the
+    /// id and this one have a fingerprint and they differ, the id is being reused for
+    /// another command: the append fails with
+    /// [`StoreError::CommandIdReused`](crate::StoreError::CommandIdReused). Without a
+    /// fingerprint on either side (say, an append written before fingerprints were
+    /// kept), a repeated id is taken for a retry. Ignored without a command id.
+    pub command_fingerprint: Option<CommandFingerprint>,
     /// Correlation id recorded on every event of the append.
     pub correlation_id: Option<String>,
     /// Causation id recorded on every event of the append.
@@ -119,6 +161,12 @@ impl AppendOptions {
             command_id: Some(command_id.into()),
             ..AppendOptions::default()
         }
+    }
+
+    /// The same options with the fingerprint of the command.
+    pub fn with_fingerprint(mut self, fingerprint: CommandFingerprint) -> AppendOptions {
+        self.command_fingerprint = Some(fingerprint);
+        self
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! It is rebuilt from the WAL on open. Memory: 8 bytes per event for its WAL position, 8
 //! bytes per event in its stream's version list, plus per stream its id (twice the string
-//! lengths plus about 100 bytes) and per retained command id about 120 bytes plus its length
-//! (in one buffer for all ids; see [`CommandIndex`]).
+//! lengths plus about 100 bytes) and per retained command id about 160 bytes (its entry,
+//! with the command's fingerprint) plus its length (in one buffer for all ids; see
+//! [`CommandIndex`]).
 
 use std::collections::VecDeque;
 
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use tally_wal::Position;
 
-use crate::event::{AppendResult, StreamId};
+use crate::event::{AppendResult, CommandFingerprint, StreamId};
 use crate::version::{GlobalPosition, StreamVersion};
 
 /// Packs a WAL position into 8 bytes: 24 bits of segment id, 40 bits of offset.
@@ -68,6 +69,34 @@ impl StreamEntry {
 pub struct CommandEntry {
     pub stream: Arc<StreamId>,
     pub result: AppendResult,
+    /// What the command asked for; `None` for an append given none, or written before
+    /// the log kept fingerprints.
+    pub fingerprint: Option<CommandFingerprint>,
+}
+
+impl CommandEntry {
+    /// Whether an append to `stream` with `fingerprint` under this entry's command id
+    /// is another command than this entry's: it is for another stream, or both
+    /// fingerprints are known and differ. Without a fingerprint on either side only
+    /// the stream can tell, and the append is taken for a retry.
+    pub fn is_other_command(
+        &self,
+        stream: &StreamId,
+        fingerprint: Option<CommandFingerprint>,
+    ) -> bool {
+        let other_fingerprint = self
+            .fingerprint
+            .zip(fingerprint)
+            .is_some_and(|(earlier, this)| earlier != this);
+        *self.stream != *stream || other_fingerprint
+    }
+}
+
+/// The command id of an append and its command's fingerprint, as the index keeps them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendCommand<'a> {
+    pub id: &'a str,
+    pub fingerprint: Option<CommandFingerprint>,
 }
 
 /// How long command ids are remembered for idempotency.
@@ -249,7 +278,7 @@ impl Index {
         &mut self,
         key: &Arc<StreamId>,
         events: &[IndexedEvent],
-        command_id: Option<&str>,
+        command: Option<AppendCommand<'_>>,
         timestamp_ms: u64,
     ) -> Result<(), &'static str> {
         let first = events.first().ok_or("an append has at least one event")?;
@@ -272,7 +301,7 @@ impl Index {
         self.events
             .extend(events.iter().map(|event| pack(event.wal_position)));
         self.last_timestamp_ms = self.last_timestamp_ms.max(timestamp_ms);
-        if let Some(command_id) = command_id {
+        if let Some(command) = command {
             let result = AppendResult {
                 first_position: first.position,
                 first_version: first.version,
@@ -280,7 +309,7 @@ impl Index {
                 timestamp_ms,
                 duplicate: false,
             };
-            self.retain_command(command_id, key, result);
+            self.retain_command(command, key, result);
         }
         Ok(())
     }
@@ -294,13 +323,19 @@ impl Index {
         self.streams.entry(key.clone()).or_default()
     }
 
-    /// Remembers what the append with `command_id` did, for idempotency.
-    fn retain_command(&mut self, command_id: &str, stream: &Arc<StreamId>, result: AppendResult) {
+    /// Remembers what the append of `command` did, for idempotency.
+    fn retain_command(
+        &mut self,
+        command: AppendCommand<'_>,
+        stream: &Arc<StreamId>,
+        result: AppendResult,
+    ) {
         let entry = CommandEntry {
             stream: stream.clone(),
             result,
+            fingerprint: command.fingerprint,
         };
-        self.commands.insert(command_id, entry);
+        self.commands.insert(command.id, entry);
     }
 
     /// Forgets command ids older than the age bound at `now_ms`.
@@ -408,8 +443,13 @@ mod tests {
                     offset: 32 + n * 100,
                 },
             };
+            let id = format!("c{n}");
+            let command = AppendCommand {
+                id: &id,
+                fingerprint: None,
+            };
             index
-                .add_append(&stream, &[event], Some(&format!("c{n}")), 10_000 + n * 100)
+                .add_append(&stream, &[event], Some(command), 10_000 + n * 100)
                 .unwrap();
         }
         assert_eq!(index.retained_commands(), 3);
@@ -461,6 +501,7 @@ mod tests {
                 timestamp_ms: 1,
                 duplicate: false,
             },
+            fingerprint: None,
         };
         // Ids that are prefixes of each other.
         for (n, id) in ["c", "c1", "c10", "x"].iter().enumerate() {
@@ -497,6 +538,34 @@ mod tests {
                 100 + n
             );
         }
+    }
+
+    #[test]
+    fn only_another_stream_or_another_known_fingerprint_is_another_command() {
+        let stream = StreamId::new("t", "a");
+        let entry = |fingerprint| CommandEntry {
+            stream: Arc::new(stream.clone()),
+            result: AppendResult {
+                first_position: GlobalPosition::START,
+                first_version: StreamVersion::FIRST,
+                count: 1,
+                timestamp_ms: 1,
+                duplicate: false,
+            },
+            fingerprint,
+        };
+        let (one, two) = (
+            CommandFingerprint::new([1; 32]),
+            CommandFingerprint::new([2; 32]),
+        );
+        let other_stream = StreamId::new("t", "b");
+        assert!(!entry(Some(one)).is_other_command(&stream, Some(one)));
+        assert!(entry(Some(one)).is_other_command(&stream, Some(two)));
+        assert!(entry(Some(one)).is_other_command(&other_stream, Some(one)));
+        // An entry written without a fingerprint, or an append given none: a retry.
+        assert!(!entry(None).is_other_command(&stream, Some(two)));
+        assert!(!entry(Some(one)).is_other_command(&stream, None));
+        assert!(entry(None).is_other_command(&other_stream, None));
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //!   otherwise).
 //!
 //! Appends are atomic, checked against an expected version,
-//! idempotent by command id (also across restarts), and group-committed through the WAL.
+//! idempotent by command id (also across restarts; a [`CommandFingerprint`] tells a
+//! retry from a reuse of the id for another command), and group-committed through the
+//! WAL.
 //! Reads of a stream cost in proportion to that stream; subscriptions catch up and then
 //! follow live, delivering only durable events; snapshots are tagged by state encoding.
 //!
@@ -44,6 +46,7 @@ mod config;
 mod error;
 mod event;
 mod index;
+mod live;
 mod rebuild;
 mod snapshot;
 mod store;
@@ -54,12 +57,16 @@ mod version;
 pub use config::StoreConfig;
 pub use error::{Result, StoreError};
 pub use event::{
-    AppendOptions, AppendResult, EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
+    AppendOptions, AppendResult, CommandFingerprint, EventRef, ExpectedVersion, NewEvent,
+    RecordedEvent, StreamId,
 };
 pub use index::CommandRetention;
+pub use live::{CATCH_UP_READS, SubscriptionStats};
 pub use snapshot::Snapshot;
 pub use store::{EventStore, OpenReport, QueuedAppend, StreamRead, Submitted};
-pub use subscription::{Subscription, SubscriptionFilter};
+pub use subscription::{
+    Delivery, EncodedEvents, EventEncoder, EventPage, Subscription, SubscriptionFilter,
+};
 /// Re-exported: the store's configuration embeds the log's.
 pub use tally_wal;
 pub use verify::{StoreLog, StoreProblem, StoreVerifyReport, VerifyProgress, verify, verify_with};

@@ -8,8 +8,8 @@ use tally_wal::Position;
 
 use crate::codec;
 use crate::error::{Result, StoreError};
-use crate::event::StreamId;
-use crate::index::{CommandRetention, Index, IndexedEvent};
+use crate::event::{CommandFingerprint, StreamId};
+use crate::index::{AppendCommand, CommandRetention, Index, IndexedEvent};
 
 /// Builds the index from the event log's records, given in log order.
 #[derive(Debug)]
@@ -41,10 +41,12 @@ impl IndexBuilder {
             )));
         }
         if append.events.is_empty() {
-            // The stream and command id are the same for every event of an append.
+            // The stream and command id are the same for every event of an append, and
+            // the first event carries the command's fingerprint.
             append.stream = Arc::new(StreamId::new(fields.aggregate_type, fields.aggregate_id));
             append.command_id =
                 (!fields.command_id.is_empty()).then(|| fields.command_id.to_string());
+            append.command_fingerprint = fields.command_fingerprint;
             append.timestamp_ms = fields.timestamp_ms;
         }
         append.events.push(IndexedEvent {
@@ -57,7 +59,7 @@ impl IndexBuilder {
                 .add_append(
                     &append.stream,
                     &append.events,
-                    append.command_id.as_deref(),
+                    append.command(),
                     append.timestamp_ms,
                 )
                 .map_err(|reason| {
@@ -90,8 +92,20 @@ impl IndexBuilder {
 struct PendingAppend {
     stream: Arc<StreamId>,
     command_id: Option<String>,
+    command_fingerprint: Option<CommandFingerprint>,
     timestamp_ms: u64,
     events: Vec<IndexedEvent>,
+}
+
+impl PendingAppend {
+    /// The append's command, if it has a command id.
+    fn command(&self) -> Option<AppendCommand<'_>> {
+        let id = self.command_id.as_deref()?;
+        Some(AppendCommand {
+            id,
+            fingerprint: self.command_fingerprint,
+        })
+    }
 }
 
 impl Default for PendingAppend {
@@ -99,6 +113,7 @@ impl Default for PendingAppend {
         PendingAppend {
             stream: Arc::new(StreamId::new("", "")),
             command_id: None,
+            command_fingerprint: None,
             timestamp_ms: 0,
             events: Vec::new(),
         }

@@ -124,7 +124,7 @@ impl SnapshotStore {
         let value = encode(stream, version, tag, &data);
         let size = value.len() as u64;
         let gate = self.gate.read().await;
-        let at = match self.wal.append(&Record::put(Bytes::new(), value)).await {
+        let at = match self.wal.append(&Record::new(value)).await {
             Ok(at) => at,
             Err(err) => {
                 // Snapshots do not depend on each other's order: once this failure is

@@ -1,7 +1,7 @@
 //! The [`EventStore`] handle: open, append, read, subscribe, snapshots, close.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -9,7 +9,7 @@ use tally_wal::{Position, RecoveryInfo, Wal};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::append::{Core, Decision, Limits, Sequencer, now_ms, validate};
+use crate::append::{Core, Decision, Earlier, Limits, Sequencer, now_ms, validate};
 use crate::codec;
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
@@ -17,6 +17,7 @@ use crate::event::{
     AppendOptions, AppendResult, EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
 };
 use crate::index::{Index, StreamEntry};
+use crate::live::{Fanout, Pacing, ReaderSettings, SubscriptionStats, run_reader};
 use crate::rebuild::IndexBuilder;
 use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::subscription::{Subscription, SubscriptionFilter};
@@ -115,11 +116,13 @@ pub struct EventStore {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     config: StoreConfig,
     core: Arc<Core>,
     committer: Mutex<Option<JoinHandle<()>>>,
     snapshots: SnapshotStore,
+    /// The shared live reader's broadcast, which live subscriptions receive.
+    fanout: Fanout,
 }
 
 impl Drop for Inner {
@@ -139,9 +142,12 @@ impl EventStore {
         if config.max_read_count == 0
             || config.max_events_per_append == 0
             || config.max_commit_batch == 0
+            || config.subscription_page == 0
+            || config.live_pages == 0
         {
             return Err(StoreError::InvalidInput(
-                "max_read_count, max_events_per_append and max_commit_batch must be at least 1"
+                "max_read_count, max_events_per_append, max_commit_batch, subscription_page \
+                 and live_pages must be at least 1"
                     .into(),
             ));
         }
@@ -172,15 +178,44 @@ impl EventStore {
             sequencer: Mutex::new(sequencer),
         });
         let committer = tokio::spawn(core.clone().run_committer(queued, config.max_commit_batch));
+        let pacing = Pacing {
+            per_subscriber: config.live_pacing_per_subscriber,
+        };
+        let (fanout, live) = Fanout::new(config.live_pages, pacing);
+        let committed = core.committed.subscribe();
         let store = EventStore {
             inner: Arc::new(Inner {
                 config,
                 core,
                 committer: Mutex::new(Some(committer)),
                 snapshots,
+                fanout,
             }),
         };
+        store.start_live_reader(committed, live);
         Ok((store, report))
+    }
+
+    /// Starts the shared live reader (`live.rs`), which holds the store only weakly.
+    fn start_live_reader(
+        &self,
+        committed: watch::Receiver<GlobalPosition>,
+        live: tokio::sync::broadcast::Sender<Arc<crate::subscription::EventPage>>,
+    ) {
+        let fanout = &self.inner.fanout;
+        let config = &self.inner.config;
+        let settings = ReaderSettings {
+            page: config.subscription_page,
+            pacing: fanout.pacing(),
+            pages: fanout.live_pages_counter(),
+        };
+        let reader = tokio::spawn(run_reader(
+            Arc::downgrade(&self.inner),
+            committed,
+            live,
+            settings,
+        ));
+        fanout.set_reader(reader);
     }
 
     /// The configuration the store was opened with.
@@ -238,10 +273,37 @@ impl EventStore {
             match decision {
                 Decision::Duplicate(result) => return Ok(Submitted::Duplicate(result)),
                 Decision::Queued(answer) => return Ok(Submitted::Queued(QueuedAppend { answer })),
-                Decision::WaitFor(mut first) => {
+                Decision::WaitFor(first) => {
                     // The same command id is in flight: its outcome decides.
-                    if first.wait_for(Option::is_some).await.is_err() {
-                        return Err(StoreError::Closed);
+                    in_flight_outcome(first).await?;
+                }
+            }
+        }
+    }
+
+    /// What an earlier append with the command id of `options` means for an append to
+    /// `stream` with these options, found before the events of the append are made:
+    /// its result (marked `duplicate`) when it is the same command;
+    /// [`StoreError::CommandIdReused`] when the id was used for another command (another
+    /// stream, or another [fingerprint](AppendOptions::command_fingerprint)); `None`
+    /// when no append with the id is retained. While an append with the id is in
+    /// flight, waits for its outcome (one that fails leaves the id unused).
+    ///
+    /// [`submit`](Self::submit) decides the same way when it appends; asking first lets
+    /// a caller answer a retry without deciding its command again, against a state
+    /// that already includes the first attempt's events.
+    pub async fn earlier_append(
+        &self,
+        stream: &StreamId,
+        options: &AppendOptions,
+    ) -> Result<Option<AppendResult>> {
+        loop {
+            match self.inner.core.earlier(stream, options)? {
+                None => return Ok(None),
+                Some(Earlier::Durable(result)) => return Ok(Some(result)),
+                Some(Earlier::InFlight(first)) => {
+                    if !in_flight_outcome(first).await? {
+                        return Ok(None);
                     }
                 }
             }
@@ -504,6 +566,12 @@ impl EventStore {
         Subscription::new(self.clone(), from_position, filter)
     }
 
+    /// How the subscriptions fare: how many are live, how often one fell behind the
+    /// live broadcast, pages read and broadcast.
+    pub fn subscription_stats(&self) -> SubscriptionStats {
+        self.inner.fanout.stats()
+    }
+
     /// Saves a snapshot of `stream` at `version` (the state after its first `version`
     /// events: at least one, at most the stream's durable ones), tagged with the encoding
     /// of `data` (the host uses the plugin's identity). Only the latest per stream and
@@ -556,6 +624,7 @@ impl EventStore {
             committer.await.map_err(|_| StoreError::Closed)?;
         }
         core.close_subscriptions();
+        self.inner.fanout.stop().await;
         self.inner.snapshots.close().await?;
         core.wal.clone().close().await?;
         Ok(())
@@ -565,8 +634,27 @@ impl EventStore {
         self.inner.core.index.read().expect("index poisoned")
     }
 
-    pub(crate) fn core(&self) -> &Arc<Core> {
-        &self.inner.core
+    /// A handle from a weak reference to a store, if the store is still there.
+    pub(crate) fn upgrade(inner: &Weak<Inner>) -> Option<EventStore> {
+        inner.upgrade().map(|inner| EventStore { inner })
+    }
+
+    /// Whether `close` has been called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inner
+            .core
+            .closed
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// One past the last durable event, as the committer last announced it.
+    pub(crate) fn committed_end(&self) -> GlobalPosition {
+        *self.inner.core.committed.borrow()
+    }
+
+    /// The live broadcast and the subscriptions' counters.
+    pub(crate) fn fanout(&self) -> &Fanout {
+        &self.inner.fanout
     }
 }
 
@@ -577,6 +665,15 @@ fn check_tag(tag: &str, max: usize) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Waits for the outcome of an append in flight: whether it became durable.
+async fn in_flight_outcome(mut outcome: watch::Receiver<Option<bool>>) -> Result<bool> {
+    let settled = outcome
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| StoreError::Closed)?;
+    Ok(*settled == Some(true))
 }
 
 /// Bytes the append's records take in the WAL, checked against the WAL's limits. The
@@ -598,7 +695,7 @@ fn encoded_size(
             StreamVersion::FIRST,
             0,
         );
-        let size = tally_wal::format::frame_len_of(0, envelope.encoded_len());
+        let size = tally_wal::format::frame_len_of(envelope.encoded_len());
         if size > wal.max_record_size {
             return Err(StoreError::InvalidInput(format!(
                 "event {} takes {size} bytes; the log's max_record_size is {}",

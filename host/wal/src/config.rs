@@ -50,7 +50,7 @@ pub struct WalConfig {
     /// about 3,500 to 6,500 per second. The zeros read as the end of the log (like
     /// preallocated space), so the format does not change.
     pub zero_ahead: u64,
-    /// Largest record (key plus value plus frame overhead) accepted by `append`.
+    /// Largest record (value plus frame overhead) accepted by `append`.
     /// Default 16 MiB; at most 1 GiB.
     pub max_record_size: usize,
     /// Largest `append_batch` in encoded bytes. A batch is written as one unit, so it must

@@ -20,6 +20,9 @@ pub const GROUP_MAGIC: u32 = u32::from_le_bytes(*b"TGRP");
 pub const GROUP_HEADER_LEN: usize = 32;
 /// Length of a record frame header (`len` and `crc`).
 pub const RECORD_HEADER_LEN: usize = 8;
+/// Bytes of a written frame's body before the value: `flags` (0) and the reserved key
+/// length (the varint 0, one byte).
+const RECORD_PREFIX_LEN: usize = 2;
 /// Largest record body a frame can describe; below [`GROUP_MAGIC`] so that the first
 /// four bytes of a frame always tell a group header from a record.
 pub const MAX_FRAME_BODY: u64 = 1 << 30;
@@ -119,12 +122,12 @@ pub fn read_u32(bytes: &[u8], at: usize) -> u32 {
 
 /// Size of a record's frame on disk.
 pub fn frame_len(record: &Record) -> usize {
-    frame_len_of(record.key.len(), record.value.len())
+    frame_len_of(record.value.len())
 }
 
-/// Size on disk of the frame of a record with a key and value of these lengths.
-pub fn frame_len_of(key_len: usize, value_len: usize) -> usize {
-    RECORD_HEADER_LEN + 1 + varint_len(key_len as u64) + key_len + value_len
+/// Size on disk of the frame of a record with a value of this length.
+pub fn frame_len_of(value_len: usize) -> usize {
+    RECORD_HEADER_LEN + RECORD_PREFIX_LEN + value_len
 }
 
 fn body_len(record: &Record) -> usize {
@@ -134,7 +137,7 @@ fn body_len(record: &Record) -> usize {
 /// Appends the frame of `record` to `out`.
 ///
 /// Layout: `len: u32` (body length), `crc: u32` (CRC32C of `len` then body), then the body:
-/// `flags: u8`, `key_len: varint`, key, value.
+/// `flags: u8` (0), `key_len: varint` (reserved, always 0), value.
 pub fn encode_frame(record: &Record, out: &mut BytesMut) {
     let body_len = body_len(record) as u32;
     out.reserve(RECORD_HEADER_LEN + body_len as usize);
@@ -142,8 +145,7 @@ pub fn encode_frame(record: &Record, out: &mut BytesMut) {
     out.put_u32_le(body_len);
     out.put_u32_le(0);
     out.put_u8(0);
-    put_varint(out, record.key.len() as u64);
-    out.put_slice(&record.key);
+    put_varint(out, 0);
     out.put_slice(&record.value);
     let crc = frame_crc(&out[start + RECORD_HEADER_LEN..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -168,29 +170,26 @@ pub enum FrameError {
 
 /// Decodes the record frame at the start of `buf`, returning the record and the frame length.
 ///
-/// `buf` is a shared buffer, so the record's key and value are zero-copy slices of it.
+/// `buf` is a shared buffer, so the record's value is a zero-copy slice of it.
 pub fn decode_frame(buf: &Bytes, max_body: u64) -> Result<(Record, usize), FrameError> {
     let frame = check_frame(buf, max_body)?;
     let record = Record {
-        key: buf.slice(frame.key_start..frame.key_end),
-        value: buf.slice(frame.key_end..frame.len),
+        value: buf.slice(frame.value_start..frame.len),
     };
     Ok((record, frame.len))
 }
 
-/// Where the parts of a checked frame are, relative to its start.
+/// Where the value of a checked frame is, relative to its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameLayout {
-    /// Offset of the key.
-    pub key_start: usize,
-    /// Offset of the value (the end of the key).
-    pub key_end: usize,
+    /// Offset of the value.
+    pub value_start: usize,
     /// Length of the whole frame (the end of the value).
     pub len: usize,
 }
 
-/// Checks the record frame at the start of `buf` (length, checksum, flags, key length)
-/// without copying anything.
+/// Checks the record frame at the start of `buf` (length, checksum, flags, and the
+/// reserved key length, which must be 0) without copying anything.
 pub fn check_frame(buf: &[u8], max_body: u64) -> Result<FrameLayout, FrameError> {
     if buf.len() < RECORD_HEADER_LEN {
         return Err(FrameError::Incomplete {
@@ -217,14 +216,11 @@ pub fn check_frame(buf: &[u8], max_body: u64) -> Result<FrameLayout, FrameError>
     }
     let (key_len, varint_size) =
         get_varint(&body[1..]).ok_or(FrameError::Invalid("bad key length varint"))?;
-    let key_start = RECORD_HEADER_LEN + 1 + varint_size;
-    let key_end = key_start
-        .checked_add(usize::try_from(key_len).unwrap_or(usize::MAX))
-        .filter(|end| *end <= total)
-        .ok_or(FrameError::Invalid("key length exceeds the record"))?;
+    if key_len != 0 {
+        return Err(FrameError::Invalid("reserved key length is not zero"));
+    }
     Ok(FrameLayout {
-        key_start,
-        key_end,
+        value_start: RECORD_HEADER_LEN + 1 + varint_size,
         len: total,
     })
 }
@@ -266,7 +262,7 @@ mod tests {
 
     #[test]
     fn frame_round_trips_and_detects_every_single_bit_flip() {
-        let record = Record::put(&b"key-1"[..], &b"some value"[..]);
+        let record = Record::new(&b"some value"[..]);
         let mut out = BytesMut::new();
         encode_frame(&record, &mut out);
         assert_eq!(out.len(), frame_len(&record));
@@ -287,7 +283,7 @@ mod tests {
 
     #[test]
     fn a_cut_frame_is_incomplete_not_invalid() {
-        let record = Record::put(&b"k"[..], vec![7u8; 300]);
+        let record = Record::new(vec![7u8; 300]);
         let mut out = BytesMut::new();
         encode_frame(&record, &mut out);
         for cut in 0..out.len() {
@@ -297,6 +293,21 @@ mod tests {
                 Err(FrameError::Incomplete { .. })
             ));
         }
+    }
+
+    #[test]
+    fn a_non_zero_reserved_key_length_is_invalid_despite_a_valid_checksum() {
+        // flags 0, key length 3 (reserved: must be 0), then 3 + 5 bytes.
+        let mut body = vec![0u8, 3];
+        body.extend_from_slice(b"keyvalue");
+        let mut frame = BytesMut::new();
+        frame.put_u32_le(body.len() as u32);
+        frame.put_u32_le(frame_crc(&body));
+        frame.put_slice(&body);
+        let frame = frame.freeze();
+        let refused = FrameError::Invalid("reserved key length is not zero");
+        assert_eq!(check_frame(&frame, MAX_FRAME_BODY), Err(refused));
+        assert_eq!(decode_frame(&frame, MAX_FRAME_BODY), Err(refused));
     }
 
     #[test]

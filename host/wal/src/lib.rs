@@ -10,7 +10,7 @@
 //!
 //! let (wal, recovery) = Wal::open(WalConfig::new("/tmp/tally-wal-demo")).await?;
 //! println!("recovered {} records", recovery.valid_records);
-//! let position = wal.append(&Record::put("account-1", "opened")).await?; // durable now
+//! let position = wal.append(&Record::new("opened")).await?; // durable now
 //! let mut reader = wal.read_from(Position::START).await?;
 //! while let Some((record, at)) = reader.next_record().await? {
 //!     println!("{at}: {:?}", record.value);

@@ -4,20 +4,17 @@ use std::fmt;
 
 use bytes::Bytes;
 
-/// One entry of the log: an opaque key and value.
+/// One entry of the log: an opaque value.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Record {
-    /// The record's key (may be empty).
-    pub key: Bytes,
     /// The record's value (may be empty).
     pub value: Bytes,
 }
 
 impl Record {
-    /// A record that puts `value` under `key`.
-    pub fn put(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Record {
+    /// A record holding `value`.
+    pub fn new(value: impl Into<Bytes>) -> Record {
         Record {
-            key: key.into(),
             value: value.into(),
         }
     }

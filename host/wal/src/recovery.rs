@@ -718,10 +718,7 @@ fn scan_group(
             Ok(layout) => {
                 if let Some(records) = records.as_mut() {
                     let frame = cursor.buffered();
-                    let record = Record {
-                        key: frame.slice(layout.key_start..layout.key_end),
-                        value: frame.slice(layout.key_end..layout.len),
-                    };
+                    let record = Record::new(frame.slice(layout.value_start..layout.len));
                     records.push((frame_start, record));
                 }
             }

@@ -300,25 +300,22 @@ impl Wal {
     pub async fn read_many(&self, positions: Vec<Position>) -> Result<Vec<Record>> {
         let (shared, end) = self.readable(&positions)?;
         run_blocking(move || {
-            // The records' bytes are copied into one buffer that they share: one
-            // allocation per call rather than two per record.
+            // The records' values are copied into one buffer that they share: one
+            // allocation per call rather than one per record.
             let mut buf = Vec::new();
             let mut copied = Vec::new();
             let ranges = positions
                 .into_iter()
                 .map(|position| {
                     read_record(&shared, position, end, &mut buf, |frame, layout| {
-                        CopiedRecord::copy(frame, layout, &mut copied)
+                        copy_value(frame, layout, &mut copied)
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
             let copied = Bytes::from(copied);
             Ok(ranges
                 .into_iter()
-                .map(|range| Record {
-                    key: copied.slice(range.key),
-                    value: copied.slice(range.value),
-                })
+                .map(|range| Record::new(copied.slice(range)))
                 .collect())
         })
         .await
@@ -344,7 +341,7 @@ impl Wal {
                 .into_iter()
                 .map(|position| {
                     read_record(&shared, position, end, &mut buf, |frame, layout| {
-                        visit(&frame[layout.key_end..layout.len])
+                        visit(&frame[layout.value_start..layout.len])
                     })
                 })
                 .collect()
@@ -519,23 +516,12 @@ fn read_record<T>(
     Ok(visit(frame, &layout))
 }
 
-/// Where a record's key and value were copied to, in the buffer of a `read_many`.
-struct CopiedRecord {
-    key: Range<usize>,
-    value: Range<usize>,
-}
-
-impl CopiedRecord {
-    /// Appends the key and value of the checked `frame` to `copied`.
-    fn copy(frame: &[u8], layout: &FrameLayout, copied: &mut Vec<u8>) -> CopiedRecord {
-        let start = copied.len();
-        copied.extend_from_slice(&frame[layout.key_start..layout.len]);
-        let key_end = start + (layout.key_end - layout.key_start);
-        CopiedRecord {
-            key: start..key_end,
-            value: key_end..copied.len(),
-        }
-    }
+/// Appends the value of the checked `frame` to `copied`; returns where it went there
+/// (in the buffer of a `read_many`).
+fn copy_value(frame: &[u8], layout: &FrameLayout, copied: &mut Vec<u8>) -> Range<usize> {
+    let start = copied.len();
+    copied.extend_from_slice(&frame[layout.value_start..layout.len]);
+    start..copied.len()
 }
 
 /// Reads the record at `position` from a memory map, never looking at or past `bound`.

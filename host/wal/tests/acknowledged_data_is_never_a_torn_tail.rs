@@ -23,9 +23,9 @@ async fn a_bit_flip_far_before_the_end_of_acknowledged_data_is_not_a_torn_tail()
     let dir = tempfile::tempdir().unwrap();
     let killed = tempfile::tempdir().unwrap();
     let (wal, _) = Wal::open(config(dir.path())).await.unwrap();
-    wal.append(&Record::put("k", "first")).await.unwrap();
+    wal.append(&Record::new("first")).await.unwrap();
     // Queue 200 appends at once (as tally-store does): one writer pass, ~50 groups, one fsync.
-    let record = [Record::put("k", vec![3u8; 1000])];
+    let record = [Record::new(vec![3u8; 1000])];
     let size = wal.checked_len(&record).unwrap();
     let mut tickets = Vec::new();
     for _ in 0..200 {

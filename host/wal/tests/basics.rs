@@ -110,10 +110,10 @@ async fn the_largest_record_round_trips_and_a_larger_one_is_refused() {
     let max = config.max_record_size;
     assert!(max >= 16 * 1024 * 1024);
     let (wal, _) = Wal::open(config).await.unwrap();
-    // Frame overhead: 8-byte header, flags byte, one-byte key length varint, 1-byte key.
-    let largest = Record::put(&b"k"[..], Bytes::from(vec![0xab; max - 11]));
+    // Frame overhead: 8-byte header, flags byte, reserved key length (a one-byte varint 0).
+    let largest = Record::new(Bytes::from(vec![0xab; max - 10]));
     let at = wal.append(&largest).await.unwrap();
-    let too_large = Record::put(&b"k"[..], Bytes::from(vec![0xcd; max - 10]));
+    let too_large = Record::new(Bytes::from(vec![0xcd; max - 9]));
     let refused = wal.append(&too_large).await.unwrap_err();
     assert!(
         matches!(refused, WalError::RecordTooLarge { .. }),

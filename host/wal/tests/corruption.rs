@@ -155,6 +155,45 @@ async fn damage_to_the_last_record_after_a_clean_close_is_corruption_not_a_torn_
     .await;
 }
 
+/// Changes the body of the record frame at `offset` and gives the frame a valid checksum.
+fn rewrite_frame(path: &Path, offset: u64, change: impl Fn(&mut [u8])) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let start = offset as usize;
+    let len: [u8; 4] = bytes[start..start + 4].try_into().unwrap();
+    let body = start + 8..start + 8 + u32::from_le_bytes(len) as usize;
+    change(&mut bytes[body.clone()]);
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), &bytes[body]);
+    bytes[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[tokio::test]
+async fn a_non_zero_key_length_under_a_valid_checksum_is_corruption_not_a_torn_tail() {
+    let source = tempfile::tempdir().unwrap();
+    let appended = write_log(source.path()).await;
+    // A record in the middle of the log, and the last one (after a clean close).
+    for (_, position) in [&appended[appended.len() / 2], appended.last().unwrap()] {
+        // The frame claims its first 8 value bytes as a key: body = flags, key length, ...
+        let claim_a_key = |path: &Path| rewrite_frame(path, position.offset, |body| body[1] = 8);
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(source.path(), dir.path());
+        claim_a_key(&segment_path(dir.path(), position.segment_id));
+        let err = Wal::open(small_config(dir.path())).await.unwrap_err();
+        assert!(
+            err.to_string().contains("reserved key length is not zero"),
+            "{err}"
+        );
+        expect_corruption(
+            source.path(),
+            &appended,
+            position.segment_id,
+            position.offset,
+            claim_a_key,
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn a_flipped_bit_in_a_segment_header_fails_open() {
     let source = tempfile::tempdir().unwrap();

@@ -30,17 +30,28 @@ fn config(dir: &Path) -> WalConfig {
     }
 }
 
-/// The record task `task` appends as its `seq`-th in round `round`: its content is a
-/// function of its key, so any record read back can be checked.
+/// The record task `task` appends as its `seq`-th in round `round`.
 fn record(round: u64, task: u64, seq: u64) -> Record {
-    let key = format!("{round}/{task}/{seq}");
-    let value = expected_value(&key);
-    Record::put(key.into_bytes(), value)
+    named(&format!("{round}/{task}/{seq}"))
 }
 
-fn expected_value(key: &str) -> Vec<u8> {
-    let len = 50 + key.len() * 13 % 900;
-    key.bytes().cycle().take(len).collect()
+/// A record that starts with its name and a `=`: the rest is a function of the name, so
+/// any record read back can be checked.
+fn named(name: &str) -> Record {
+    let len = 50 + name.len() * 13 % 900;
+    let mut value = format!("{name}=").into_bytes();
+    value.extend(name.bytes().cycle().take(len));
+    Record::new(value)
+}
+
+/// The name a record read back gives itself (what precedes its first `=`).
+fn name_of(record: &Record) -> String {
+    let end = record
+        .value
+        .iter()
+        .position(|&b| b == b'=')
+        .expect("a record starts with its name");
+    String::from_utf8(record.value[..end].to_vec()).expect("names are what the child wrote")
 }
 
 fn main() {
@@ -86,7 +97,7 @@ async fn append_forever(wal: Wal, round: u64, task: u64, acks: Acks) {
 
 fn parent(crash: &mut CrashRounds) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    // Every acknowledged record ever: key -> position.
+    // Every acknowledged record ever: name -> position.
     let mut acknowledged: BTreeMap<String, Position> = BTreeMap::new();
     for round in 0..crash.rounds() {
         let killed = crash.kill_child(round);
@@ -110,11 +121,11 @@ fn record_acks(lines: &[String], acknowledged: &mut BTreeMap<String, Position>) 
         let fields: Vec<u64> = line.split(' ').map(|f| f.parse().unwrap()).collect();
         // A line cut by the kill has fewer fields: that ack was never complete.
         if let [round, task, seq, segment_id, offset] = fields[..] {
-            let key = format!("{round}/{task}/{seq}");
+            let name = format!("{round}/{task}/{seq}");
             let position = Position { segment_id, offset };
             assert!(
-                acknowledged.insert(key, position).is_none(),
-                "a key was acknowledged twice"
+                acknowledged.insert(name, position).is_none(),
+                "a record was acknowledged twice"
             );
             new_acks += 1;
         }
@@ -134,15 +145,15 @@ async fn verify(dir: &Path, acknowledged: &BTreeMap<String, Position>) -> usize 
     let mut found = 0usize;
     let mut last = None;
     while let Some((record, position)) = reader.next_record().await.unwrap() {
-        let key = String::from_utf8(record.key.to_vec()).expect("keys are what the child wrote");
+        let name = name_of(&record);
         assert_eq!(
-            record.value,
-            expected_value(&key),
-            "record {key} at {position} is not what was appended"
+            record,
+            named(&name),
+            "record {name} at {position} is not what was appended"
         );
-        assert!(seen.insert(key.clone()), "record {key} appears twice");
-        if let Some(at) = acknowledged.get(&key) {
-            assert_eq!(*at, position, "record {key} moved");
+        assert!(seen.insert(name.clone()), "record {name} appears twice");
+        if let Some(at) = acknowledged.get(&name) {
+            assert_eq!(*at, position, "record {name} moved");
             found += 1;
         }
         assert!(last < Some(position));
@@ -156,8 +167,7 @@ async fn verify(dir: &Path, acknowledged: &BTreeMap<String, Position>) -> usize 
     );
     assert_eq!(info.valid_records as usize, seen.len());
     // Appending continues after the crash.
-    let probe_key = format!("probe-{}", seen.len());
-    let probe = Record::put(probe_key.clone().into_bytes(), expected_value(&probe_key));
+    let probe = named(&format!("probe-{}", seen.len()));
     let at = wal.append(&probe).await.unwrap();
     assert_eq!(wal.read_at(at).await.unwrap(), probe);
     wal.close().await.unwrap();

@@ -92,11 +92,10 @@ impl Setup {
     }
 }
 
-/// A record to append: its key length and value size. The bytes are derived from the
-/// record's serial number, so every case is deterministic.
+/// A record to append: its value size. The bytes are derived from the record's serial
+/// number, so every case is deterministic.
 #[derive(Clone, Copy)]
 struct Rec {
-    key: u8,
     value: Size,
 }
 
@@ -111,8 +110,8 @@ enum Size {
 impl fmt::Debug for Rec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.value {
-            Size::Len(n) => write!(f, "k{}v{n}", self.key),
-            Size::NearMax(delta) => write!(f, "k{}vMAX{delta:+}", self.key),
+            Size::Len(n) => write!(f, "v{n}"),
+            Size::NearMax(delta) => write!(f, "vMAX{delta:+}"),
         }
     }
 }
@@ -228,7 +227,6 @@ fn setup() -> impl Strategy<Value = Setup> {
 }
 
 fn rec() -> impl Strategy<Value = Rec> {
-    let key = prop_oneof![2 => Just(0u8), 8 => 1u8..=64];
     let value = prop_oneof![
         2 => Just(Size::Len(0)),
         5 => (1u16..64).prop_map(Size::Len),
@@ -236,7 +234,7 @@ fn rec() -> impl Strategy<Value = Rec> {
         6 => (1024u16..4096).prop_map(Size::Len),
         2 => (-2i8..=2).prop_map(Size::NearMax),
     ];
-    (key, value).prop_map(|(key, value)| Rec { key, value })
+    value.prop_map(|value| Rec { value })
 }
 
 fn write() -> impl Strategy<Value = Write> {
@@ -293,29 +291,22 @@ fn op() -> impl Strategy<Value = Op> {
 // ---------------------------------------------------------------------------------------
 // Records and the model.
 
-/// Encoded size of a record frame: length and checksum, flags byte, key length varint,
-/// key, value. Computed here independently of the crate.
-fn frame_len(key: usize, value: usize) -> usize {
-    let mut varint = 1;
-    let mut rest = key >> 7;
-    while rest > 0 {
-        varint += 1;
-        rest >>= 7;
-    }
-    8 + 1 + varint + key + value
+/// Encoded size of a record frame: length and checksum, flags byte, reserved key length
+/// (a one-byte varint 0), value. Computed here independently of the crate.
+fn frame_len(value: usize) -> usize {
+    8 + 1 + 1 + value
 }
 
 fn record_frame_len(record: &Record) -> usize {
-    frame_len(record.key.len(), record.value.len())
+    frame_len(record.value.len())
 }
 
 /// The record `spec` describes, its bytes derived from `serial`.
 fn build(spec: Rec, serial: u64, max_record_size: usize) -> Record {
-    let key_len = usize::from(spec.key);
     let value_len = match spec.value {
         Size::Len(n) => usize::from(n),
         Size::NearMax(delta) => {
-            (max_record_size - frame_len(key_len, 0)).saturating_add_signed(isize::from(delta))
+            (max_record_size - frame_len(0)).saturating_add_signed(isize::from(delta))
         }
     };
     let mut state = serial.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -325,16 +316,14 @@ fn build(spec: Rec, serial: u64, max_record_size: usize) -> Record {
         state ^= state << 17;
         state as u8
     };
-    let key: Vec<u8> = (0..key_len).map(|_| next()).collect();
     let value: Vec<u8> = (0..value_len).map(|_| next()).collect();
-    Record::put(key, value)
+    Record::new(value)
 }
 
 /// A short description of a record for failure messages.
 fn describe(record: &Record) -> String {
     format!(
-        "record(key {} B, value {} B, starts {:02x?})",
-        record.key.len(),
+        "record(value {} B, starts {:02x?})",
         record.value.len(),
         &record.value[..record.value.len().min(4)]
     )
@@ -1128,7 +1117,6 @@ fn small_setup(policy: FsyncPolicy) -> Setup {
 }
 
 const MAX: Rec = Rec {
-    key: 0,
     value: Size::NearMax(0),
 };
 
@@ -1137,7 +1125,6 @@ const MAX: Rec = Rec {
 #[test]
 fn a_caught_up_reader_reads_the_rest_of_a_segment_sealed_since() {
     let small = Rec {
-        key: 0,
         value: Size::Len(100),
     };
     let ops = vec![
@@ -1190,8 +1177,7 @@ fn under_os_an_appended_record_is_readable_when_append_returns() {
     let ops = (0..300u16)
         .map(|n| {
             Op::Append(Rec {
-                key: 8,
-                value: Size::Len(n % 50),
+                value: Size::Len(8 + n % 50),
             })
         })
         .collect();
@@ -1228,8 +1214,7 @@ fn read_at_where_no_record_starts_is_no_record() {
         let mut starts = std::collections::HashMap::new();
         for serial in 0..12u64 {
             let spec = Rec {
-                key: (serial * 5) as u8,
-                value: Size::Len((serial * 37 % 300) as u16),
+                value: Size::Len((serial * 5 + serial * 37 % 300) as u16),
             };
             let record = build(spec, serial, config.max_record_size);
             starts.insert(wal.append(&record).await.unwrap(), record);

@@ -285,11 +285,20 @@ fn config(vfs: &SimVfs, preallocate: bool) -> WalConfig {
     }
 }
 
-/// A record whose value can be checked from its key.
+/// A record whose value is its id `n/batch/batch_len/index` and a `;`, repeated: the id
+/// read back from its start says what the whole value must be.
 fn record(n: u64, batch: u64, batch_len: u64, index: u64) -> Record {
-    let key = format!("{n}/{batch}/{batch_len}/{index}");
-    let value = key.repeat(1 + (n % 23) as usize);
-    Record::put(key, value)
+    let id = format!("{n}/{batch}/{batch_len}/{index}");
+    Record::new(format!("{id};").repeat(1 + (n % 23) as usize))
+}
+
+/// The id a record read back starts with (what precedes its first `;`).
+fn id_of(record: &Record) -> Result<String, String> {
+    let value = String::from_utf8_lossy(&record.value);
+    match value.split_once(';') {
+        Some((id, _)) => Ok(id.to_string()),
+        None => Err(format!("a record holds no id: {value:?}")),
+    }
 }
 
 /// Runs one seed; returns a description of what went wrong, if anything.
@@ -304,7 +313,8 @@ async fn run_seed(seed: u64, scattered: bool) -> Result<(), String> {
     }
     // Acknowledged appends: position -> record.
     let mut acked: BTreeMap<Position, Record> = BTreeMap::new();
-    let mut attempted: HashMap<Vec<u8>, Record> = HashMap::new();
+    // Attempted appends: id -> record.
+    let mut attempted: HashMap<String, Record> = HashMap::new();
     let mut deleted_before: Option<Position> = None;
     if let Ok((wal, _)) = Wal::open(config(&vfs, preallocate)).await {
         let mut n = 0u64;
@@ -313,7 +323,7 @@ async fn run_seed(seed: u64, scattered: bool) -> Result<(), String> {
                 0..=5 => {
                     n += 1;
                     let r = record(n, n, 1, 0);
-                    attempted.insert(r.key.to_vec(), r.clone());
+                    attempted.insert(id_of(&r)?, r.clone());
                     match wal.append(&r).await {
                         Ok(position) => {
                             acked.insert(position, r);
@@ -327,7 +337,7 @@ async fn run_seed(seed: u64, scattered: bool) -> Result<(), String> {
                     let batch: Vec<Record> = (0..len).map(|i| record(n + i, n, len, i)).collect();
                     n += len;
                     for r in &batch {
-                        attempted.insert(r.key.to_vec(), r.clone());
+                        attempted.insert(id_of(r)?, r.clone());
                     }
                     match wal.append_batch(&batch).await {
                         Ok(positions) => acked.extend(positions.into_iter().zip(batch)),
@@ -369,12 +379,12 @@ async fn run_seed(seed: u64, scattered: bool) -> Result<(), String> {
     let mut found: BTreeMap<Position, Record> = BTreeMap::new();
     let mut batches: HashMap<String, Vec<u64>> = HashMap::new();
     while let Some((r, position)) = reader.next_record().await.map_err(|e| e.to_string())? {
-        let key = String::from_utf8(r.key.to_vec()).map_err(|_| "a key is not UTF-8")?;
-        match attempted.get(r.key.as_ref()) {
+        let id = id_of(&r)?;
+        match attempted.get(&id) {
             Some(expected) if *expected == r => {}
-            _ => return Err(format!("record {key} at {position} was never appended")),
+            _ => return Err(format!("record {id} at {position} was never appended")),
         }
-        let parts: Vec<&str> = key.split('/').collect();
+        let parts: Vec<&str> = id.split('/').collect();
         batches
             .entry(format!("{}/{}", parts[1], parts[2]))
             .or_default()
@@ -394,8 +404,8 @@ async fn run_seed(seed: u64, scattered: bool) -> Result<(), String> {
         }
         if found.get(position) != Some(r) {
             return Err(format!(
-                "acknowledged record {:?} at {position} is missing",
-                String::from_utf8_lossy(&r.key)
+                "acknowledged record {} at {position} is missing",
+                id_of(r)?
             ));
         }
     }

@@ -14,9 +14,7 @@ async fn read_at_huge_offset_in_an_older_segment_is_no_record() {
     };
     let (wal, _) = Wal::open(config).await.unwrap();
     while wal.durable_end().segment_id == 0 {
-        wal.append(&Record::put("k", vec![1u8; 4000]))
-            .await
-            .unwrap();
+        wal.append(&Record::new(vec![1u8; 4000])).await.unwrap();
     }
     for offset in [u64::MAX, u64::MAX - 4, i64::MAX as u64 + 1] {
         let position = Position {

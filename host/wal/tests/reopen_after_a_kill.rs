@@ -26,9 +26,9 @@ async fn unsynced_data_recovered_after_a_kill_is_not_claimed_durable() {
 
     // Process A: r1 durable, r2 only written (in the page cache) when A is killed.
     let (wal, _) = Wal::open(config(a.path(), FsyncPolicy::Os)).await.unwrap();
-    let p1 = wal.append(&Record::put("k", "r1")).await.unwrap();
+    let p1 = wal.append(&Record::new("r1")).await.unwrap();
     wal.sync().await.unwrap();
-    let p2 = wal.append(&Record::put("k", "r2")).await.unwrap();
+    let p2 = wal.append(&Record::new("r2")).await.unwrap();
     copy_dir(a.path(), crashed.path()); // SIGKILL: what the OS has is what B sees
     drop(wal);
 
@@ -37,7 +37,7 @@ async fn unsynced_data_recovered_after_a_kill_is_not_claimed_durable() {
     let (wal, _) = Wal::open(config(crashed.path(), FsyncPolicy::Always))
         .await
         .unwrap();
-    let p3 = wal.append(&Record::put("k", "r3")).await.unwrap();
+    let p3 = wal.append(&Record::new("r3")).await.unwrap();
     copy_dir(crashed.path(), power_lost.path());
     drop(wal);
     let path = segment_path(power_lost.path(), p2.segment_id);
@@ -63,7 +63,7 @@ async fn opening_a_log_makes_what_recovery_found_durable() {
     let (wal, _) = Wal::open(config(dir.path(), FsyncPolicy::Os))
         .await
         .unwrap();
-    wal.append(&Record::put("k", "unsynced")).await.unwrap();
+    wal.append(&Record::new("unsynced")).await.unwrap();
     drop(wal);
     let vfs = std::sync::Arc::new(tally_wal::vfs::FaultyVfs::default());
     let syncs = vfs.syncs.clone();

@@ -116,7 +116,7 @@ async fn write_singles(
 
 /// A short record, so that every offset of a few records can be tried quickly.
 fn short(n: u64) -> Record {
-    Record::put(format!("k{n}"), format!("short value {n}"))
+    Record::new(format!("short value {n}"))
 }
 
 #[tokio::test]

@@ -214,9 +214,7 @@ async fn a_large_group_gets_eight_times_its_size_of_zeros_up_to_eight_mib() {
         let (plain, zeroed) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (without, _) = Wal::open(config(plain.path(), 0)).await.unwrap();
         let (with, _) = Wal::open(config(zeroed.path(), STEP)).await.unwrap();
-        let batch: Vec<Record> = (0..records)
-            .map(|i| Record::put(vec![i as u8], vec![7u8; record_bytes]))
-            .collect();
+        let batch = vec![Record::new(vec![7u8; record_bytes]); records];
         let first = without.append_batch(&batch).await.unwrap()[0];
         assert_eq!(with.append_batch(&batch).await.unwrap()[0], first);
         let group_end = file_len(plain.path(), first.segment_id) - GROUP_HEADER_LEN as u64;

@@ -2,7 +2,9 @@
 //! versions, snapshots and the state cache.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use tally_runtime::tally_store::tally_wal::FsyncPolicy;
 use tally_runtime::{CommandError, ExecuteOptions, Runtime, StreamVersion};
 
 use tally_test_support::components;
@@ -192,6 +194,98 @@ async fn a_command_id_applies_once() {
         "{error:?}"
     );
     assert_eq!(account(&runtime, "erin").await["balance"], 40);
+    runtime.close().await.unwrap();
+}
+
+/// Options with command id `id`.
+fn with_id(id: &str) -> ExecuteOptions {
+    ExecuteOptions {
+        command_id: Some(id.into()),
+        ..ExecuteOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_command_id_reused_for_another_command_is_refused_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = bank(dir.path()).await;
+    let first = runtime
+        .execute("bank-account", "gina", open_gina(), with_id("c-1"))
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    let end = runtime.store().end_position();
+    retry_and_reuse_c1(&runtime, &first).await;
+    assert_eq!(runtime.store().end_position(), end);
+    runtime.close().await.unwrap();
+
+    let runtime = open(dir.path()).await;
+    retry_and_reuse_c1(&runtime, &first).await;
+    assert_eq!(runtime.store().end_position(), end);
+    assert_eq!(account(&runtime, "gina").await["balance"], 1000);
+    runtime.close().await.unwrap();
+}
+
+/// The command that opened account gina.
+fn open_gina() -> tally_runtime::Command {
+    command("OpenAccount", r#"{"initial_balance":1000}"#)
+}
+
+/// Sends gina's opening again under `c-1` (a retry: the `first` outcome), then other
+/// commands under `c-1` (refused as a reuse).
+async fn retry_and_reuse_c1(runtime: &Runtime, first: &tally_runtime::Outcome) {
+    let retry = runtime
+        .execute("bank-account", "gina", open_gina(), with_id("c-1"))
+        .await
+        .unwrap();
+    assert!(retry.duplicate);
+    assert_eq!(retry.events, first.events);
+    for (name, data) in [
+        ("Deposit", r#"{"amount":100}"#),
+        ("OpenAccount", r#"{"initial_balance":5}"#),
+    ] {
+        let error = runtime
+            .execute("bank-account", "gina", command(name, data), with_id("c-1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                CommandError::CommandIdReused { command_id, stream }
+                    if command_id == "c-1" && stream == "bank-account/gina"
+            ),
+            "{name} {data}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_retry_while_the_first_attempt_is_in_flight_answers_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // The batch window keeps each append in flight for a while.
+    config.store.wal.fsync_policy = FsyncPolicy::Batch(Duration::from_millis(300));
+    let runtime = Runtime::open(config).await.unwrap().0;
+    crate::install(&runtime, components::BANK_ACCOUNT_V1).await;
+    let execute = |command| runtime.execute("bank-account", "hal", command, with_id("c-open"));
+    let open_account = || command("OpenAccount", r#"{"initial_balance":100}"#);
+    // Polled in this order, they queue for the aggregate's slot in this order. Decided
+    // against the state after the first attempt's events, the retry would be refused
+    // (the account is open), and the other command (an overdraft) too.
+    let (first, retry, reuse) = tokio::join!(
+        execute(open_account()),
+        execute(open_account()),
+        execute(command("Withdraw", r#"{"amount":1000}"#)),
+    );
+    let (first, retry, reuse) = (first.unwrap(), retry.unwrap(), reuse.unwrap_err());
+    assert!(!first.duplicate);
+    assert!(retry.duplicate);
+    assert_eq!(retry.events, first.events);
+    assert!(
+        matches!(&reuse, CommandError::CommandIdReused { command_id, .. } if command_id == "c-open"),
+        "{reuse:?}"
+    );
+    assert_eq!(account(&runtime, "hal").await["balance"], 100);
     runtime.close().await.unwrap();
 }
 

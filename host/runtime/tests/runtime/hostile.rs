@@ -46,7 +46,7 @@ async fn hostile_commands_fail_alone_and_append_nothing() {
     );
     let doomed = plugin_error(hostile(&runtime, "h", "Doom").await.unwrap_err());
     assert!(
-        matches!(&doomed, CallError::Panic { message } if message.contains("cannot apply a doomed event")),
+        matches!(&doomed, CallError::Panic { message, .. } if message.contains("cannot apply a doomed event")),
         "{doomed:?}"
     );
     // 100 MB of event data cannot be built within the 64 MiB memory limit.
@@ -56,7 +56,7 @@ async fn hostile_commands_fail_alone_and_append_nothing() {
     // break every replay of the stream: `decide` refuses it before it is stored.
     let nan = plugin_error(hostile(&runtime, "h", "NotANumber").await.unwrap_err());
     assert!(
-        matches!(&nan, CallError::Panic { message } if message.contains("does not decode back")),
+        matches!(&nan, CallError::Panic { message, .. } if message.contains("does not decode back")),
         "{nan:?}"
     );
     let explode = runtime
@@ -69,7 +69,7 @@ async fn hostile_commands_fail_alone_and_append_nothing() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&plugin_error(explode), CallError::Panic { message } if message.contains("testing")),
+        matches!(&plugin_error(explode), CallError::Panic { message, .. } if message.contains("testing")),
     );
     assert_eq!(
         runtime.store().end_position(),

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::input::{AggregatePath, JsonBody, check_id};
+use super::input::{AggregateParams, AggregatePath, JsonBody, check_id};
 
 /// A command for one aggregate.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -51,6 +51,11 @@ pub struct CommandResponse {
     pub duplicate: bool,
     /// The plugin version that decided.
     pub plugin_version: String,
+    /// The log position right after the command's last event (absent when it appended
+    /// none): give it as `min_position` to a projection read to see the command's
+    /// effect there.
+    #[schema(value_type = Option<u64>)]
+    pub position: Option<GlobalPosition>,
 }
 
 /// An event.
@@ -118,6 +123,7 @@ impl From<Outcome> for CommandResponse {
     fn from(outcome: Outcome) -> CommandResponse {
         CommandResponse {
             version: outcome.version,
+            position: outcome.events.last().map(|event| event.position.next()),
             events: outcome
                 .events
                 .into_iter()
@@ -135,21 +141,20 @@ impl From<Outcome> for CommandResponse {
     post,
     path = "/v1/aggregates/{aggregate_type}/{aggregate_id}/commands",
     params(
-        ("aggregate_type" = String, Path, description = "Aggregate type, e.g. `bank-account`"),
-        ("aggregate_id" = String, Path, description = "Aggregate id, e.g. `alice`"),
+        AggregateParams,
         ("Idempotency-Key" = Option<String>, Header, description = "Command id for idempotency"),
     ),
     request_body = CommandRequest,
     responses(
         (status = 200, description = "Applied (or a duplicate of an applied command id)", body = CommandResponse),
-        (status = 400, description = "Malformed body, id or command", body = ErrorBody),
+        (status = 400, description = "Malformed request: body (`malformed-body`), type or id in the path (`invalid-aggregate-type`, `invalid-id`), ids or command type (`invalid-id`, `bad-request`)", body = ErrorBody),
         (status = 404, description = "Unknown aggregate type", body = ErrorBody),
         (status = 408, description = "The body did not arrive in time (`request-timeout`)", body = ErrorBody),
-        (status = 409, description = "Version conflict (with `actual_version`) or command id reused", body = ErrorBody),
+        (status = 409, description = "`version-conflict` (with `actual_version`), or `command-id-reused`: the command id was used for another command (another aggregate, command type or data); a retry of the same command answers 200 with `duplicate`", body = ErrorBody),
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "Rejected by the plugin (its code, e.g. `insufficient-funds`)", body = ErrorBody),
-        (status = 500, description = "Plugin failure: `plugin-trap`, `plugin-panic`, `plugin-timeout`, `plugin-memory`", body = ErrorBody),
+        (status = 422, description = "Rejected by the plugin: its code, e.g. `insufficient-funds`, or `invalid-command` for an unknown command or data that does not fit it", body = ErrorBody),
+        (status = 500, description = "Plugin failure (`plugin-trap`, `plugin-panic`, `plugin-timeout`, `plugin-memory`, `plugin-invalid`, `plugin-fold-failed`) or `storage-error`", body = ErrorBody),
         (status = 503, description = "`storage-full`, `unavailable`, `starting`, `shutting-down`", body = ErrorBody),
     )
 )]

@@ -171,6 +171,9 @@ impl From<StoreError> for ApiError {
         }
         match error {
             StoreError::InvalidInput(_) => ApiError::bad_request(message),
+            StoreError::CommandIdReused { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "command-id-reused", message)
+            }
             StoreError::Unavailable { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }
@@ -200,22 +203,24 @@ impl From<RuntimeError> for ApiError {
     }
 }
 
+/// The code of a refused component.
+pub fn install_code(error: &InstallError) -> &'static str {
+    match error {
+        InstallError::NotWasm(_) => "not-wasm",
+        InstallError::NotAComponent => "not-a-component",
+        InstallError::InvalidComponent(_) => "invalid-component",
+        InstallError::WrongWorld(_) | InstallError::NotAProjection(_) => "wrong-world",
+        InstallError::Describe(_) => "describe-failed",
+        InstallError::InvalidInfo(_) => "invalid-plugin-info",
+        InstallError::AggregateTypeMismatch { .. } => "aggregate-type-mismatch",
+    }
+}
+
 impl From<PluginError> for ApiError {
     fn from(error: PluginError) -> ApiError {
         let message = error.to_string();
         let (status, code) = match &error {
-            PluginError::Install(install) => (
-                StatusCode::BAD_REQUEST,
-                match install {
-                    InstallError::NotWasm(_) => "not-wasm",
-                    InstallError::NotAComponent => "not-a-component",
-                    InstallError::InvalidComponent(_) => "invalid-component",
-                    InstallError::WrongWorld(_) => "wrong-world",
-                    InstallError::Describe(_) => "describe-failed",
-                    InstallError::InvalidInfo(_) => "invalid-plugin-info",
-                    InstallError::AggregateTypeMismatch { .. } => "aggregate-type-mismatch",
-                },
-            ),
+            PluginError::Install(install) => (StatusCode::BAD_REQUEST, install_code(install)),
             PluginError::NotNewer { .. } => (StatusCode::CONFLICT, "version-not-newer"),
             PluginError::VersionExists { .. } => (StatusCode::CONFLICT, "version-exists"),
             PluginError::UnknownAggregateType(_) => {

@@ -5,8 +5,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
 
 use super::AppState;
 use super::error::ApiError;
@@ -19,20 +20,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .is_some_and(|media| {
-                let media = media.trim();
-                media.eq_ignore_ascii_case("application/json")
-                    || (media.starts_with("application/") && media.ends_with("+json"))
-            });
+        let is_json = media_type(request.headers()).is_some_and(|media| {
+            media.eq_ignore_ascii_case("application/json")
+                || (media.starts_with("application/") && media.ends_with("+json"))
+        });
         if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
+            return Err(unsupported_media_type(
                 "the body must be JSON, sent with `Content-Type: application/json`",
             ));
         }
@@ -46,6 +39,39 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
                     format!("the body is not a valid request: {error}"),
                 )
             })
+    }
+}
+
+/// The media type of the `Content-Type` header, without its parameters; `None` when
+/// the header is absent or empty. A value that is not text is kept as `?`, which no
+/// accepted type matches.
+fn media_type(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().unwrap_or("?");
+    let media = value.split(';').next().unwrap_or_default().trim();
+    (!media.is_empty()).then_some(media)
+}
+
+fn unsupported_media_type(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        message,
+    )
+}
+
+/// Refuses (415) a raw body sent with a `Content-Type` other than one of `accepted`
+/// (compared case-insensitively, parameters ignored). A body sent without one is taken
+/// as it is: an unstated type is not a wrong one.
+pub fn check_media_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), ApiError> {
+    match media_type(headers) {
+        Some(media) if !accepted.iter().any(|a| a.eq_ignore_ascii_case(media)) => {
+            Err(unsupported_media_type(format!(
+                "the body must be sent as {}, not `{}`",
+                accepted.join(" or "),
+                truncate(media, 80)
+            )))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -138,6 +164,43 @@ impl FromRequestParts<AppState> for AggregatePath {
         }
         Ok(path)
     }
+}
+
+/// The documented form of an aggregate type in a path, as [`check_type`] takes it:
+/// routes with only a type declare these parameters.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TypeParams {
+    /// The aggregate type: kebab-case, at most 64 bytes.
+    #[param(
+        pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$",
+        max_length = 64,
+        example = "bank-account"
+    )]
+    pub aggregate_type: String,
+}
+
+/// The documented form of an aggregate type and id in a path, as [`check_type`] and
+/// [`check_id`] take them.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AggregateParams {
+    /// The aggregate type: kebab-case, at most 64 bytes.
+    #[param(
+        pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$",
+        max_length = 64,
+        example = "bank-account"
+    )]
+    pub aggregate_type: String,
+    /// The aggregate id: ASCII letters, digits and `._-:@+=`, at most 256 bytes (the
+    /// default of `--max-id-len`); `.` and `..` alone are refused.
+    #[param(
+        pattern = r"^[A-Za-z0-9._:@+=-]+$",
+        min_length = 1,
+        max_length = 256,
+        example = "alice"
+    )]
+    pub aggregate_id: String,
 }
 
 impl AggregatePath {

@@ -4,10 +4,12 @@
 //! Events), [`plugins`] (admin). Shared pieces: [`AppState`], the [`error::ApiError`]
 //! answer, and the [`input`] extractors that validate bodies and path ids.
 
+pub mod auth;
 pub mod commands;
 pub mod error;
 pub mod input;
 pub mod plugins;
+pub mod projections;
 pub mod queries;
 pub mod stream;
 
@@ -16,14 +18,16 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tally_projections::Projections;
 use tally_runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
 use crate::metrics::Metrics;
+use auth::AdminToken;
 use error::ApiError;
 
 /// Limits of the API, each configurable (`tally serve --help`).
@@ -43,6 +47,9 @@ pub struct ApiLimits {
     /// Time a client has to send a request's body once the handler reads it;
     /// answered 408 after it.
     pub body_read_timeout: Duration,
+    /// Most live event streams (`/v1/subscribe`) open at once; more are answered 503
+    /// `too-many-subscribers`.
+    pub max_subscribers: usize,
 }
 
 impl Default for ApiLimits {
@@ -54,6 +61,7 @@ impl Default for ApiLimits {
             max_id_len: 256,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
+            max_subscribers: 10_000,
         }
     }
 }
@@ -66,25 +74,29 @@ pub struct AppState {
 
 struct StateInner {
     runtime: OnceLock<Runtime>,
+    projections: OnceLock<Projections>,
     metrics: Metrics,
-    admin_token: Option<String>,
+    admin_token: Option<AdminToken>,
     limits: ApiLimits,
     shutdown: CancellationToken,
+    subscriber_slots: stream::SubscriberSlots,
 }
 
 impl AppState {
     /// State for a service whose runtime is set once recovery is done.
     pub fn new(
         metrics: Metrics,
-        admin_token: Option<String>,
+        admin_token: Option<AdminToken>,
         limits: ApiLimits,
         shutdown: CancellationToken,
     ) -> AppState {
         AppState {
             inner: Arc::new(StateInner {
                 runtime: OnceLock::new(),
+                projections: OnceLock::new(),
                 metrics,
                 admin_token,
+                subscriber_slots: stream::SubscriberSlots::new(limits.max_subscribers),
                 limits,
                 shutdown,
             }),
@@ -94,6 +106,16 @@ impl AppState {
     /// Sets the runtime: the service is ready.
     pub fn set_runtime(&self, runtime: Runtime) {
         let _ = self.inner.runtime.set(runtime);
+    }
+
+    /// Sets the projections, started once the runtime is open.
+    pub fn set_projections(&self, projections: Projections) {
+        let _ = self.inner.projections.set(projections);
+    }
+
+    /// The projections, or 503 `starting` while recovering.
+    pub fn projections(&self) -> Result<&Projections, ApiError> {
+        self.inner.projections.get().ok_or_else(ApiError::starting)
     }
 
     /// The runtime, or 503 `starting` while recovering.
@@ -106,6 +128,11 @@ impl AppState {
         &self.inner.metrics
     }
 
+    /// The places for live event streams (`ApiLimits::max_subscribers`).
+    pub fn subscriber_slots(&self) -> &stream::SubscriberSlots {
+        &self.inner.subscriber_slots
+    }
+
     /// The limits.
     pub fn limits(&self) -> &ApiLimits {
         &self.inner.limits
@@ -116,11 +143,10 @@ impl AppState {
         &self.inner.shutdown
     }
 
-    /// The runtime for an admin request: 401 without the configured token (when one is
-    /// set), else as [`runtime`](AppState::runtime).
-    pub fn admin_runtime(&self, headers: &axum::http::HeaderMap) -> Result<&Runtime, ApiError> {
-        self.check_admin(headers)?;
-        self.runtime()
+    /// Whether the request carries the admin token, or no token is configured (then every
+    /// caller is admin). Admin callers also see the system streams (`$tally-plugins`).
+    pub fn is_admin(&self, headers: &axum::http::HeaderMap) -> bool {
+        self.check_admin(headers).is_ok()
     }
 
     /// Refuses an admin request without the configured token (when one is set).
@@ -128,21 +154,11 @@ impl AppState {
         let Some(token) = &self.inner.admin_token else {
             return Ok(());
         };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "));
-        match given {
-            Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(()),
+        match auth::bearer_token(headers) {
+            Some(given) if token.matches(given) => Ok(()),
             _ => Err(ApiError::unauthorized()),
         }
     }
-}
-
-/// Compares without an early exit, so the time taken does not tell how much of a
-/// guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The OpenAPI document of the API, generated from the handlers and their types.
@@ -159,6 +175,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         queries::aggregates,
         queries::aggregate_events,
         queries::all_events,
+        projections::list,
+        projections::document,
+        projections::table,
+        projections::retry,
+        projections::skip,
         stream::subscribe,
         plugins::install,
         plugins::list,
@@ -167,8 +188,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         healthz,
         readyz,
         metrics_text,
+        openapi,
     ),
-    components(schemas(error::ErrorBody)),
+    // Schemas referenced only from query parameters are not collected by themselves.
+    components(schemas(error::ErrorBody, queries::ViewParam)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -200,6 +223,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/plugins/{aggregate_type}/rollback",
             post(plugins::rollback),
         )
+        .route("/v1/projections/{name}/retry", post(projections::retry))
+        .route("/v1/projections/{name}/skip", post(projections::skip))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ))
         .layer(DefaultBodyLimit::max(limits.max_plugin_bytes));
     Router::new()
         .route(
@@ -217,12 +246,21 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/events", get(queries::all_events))
         .route("/v1/subscribe", get(stream::subscribe))
+        .route("/v1/projections", get(projections::list))
+        .route("/v1/projections/{name}/{table}", get(projections::table))
+        .route(
+            "/v1/projections/{name}/{table}/{key}",
+            get(projections::document),
+        )
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .merge(plugin_routes)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi))
+        // Both fallbacks answer in the JSON error shape, as every other error does; the
+        // 405 one applies to the routes above, so it stays after the last of them.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state)
 }
@@ -231,8 +269,25 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; the API is described at /openapi.json")
 }
 
+/// A known path asked with a method it does not have. The router adds the `Allow`
+/// header, listing the methods it has.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        format!(
+            "{method} is not allowed on {}; the Allow header lists the methods that are",
+            uri.path()
+        ),
+    )
+}
+
 /// Liveness: the process serves HTTP.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive")))]
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    responses((status = 200, description = "Alive", body = String, content_type = "text/plain"))
+)]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -242,7 +297,7 @@ pub async fn healthz() -> &'static str {
     get,
     path = "/readyz",
     responses(
-        (status = 200, description = "Ready"),
+        (status = 200, description = "Ready", body = String, content_type = "text/plain"),
         (status = 503, description = "Still recovering, or shutting down", body = error::ErrorBody)
     )
 )]
@@ -259,7 +314,14 @@ pub async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiEr
 }
 
 /// Prometheus metrics, text format.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses(
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 500, description = "The metrics could not be rendered (`internal`)", body = error::ErrorBody),
+    )
+)]
 pub async fn metrics_text(State(state): State<AppState>) -> Response {
     let runtime = state.runtime().ok();
     match state.metrics().render(runtime) {
@@ -277,6 +339,12 @@ pub async fn metrics_text(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn openapi() -> impl IntoResponse {
+/// This document: the API in OpenAPI 3.1.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    responses((status = 200, description = "The OpenAPI document", body = Object))
+)]
+pub async fn openapi() -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
 }

@@ -3,20 +3,25 @@
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use tally_projections::ProjectionError;
 use tally_runtime::{
-    ActivateOptions, Activation, ActivationReport, GlobalPosition, InstallOptions, InstallReport,
-    PluginStatus,
+    ActivateOptions, Activation, ActivationReport, GlobalPosition, InstallError, InstallOptions,
+    InstallReport, PluginError, PluginStatus,
 };
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::input::{AggregatePath, QueryParams, body_bytes, check_type};
+use super::input::{
+    AggregatePath, QueryParams, TypeParams, body_bytes, check_media_type, check_type,
+};
+use super::projections::{ProjectionBody, projection_body};
 
 /// How an uploaded component is installed.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InstallQuery {
     /// Activate it once installed (default false).
@@ -96,12 +101,27 @@ pub struct ActivationResponse {
 /// The result of an upload.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct InstallResponse {
-    /// The installed version.
-    pub installed: PluginVersionBody,
+    /// What the component is: an aggregate plugin or a projection.
+    pub kind: PluginKind,
+    /// The installed version (an aggregate plugin).
+    pub installed: Option<PluginVersionBody>,
     /// The same component was installed already.
     pub already_installed: bool,
-    /// The activation, when asked for.
+    /// The activation, when asked for (an aggregate plugin).
     pub activation: Option<ActivationResponse>,
+    /// The projection and its status (a projection: it builds its read model in the
+    /// background and, if an older version is active, takes over once caught up).
+    pub projection: Option<ProjectionBody>,
+}
+
+/// The two kinds of plugin a component can be.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    /// `tally:aggregate/plugin`: an aggregate type's commands, events and upcasters.
+    Aggregate,
+    /// `tally:projection/plugin`: a read model folded from events.
+    Projection,
 }
 
 /// The plugins of one aggregate type.
@@ -175,22 +195,41 @@ fn type_body(status: PluginStatus) -> PluginTypeBody {
     }
 }
 
+/// The media types a plugin upload may be sent as (or with no `Content-Type` at all):
+/// `application/wasm`, what `tally plugin install` and the README send, or the generic
+/// `application/octet-stream`.
+pub const COMPONENT_MEDIA_TYPES: [&str; 2] = ["application/wasm", "application/octet-stream"];
+
+/// A plugin component: the bytes of a `.wasm` file, sent as they are.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ComponentBytes(pub Vec<u8>);
+
 /// Uploads a plugin component (the body: the `.wasm` bytes), optionally activating
 /// it. Commands keep flowing during the install and the swap.
 #[utoipa::path(
     post,
     path = "/v1/plugins",
     params(InstallQuery),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component"),
+    request_body(
+        description = "The component's bytes",
+        content(
+            (inline(ComponentBytes) = "application/wasm"),
+            (inline(ComponentBytes) = "application/octet-stream"),
+        ),
+    ),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = InstallResponse),
-        (status = 400, description = "Not a plugin component (`not-wasm`, `not-a-component`, `wrong-world`, `aggregate-type-mismatch`, ...)", body = ErrorBody),
-        (status = 401, body = ErrorBody),
+        (status = 400, description = "Not a plugin component (`not-wasm`, `not-a-component`, `wrong-world`, `aggregate-type-mismatch`, ...) or a bad query (`bad-request`, `invalid-aggregate-type`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time (`request-timeout`)", body = ErrorBody),
         (status = 409, description = "`version-not-newer`, `version-exists`, `unknown-schema`", body = ErrorBody),
-        (status = 408, body = ErrorBody),
-        (status = 413, body = ErrorBody),
+        (status = 413, description = "The component is larger than the upload limit (`body-too-large`)", body = ErrorBody),
+        (status = 415, description = "A `Content-Type` other than `application/wasm` or `application/octet-stream` (`unsupported-media-type`)", body = ErrorBody),
         (status = 422, description = "`verification-failed`: a stream does not fold under the new version", body = ErrorBody),
+        (status = 500, description = "`storage-error`", body = ErrorBody),
+        (status = 503, description = "`starting`, `shutting-down`, `storage-full`", body = ErrorBody),
     )
 )]
 pub async fn install(
@@ -198,10 +237,11 @@ pub async fn install(
     QueryParams(query): QueryParams<InstallQuery>,
     request: Request,
 ) -> Result<Json<InstallResponse>, ApiError> {
-    let runtime = state.admin_runtime(request.headers())?.clone();
+    let runtime = state.runtime()?.clone();
     if let Some(aggregate_type) = &query.aggregate_type {
         check_type(aggregate_type)?;
     }
+    check_media_type(request.headers(), &COMPONENT_MEDIA_TYPES)?;
     let bytes = body_bytes(request, &state).await?;
     let options = InstallOptions {
         aggregate_type: query.aggregate_type,
@@ -209,15 +249,58 @@ pub async fn install(
         force: query.force.unwrap_or(false),
         skip_verify: !query.verify.unwrap_or(true),
     };
+    let report = match runtime.install_plugin(bytes.to_vec(), options).await {
+        Err(PluginError::Install(InstallError::WrongWorld(aggregate_world))) => {
+            return install_projection(&state, &bytes, aggregate_world);
+        }
+        report => report?,
+    };
     let InstallReport {
         installed,
         already_installed,
         activation,
-    } = runtime.install_plugin(bytes.to_vec(), options).await?;
+    } = report;
     Ok(Json(InstallResponse {
-        installed: version_body(&installed),
+        kind: PluginKind::Aggregate,
+        installed: Some(version_body(&installed)),
         already_installed,
         activation: activation.map(activation_response),
+        projection: None,
+    }))
+}
+
+/// Installs a component that is not an aggregate plugin as a projection; if it is not
+/// a projection either, the answer says what each world lacks.
+fn install_projection(
+    state: &AppState,
+    bytes: &[u8],
+    aggregate_world: String,
+) -> Result<Json<InstallResponse>, ApiError> {
+    let projections = state.projections()?;
+    let info = match projections.install(bytes) {
+        Err(ProjectionError::Install(InstallError::NotAProjection(projection_world))) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "wrong-world",
+                format!(
+                    "neither an aggregate plugin ({aggregate_world}) nor a projection \
+                     ({projection_world})"
+                ),
+            ));
+        }
+        installed => installed?,
+    };
+    let status = projections
+        .list()
+        .into_iter()
+        .find(|status| status.info.name == info.name)
+        .expect("an installed projection is listed");
+    Ok(Json(InstallResponse {
+        kind: PluginKind::Projection,
+        installed: None,
+        already_installed: false,
+        activation: None,
+        projection: Some(projection_body(status)),
     }))
 }
 
@@ -226,13 +309,14 @@ pub async fn install(
     get,
     path = "/v1/plugins",
     security(("admin_token" = [])),
-    responses((status = 200, body = PluginsResponse), (status = 401, body = ErrorBody))
+    responses(
+        (status = 200, body = PluginsResponse),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 503, description = "`starting`", body = ErrorBody),
+    )
 )]
-pub async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<PluginsResponse>, ApiError> {
-    let runtime = state.admin_runtime(&headers)?;
+pub async fn list(State(state): State<AppState>) -> Result<Json<PluginsResponse>, ApiError> {
+    let runtime = state.runtime()?;
     Ok(Json(PluginsResponse {
         plugins: runtime.plugins().into_iter().map(type_body).collect(),
     }))
@@ -240,6 +324,7 @@ pub async fn list(
 
 /// How to switch versions.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ActivateQuery {
     /// The version to activate (activate only).
@@ -263,24 +348,25 @@ impl ActivateQuery {
 #[utoipa::path(
     post,
     path = "/v1/plugins/{aggregate_type}/activate",
-    params(("aggregate_type" = String, Path, description = "Aggregate type"), ActivateQuery),
+    params(TypeParams, ActivateQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = ActivationResponse),
-        (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody),
+        (status = 400, description = "No or bad version, bad type (`invalid-aggregate-type`) or query (`bad-request`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
         (status = 404, description = "Unknown type or version", body = ErrorBody),
         (status = 409, description = "`unknown-schema`", body = ErrorBody),
         (status = 422, description = "`verification-failed`", body = ErrorBody),
+        (status = 500, description = "`storage-error`", body = ErrorBody),
+        (status = 503, description = "`starting`, `shutting-down`, `storage-full`", body = ErrorBody),
     )
 )]
 pub async fn activate(
     State(state): State<AppState>,
-    headers: HeaderMap,
     path: AggregatePath,
     QueryParams(query): QueryParams<ActivateQuery>,
 ) -> Result<Json<ActivationResponse>, ApiError> {
-    let runtime = state.admin_runtime(&headers)?;
+    let runtime = state.runtime()?;
     let version = query
         .version
         .as_deref()
@@ -295,22 +381,25 @@ pub async fn activate(
 #[utoipa::path(
     post,
     path = "/v1/plugins/{aggregate_type}/rollback",
-    params(("aggregate_type" = String, Path, description = "Aggregate type"), ActivateQuery),
+    params(TypeParams, ActivateQuery),
     security(("admin_token" = [])),
     responses(
         (status = 200, body = ActivationResponse),
-        (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody),
+        (status = 400, description = "A version given, bad type (`invalid-aggregate-type`) or query (`bad-request`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
+        (status = 404, description = "Unknown type", body = ErrorBody),
         (status = 409, description = "`unknown-schema` or `nothing-to-roll-back`", body = ErrorBody),
+        (status = 422, description = "`verification-failed`", body = ErrorBody),
+        (status = 500, description = "`storage-error`", body = ErrorBody),
+        (status = 503, description = "`starting`, `shutting-down`, `storage-full`", body = ErrorBody),
     )
 )]
 pub async fn rollback(
     State(state): State<AppState>,
-    headers: HeaderMap,
     path: AggregatePath,
     QueryParams(query): QueryParams<ActivateQuery>,
 ) -> Result<Json<ActivationResponse>, ApiError> {
-    let runtime = state.admin_runtime(&headers)?;
+    let runtime = state.runtime()?;
     if query.version.is_some() {
         return Err(ApiError::bad_request(
             "rollback takes no version: it returns to the previous one",

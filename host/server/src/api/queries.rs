@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tally_runtime::tally_store::RecordedEvent;
@@ -10,12 +11,14 @@ use tally_runtime::{At, EventView, GlobalPosition, StreamVersion};
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
+use super::auth::{is_system_type, system_streams_visible};
 use super::commands::{EventBody, raw_json};
 use super::error::{ApiError, ErrorBody};
-use super::input::{AggregatePath, QueryParams, check_type};
+use super::input::{AggregateParams, AggregatePath, QueryParams, TypeParams, check_type};
 
 /// Time travel for `GET /v1/aggregates/{type}/{id}`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StateQuery {
     /// The state as of this global position (events at or before it).
@@ -47,14 +50,15 @@ pub struct StateResponse {
     get,
     path = "/v1/aggregates/{aggregate_type}/{aggregate_id}",
     params(
-        ("aggregate_type" = String, Path, description = "Aggregate type"),
-        ("aggregate_id" = String, Path, description = "Aggregate id"),
+        AggregateParams,
         StateQuery
     ),
     responses(
         (status = 200, body = StateResponse),
-        (status = 400, body = ErrorBody),
+        (status = 400, description = "Bad type or id (`invalid-aggregate-type`, `invalid-id`) or query (`bad-request`)", body = ErrorBody),
         (status = 404, description = "Unknown aggregate type, or no events (then)", body = ErrorBody),
+        (status = 500, description = "The plugin failed to fold the events, or the store failed", body = ErrorBody),
+        (status = 503, description = "`starting`, `shutting-down`, `unavailable`", body = ErrorBody),
     )
 )]
 pub async fn state(
@@ -95,6 +99,7 @@ pub async fn state(
 
 /// Paging of a list.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Items to skip (default 0).
@@ -130,10 +135,12 @@ pub struct AggregateSummary {
 #[utoipa::path(
     get,
     path = "/v1/aggregates/{aggregate_type}",
-    params(("aggregate_type" = String, Path, description = "Aggregate type"), PageQuery),
+    params(TypeParams, PageQuery),
     responses(
         (status = 200, body = AggregatesResponse),
+        (status = 400, description = "Bad type (`invalid-aggregate-type`) or query (`bad-request`)", body = ErrorBody),
         (status = 404, description = "Unknown aggregate type", body = ErrorBody),
+        (status = 503, description = "`starting`", body = ErrorBody),
     )
 )]
 pub async fn aggregates(
@@ -171,7 +178,7 @@ fn unknown_type(aggregate_type: &str) -> ApiError {
     )
 }
 
-fn page_limit(state: &AppState, limit: Option<usize>) -> Result<usize, ApiError> {
+pub(super) fn page_limit(state: &AppState, limit: Option<usize>) -> Result<usize, ApiError> {
     let max = state.limits().max_page;
     match limit {
         Some(0) => Err(ApiError::bad_request("limit must be at least 1")),
@@ -182,6 +189,7 @@ fn page_limit(state: &AppState, limit: Option<usize>) -> Result<usize, ApiError>
 
 /// Which events of an aggregate.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// First version to return (default 1, the first event).
@@ -227,13 +235,15 @@ pub struct EventsResponse {
     get,
     path = "/v1/aggregates/{aggregate_type}/{aggregate_id}/events",
     params(
-        ("aggregate_type" = String, Path, description = "Aggregate type"),
-        ("aggregate_id" = String, Path, description = "Aggregate id"),
+        AggregateParams,
         EventsQuery
     ),
     responses(
         (status = 200, body = EventsResponse),
+        (status = 400, description = "Bad type or id (`invalid-aggregate-type`, `invalid-id`) or query (`bad-request`)", body = ErrorBody),
         (status = 404, description = "Unknown aggregate type (view=current)", body = ErrorBody),
+        (status = 500, description = "An upcast failed, or the store failed", body = ErrorBody),
+        (status = 503, description = "`starting`, `shutting-down`, `unavailable`", body = ErrorBody),
     )
 )]
 pub async fn aggregate_events(
@@ -262,6 +272,7 @@ pub async fn aggregate_events(
 
 /// Which events of the global log.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// First position to scan (default 0).
@@ -275,19 +286,30 @@ pub struct LogQuery {
     pub event_type: Option<String>,
 }
 
-/// The global log, paged by position, optionally filtered.
+/// The global log, paged by position, optionally filtered. The system streams (the
+/// plugin registry's `$tally-plugins` events) are included only for an admin caller;
+/// asking for a system type without the admin token is 401.
 #[utoipa::path(
     get,
     path = "/v1/events",
     params(LogQuery),
-    responses((status = 200, body = EventsResponse), (status = 400, body = ErrorBody))
+    responses(
+        (status = 200, body = EventsResponse),
+        (status = 400, description = "Bad query (`bad-request`, `invalid-aggregate-type`)", body = ErrorBody),
+        (status = 401, description = "A system type asked for without the admin token", body = ErrorBody),
+        (status = 500, description = "The store failed (`storage-error`)", body = ErrorBody),
+        (status = 503, description = "`starting`, `shutting-down`, `unavailable`", body = ErrorBody),
+    )
 )]
 pub async fn all_events(
     State(state): State<AppState>,
+    headers: HeaderMap,
     QueryParams(query): QueryParams<LogQuery>,
 ) -> Result<Json<EventsResponse>, ApiError> {
     let runtime = state.runtime()?;
-    if let Some(aggregate_type) = &query.aggregate_type
+    let requested_type = query.aggregate_type.as_deref();
+    let system_visible = system_streams_visible(&state, &headers, requested_type)?;
+    if let Some(aggregate_type) = requested_type
         && aggregate_type != tally_runtime::Runtime::REGISTRY_TYPE
     {
         check_type(aggregate_type)?;
@@ -298,6 +320,7 @@ pub async fn all_events(
     let next = scanned.last().map_or(from, |event| event.position.next());
     let events = scanned
         .into_iter()
+        .filter(|event| system_visible || !is_system_type(&event.stream.aggregate_type))
         .filter(|event| {
             query
                 .aggregate_type

@@ -144,13 +144,15 @@ async fn every_status_code_has_its_body_and_failures_append_nothing() {
             .command("test-hostile", "h", bank("MemoryBomb", json!(null)))
             .await,
     );
-    expect(
-        500,
-        "plugin-panic",
-        service
-            .command("test-hostile", "h", bank("Doom", json!(null)))
-            .await,
+    let panic = service
+        .command("test-hostile", "h", bank("Doom", json!(null)))
+        .await;
+    let message = panic.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("cannot apply a doomed event") && !message.contains(".rs"),
+        "a panic's answer carries its message and no source location: {message}"
     );
+    expect(500, "plugin-panic", panic);
     assert_eq!(
         service.end_position().await,
         end,
@@ -176,12 +178,56 @@ async fn every_status_code_has_its_body_and_failures_append_nothing() {
     service.stop();
 }
 
+/// The plugin registry's events are in the log, but a read without the admin token
+/// leaves them out, and asking for them by name is 401.
+async fn system_streams_are_for_admins(service: &Service, http: &reqwest::Client) {
+    let registry_events = |body: &serde_json::Value| {
+        body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|event| event["aggregate_type"] == "$tally-plugins")
+            .count()
+    };
+    let read = |path: &str, token: Option<&str>| {
+        let mut request = http.get(service.path(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, admin) = read("/v1/events", Some(ADMIN_TOKEN)).await;
+    assert_eq!(status, 200, "{admin}");
+    assert!(registry_events(&admin) > 0, "{admin}");
+    let (status, public) = read("/v1/events", None).await;
+    assert_eq!(status, 200, "{public}");
+    assert_eq!(registry_events(&public), 0, "{public}");
+    let (status, asked) = read("/v1/events?aggregate_type=%24tally-plugins", None).await;
+    assert_eq!(status, 401, "{asked}");
+}
+
+/// An admin token of the required length.
+const ADMIN_TOKEN: &str = "admin-token-0123456789";
+
 #[tokio::test]
 async fn admin_endpoints_need_the_token_and_metrics_follow_the_traffic() {
     let dir = tempfile::tempdir().unwrap();
-    let service = Service::start(dir.path(), &["--admin-token", "s3cret"]).await;
+    let service = Service::start(dir.path(), &["--admin-token", ADMIN_TOKEN]).await;
     let http = reqwest::Client::new();
-    for token in [None, Some("wrong")] {
+    // The token is checked before anything else of the request: a bad path or query
+    // is not looked at (and so not answered 400) for a caller without it.
+    for path in [
+        "/v1/plugins/BAD/rollback",
+        "/v1/plugins/bank-account/activate?nonsense=1",
+    ] {
+        let response = http.post(service.path(path)).send().await.unwrap();
+        assert_eq!(response.status(), 401, "{path}");
+    }
+    for token in [None, Some("wrong"), Some(&ADMIN_TOKEN[1..])] {
         let mut request = http.get(service.path("/v1/plugins"));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -198,11 +244,12 @@ async fn admin_endpoints_need_the_token_and_metrics_follow_the_traffic() {
     }
     let listed = http
         .get(service.path("/v1/plugins"))
-        .bearer_auth("s3cret")
+        .header("authorization", format!("bearer {ADMIN_TOKEN}"))
         .send()
         .await
         .unwrap();
-    assert_eq!(listed.status(), 200);
+    assert_eq!(listed.status(), 200, "the scheme is case-insensitive");
+    system_streams_are_for_admins(&service, &http).await;
 
     let scrape = || async {
         let text = http

@@ -65,6 +65,92 @@ async fn the_cli_sends_reads_and_lists() {
     service.stop();
 }
 
+/// Runs tally with `args` and gives it `deadline` to finish: a command that should
+/// stop by itself fails the test instead of hanging it.
+fn tally_within(args: &[&str], deadline: std::time::Duration) -> (bool, String, String) {
+    let mut child = Command::new(TALLY)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tally");
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > deadline {
+            child.kill().expect("kill");
+            panic!("`tally {}` did not stop by itself", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("output");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_says_what_to_do_next() {
+    // No service at the address: the error names it and how to start one.
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nowhere = format!("http://127.0.0.1:{free_port}");
+    let (ok, _, err) = tally(&["state", "bank-account", "a", "--url", &nowhere]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("127.0.0.1:{free_port}")) && err.contains("tally serve"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = "cli-admin-token-0123456789";
+    let service = Service::start(dir.path(), &["--admin-token", token]).await;
+    let url = service.url.clone();
+    // A 401 names the flag and the variable that carry the token.
+    let (ok, _, err) = tally(&["plugin", "list", "--url", &url]);
+    assert!(!ok);
+    assert!(
+        err.contains("--token") && err.contains("TALLY_ADMIN_TOKEN"),
+        "{err}"
+    );
+    for id in ["f1", "f2", "f3"] {
+        let body = crate::bank("OpenAccount", serde_json::json!({"initial_balance": 5}));
+        assert_eq!(service.command("bank-account", id, body).await.0, 200);
+    }
+    // --follow --limit N prints N events and stops.
+    let (ok, out, err) = tally_within(
+        &[
+            "events",
+            "bank-account",
+            "--follow",
+            "--limit",
+            "2",
+            "--url",
+            &url,
+        ],
+        std::time::Duration::from_secs(60),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    // --at-time takes an RFC 3339 time as well as epoch ms.
+    let (ok, out, err) = tally(&[
+        "state",
+        "bank-account",
+        "f1",
+        "--at-time",
+        "2999-01-01T00:00:00Z",
+        "--url",
+        &url,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"balance\": 5"), "{out}");
+    service.stop();
+}
+
 #[tokio::test]
 async fn verify_names_the_damage_and_repair_lets_the_service_start() {
     let dir = tempfile::tempdir().unwrap();

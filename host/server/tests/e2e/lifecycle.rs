@@ -1,11 +1,97 @@
-//! The recipe over HTTP across restarts, and SIGTERM under load.
+//! The recipe over HTTP across restarts, SIGTERM under load, and a plugins directory
+//! that refuses the start.
 
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
+use tally_test_support::components;
 
-use crate::{Service, bank};
+use crate::{Service, TALLY, bank};
+
+/// Runs `tally serve` with `--plugins plugins` on a new data directory in `dir` until it
+/// exits; its exit status and what it wrote to stderr. Panics if it still runs after a
+/// minute: it started instead of refusing to.
+fn serve_with_plugins(dir: &Path, plugins: &Path) -> (ExitStatus, String) {
+    let mut child = Command::new(TALLY)
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--plugins")
+        .arg(plugins)
+        .arg("--compile-cache")
+        .arg(components::compile_cache())
+        .arg("--log-format")
+        .arg("json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tally serve");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "tally serve is still running; log:\n{}",
+                reader.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status, reader.join().unwrap())
+}
+
+#[test]
+fn a_missing_plugins_directory_refuses_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-plugins-here");
+    let (status, stderr) = serve_with_plugins(dir.path(), &missing);
+    assert!(!status.success(), "{status}: {stderr}");
+    let reason = format!(
+        "error: cannot read the plugins directory {}: No such file or directory",
+        missing.display()
+    );
+    assert!(stderr.contains(&reason), "{stderr}");
+}
+
+#[test]
+fn a_component_that_does_not_install_refuses_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(
+        components::BANK_ACCOUNT_V1,
+        plugins.join("bank_account.wasm"),
+    )
+    .unwrap();
+    let broken = plugins.join("broken.wasm");
+    std::fs::write(&broken, b"not a component").unwrap();
+    let (status, stderr) = serve_with_plugins(dir.path(), &plugins);
+    assert!(!status.success(), "{status}: {stderr}");
+    let reason = format!(
+        "error: cannot install plugin {}: not a WebAssembly binary",
+        broken.display()
+    );
+    assert!(stderr.contains(&reason), "{stderr}");
+    assert!(!stderr.contains(r#""message":"ready""#), "{stderr}");
+}
 
 #[tokio::test]
 async fn the_recipe_over_http_survives_a_restart() {

@@ -3,8 +3,12 @@
 
 mod api;
 mod cli;
+mod command_data;
+mod idempotency;
 mod lifecycle;
+mod openapi;
 mod plugins;
+mod projections;
 mod stream;
 
 #[path = "../common/mod.rs"]

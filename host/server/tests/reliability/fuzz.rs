@@ -28,7 +28,7 @@ use crate::{Rng, Service, bank, env_number, seed_from_env};
 /// Concurrent connections.
 const CONNECTIONS: u64 = 8;
 /// The admin token of the fuzzed service.
-const TOKEN: &str = "fuzz-token";
+const TOKEN: &str = "fuzz-token-0123456789";
 /// Accounts opened before the run (`f0`..`f7`).
 const ACCOUNTS: u64 = 8;
 /// Longest wait for one answer.

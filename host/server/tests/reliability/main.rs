@@ -5,6 +5,7 @@
 mod full_disk;
 mod fuzz;
 mod kill_nine;
+mod projection_kill;
 mod soak;
 
 #[path = "../common/mod.rs"]

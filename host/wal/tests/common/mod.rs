@@ -17,10 +17,11 @@ pub fn small_config(dir: &Path) -> WalConfig {
     }
 }
 
-/// A record whose key and value are derived from `n`, so that a reader can check it.
+/// A record whose value is derived from `n` (its eight bytes, then text naming it), so
+/// that a reader can check it.
 pub fn numbered(n: u64) -> Record {
-    let value = format!("value-{n}-").repeat((n % 7 + 1) as usize * 10);
-    Record::put(n.to_le_bytes().to_vec(), value.into_bytes())
+    let text = format!("value-{n}-").repeat((n % 7 + 1) as usize * 10);
+    Record::new([&n.to_le_bytes()[..], text.as_bytes()].concat())
 }
 
 /// Every record of the log, in order, with its position.

@@ -148,10 +148,23 @@ fn malformed_commands_are_rejected_as_invalid_command_not_trapped() {
     let mut plugin = v1();
     let state = plugin.initial_state().unwrap();
     let cases = [
-        ("Transfer", r#"{"amount": 5}"#, "unknown variant `Transfer`"),
-        ("Deposit", r#"{"amount": "five"}"#, "invalid type"),
-        ("OpenAccount", "{}", "missing field `initial_balance`"),
-        ("Withdraw", "not json", "not JSON"),
+        (
+            "Transfer",
+            r#"{"amount": 5}"#,
+            r#"unknown command "Transfer""#,
+        ),
+        ("Deposit", r#"{"amount": "five"}"#, "Deposit: invalid type"),
+        (
+            "OpenAccount",
+            "{}",
+            r#"OpenAccount: missing field "initial_balance""#,
+        ),
+        (
+            "Deposit",
+            r#"{"amount": 5, "extra": 1}"#,
+            r#"Deposit: unknown field "extra" (expected "amount")"#,
+        ),
+        ("Withdraw", "not json", "Withdraw: data is not JSON"),
     ];
     for (name, data, detail) in cases {
         let rejection = plugin
