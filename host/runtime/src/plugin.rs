@@ -304,12 +304,7 @@ fn check_info(wire: WireInfo) -> Result<PluginInfo, InstallError> {
             wire.aggregate_type
         ));
     }
-    let version = match semver::Version::parse(&wire.version) {
-        Ok(version) => version,
-        Err(error) => {
-            return invalid(format!("version {:?} is not semver: {error}", wire.version));
-        }
-    };
+    let version = parse_version(&wire.version)?;
     let mut seen = std::collections::HashSet::new();
     for command in &wire.commands {
         if command.is_empty() || !seen.insert(command.as_str()) {
@@ -334,6 +329,13 @@ fn check_info(wire: WireInfo) -> Result<PluginInfo, InstallError> {
         description: wire.description,
         commands: wire.commands,
         events: wire.events,
+    })
+}
+
+/// A `describe`'s version, which must be semver.
+pub(crate) fn parse_version(text: &str) -> Result<semver::Version, InstallError> {
+    semver::Version::parse(text).map_err(|error| {
+        InstallError::InvalidInfo(format!("version {text:?} is not semver: {error}"))
     })
 }
 

@@ -19,7 +19,7 @@ use crate::cache::{CacheStatus, load_or_compile};
 use crate::engine::PluginEngine;
 use crate::instance::{CallError, GuestState, Live, error_chain};
 use crate::output::Label;
-use crate::plugin::{InstallError, check_header, is_kebab_case};
+use crate::plugin::{InstallError, check_header, is_kebab_case, parse_version};
 
 /// Host bindings of the `tally:projection/plugin` world.
 mod bindings {
@@ -446,12 +446,7 @@ fn check_info(wire: types::ProjectionInfo) -> Result<ProjectionInfo, InstallErro
             wire.name
         ));
     }
-    let version = match semver::Version::parse(&wire.version) {
-        Ok(version) => version,
-        Err(error) => {
-            return invalid(format!("version {:?} is not semver: {error}", wire.version));
-        }
-    };
+    let version = parse_version(&wire.version)?;
     check_names("aggregate type", &wire.aggregate_types, true)?;
     check_names("table", &wire.tables, true)?;
     if let Some(reserved) = wire

@@ -77,18 +77,7 @@ impl Client {
             .await
             .map_err(|error| ClientError::Transport(error.to_string()))?;
         if !status.is_success() {
-            let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let field = |name: &str| {
-                parsed["error"][name]
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned())
-            };
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                code: field("code"),
-                message: with_hint(status.as_u16(), field("message")),
-            });
+            return Err(api_error(status.as_u16(), &body));
         }
         serde_json::from_slice(&body).map_err(|error| {
             ClientError::Transport(format!("unreadable answer from {}: {error}", self.base))
@@ -186,13 +175,10 @@ impl Client {
         if response.status().is_success() {
             return Ok(());
         }
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        let field = |name: &str| body["error"][name].as_str().unwrap_or("").to_owned();
-        Err(ClientError::Api {
+        Err(api_error(
             status,
-            code: field("code"),
-            message: with_hint(status, field("message")),
-        })
+            &response.bytes().await.unwrap_or_default(),
+        ))
     }
 
     /// `GET /v1/subscribe`: calls `each` with every event until the stream ends or
@@ -211,13 +197,10 @@ impl Client {
             .map_err(|error| self.unreachable(&error))?;
         if !response.status().is_success() {
             let status = response.status().as_u16();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            let field = |name: &str| body["error"][name].as_str().unwrap_or("").to_owned();
-            return Err(ClientError::Api {
+            return Err(api_error(
                 status,
-                code: field("code"),
-                message: with_hint(status, field("message")),
-            });
+                &response.bytes().await.unwrap_or_default(),
+            ));
         }
         let mut events = eventsource_stream::Eventsource::eventsource(response.bytes_stream());
         while let Some(event) = events.next().await {
@@ -248,6 +231,23 @@ impl Client {
             "cannot reach the service at {} ({reason}){advice}",
             self.base
         ))
+    }
+}
+
+/// An error answer as a [`ClientError`]: the service's `{"error": {...}}`, or the body
+/// as it is when it is not that shape.
+fn api_error(status: u16, body: &[u8]) -> ClientError {
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let field = |name: &str| {
+        parsed["error"][name]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
+    };
+    ClientError::Api {
+        status,
+        code: field("code"),
+        message: with_hint(status, field("message")),
     }
 }
 
