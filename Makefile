@@ -7,10 +7,22 @@
 CARGO ?= cargo
 PLUGINS := --manifest-path plugins/Cargo.toml
 
-.PHONY: run demo test setup plugins
+.PHONY: run demo test setup test-setup plugins
 
 setup:
 	rustup target add wasm32-wasip2
+
+# What the tests need beyond `setup`: PostgreSQL from Debian's packages, only when
+# missing (the PostgreSQL store's tests start a server of their own from its binaries,
+# /usr/lib/postgresql/*/bin).
+test-setup: setup
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+		echo "setup: installing postgresql with apt-get"; \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			postgresql >/dev/null; \
+	fi
 
 run: plugins
 	mkdir -p target/tally-plugins
@@ -25,7 +37,7 @@ demo: plugins
 plugins: setup
 	$(CARGO) build --release --target wasm32-wasip2 $(PLUGINS)
 
-test: setup
+test: test-setup
 	$(CARGO) fmt --all -- --check
 	cd plugins && $(CARGO) fmt -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

@@ -66,6 +66,12 @@ const COMPONENTS: &[(&str, &str, &str, &str)] = &[
         "test-hostile-projection, a projection over bank-account whose deposits of 13 to 20 loop forever, exhaust memory, write a document too large, into an undeclared table, not JSON or at a key too long, return an error or panic",
     ),
     (
+        "TEST_NAME_CLASH",
+        "testing/test-name-clash",
+        "test_name_clash",
+        "test-name-clash, a projection named `bank-account` like the aggregate type, for the one-namespace tests",
+    ),
+    (
         "TEST_IMPOSTOR",
         "testing/test-impostor",
         "test_impostor",

@@ -2,7 +2,7 @@
 //! [`DocumentStore`] that is the host's `documents` import in a component and an
 //! in-memory map in native tests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -77,6 +77,10 @@ impl DocumentStore for MemoryDocuments {
 /// `Serialize` type can be written and read back as itself or as a
 /// [`serde_json::Value`].
 ///
+/// Within a batch each document is read from the store at most once and written to
+/// it at most once, when the batch has applied: a document every event touches (a
+/// total, say) costs one read and one write per batch, not per event.
+///
 /// Every method refuses, with a panic, a table that is not one of the projection's
 /// [`TABLES`](crate::Projection::TABLES) and an empty key: bugs in the projection,
 /// which its tests find. The host also limits the size of keys and documents (by
@@ -84,18 +88,60 @@ impl DocumentStore for MemoryDocuments {
 pub struct Documents<'a> {
     store: &'a mut dyn DocumentStore,
     tables: &'static [&'static str],
+    /// Per table (in the order of `tables`), the documents this batch has read or
+    /// written.
+    batch: Vec<HashMap<String, Cached>>,
+}
+
+/// A document as the batch knows it: `None` for no document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cached {
+    /// As the store has it.
+    Read(Option<Vec<u8>>),
+    /// Changed by the batch, not yet written to the store.
+    Written(Option<Vec<u8>>),
+}
+
+impl Cached {
+    fn document(&self) -> Option<&[u8]> {
+        match self {
+            Cached::Read(document) | Cached::Written(document) => document.as_deref(),
+        }
+    }
 }
 
 impl<'a> Documents<'a> {
     /// Documents in `store`, limited to `tables`.
     pub(crate) fn new(store: &'a mut dyn DocumentStore, tables: &'static [&'static str]) -> Self {
-        Self { store, tables }
+        let batch = tables.iter().map(|_| HashMap::new()).collect();
+        Self {
+            store,
+            tables,
+            batch,
+        }
+    }
+
+    /// Writes the batch's changes to the store: the end of a batch that applied.
+    pub(crate) fn finish(self) {
+        for (table, documents) in self.tables.iter().zip(self.batch) {
+            for (key, cached) in documents {
+                match cached {
+                    Cached::Read(_) => {}
+                    Cached::Written(Some(data)) => self.store.put(table, &key, &data),
+                    Cached::Written(None) => self.store.delete(table, &key),
+                }
+            }
+        }
     }
 
     /// The document at `key` in `table` as a `T`, if there is one; an error, naming
     /// the document, if it does not decode as a `T`.
     #[track_caller]
-    pub fn get<T: DeserializeOwned>(&self, table: &str, key: &str) -> Result<Option<T>, String> {
+    pub fn get<T: DeserializeOwned>(
+        &mut self,
+        table: &str,
+        key: &str,
+    ) -> Result<Option<T>, String> {
         let Some(data) = self.get_raw(table, key) else {
             return Ok(None);
         };
@@ -106,9 +152,15 @@ impl<'a> Documents<'a> {
 
     /// The document at `key` in `table` as the JSON text stored, if there is one.
     #[track_caller]
-    pub fn get_raw(&self, table: &str, key: &str) -> Option<Vec<u8>> {
-        self.check_place(table, key);
-        self.store.get(table, key)
+    pub fn get_raw(&mut self, table: &str, key: &str) -> Option<Vec<u8>> {
+        let table_index = self.check_place(table, key);
+        let documents = &mut self.batch[table_index];
+        if let Some(cached) = documents.get(key) {
+            return cached.document().map(<[u8]>::to_vec);
+        }
+        let document = self.store.get(table, key);
+        documents.insert(key.to_owned(), Cached::Read(document.clone()));
+        document
     }
 
     /// Stores `value`'s serde JSON as the document at `key` in `table`, replacing
@@ -141,8 +193,7 @@ impl<'a> Documents<'a> {
     /// Removes the document at `key` in `table`, if there is one.
     #[track_caller]
     pub fn delete(&mut self, table: &str, key: &str) {
-        self.check_place(table, key);
-        self.store.delete(table, key);
+        self.record(table, key, None);
     }
 
     /// Reads the document at `key` in `table` (`None` if there is none), and stores
@@ -170,20 +221,35 @@ impl<'a> Documents<'a> {
     /// Stores JSON text already checked, in a declared table.
     #[track_caller]
     fn store_checked(&mut self, table: &str, key: &str, json: &[u8]) {
-        self.check_place(table, key);
-        self.store.put(table, key, json);
+        self.record(table, key, Some(json.to_vec()));
     }
 
-    /// Panics unless `table` is one of the projection's tables and `key` is not
-    /// empty: the host would trap on either, with a less precise message.
+    /// Records the batch's new version of a document (`None`: deleted).
     #[track_caller]
-    fn check_place(&self, table: &str, key: &str) {
-        assert!(
-            self.tables.contains(&table),
-            "table {table:?} is not one of the projection's TABLES {:?}",
-            self.tables
-        );
+    fn record(&mut self, table: &str, key: &str, document: Option<Vec<u8>>) {
+        let table_index = self.check_place(table, key);
+        let documents = &mut self.batch[table_index];
+        match documents.get_mut(key) {
+            Some(cached) => *cached = Cached::Written(document),
+            None => {
+                documents.insert(key.to_owned(), Cached::Written(document));
+            }
+        }
+    }
+
+    /// The index of `table` among the projection's tables. Panics unless it is one
+    /// of them and `key` is not empty: the host would trap on either, with a less
+    /// precise message.
+    #[track_caller]
+    fn check_place(&self, table: &str, key: &str) -> usize {
+        let Some(table_index) = self.tables.iter().position(|declared| *declared == table) else {
+            panic!(
+                "table {table:?} is not one of the projection's TABLES {:?}",
+                self.tables
+            );
+        };
         assert!(!key.is_empty(), "a document key in table {table} is empty");
+        table_index
     }
 }
 
@@ -207,6 +273,64 @@ mod tests {
         assert_eq!(docs.get_raw("accounts", "a").unwrap(), br#"{"balance":5}"#);
         docs.delete("accounts", "a");
         assert_eq!(docs.get::<Value>("accounts", "a").unwrap(), None);
+        docs.finish();
+        assert_eq!(store, MemoryDocuments::default());
+    }
+
+    /// A store that counts the calls it gets.
+    #[derive(Default)]
+    struct CountingStore {
+        documents: MemoryDocuments,
+        gets: std::cell::Cell<u32>,
+        puts: u32,
+        deletes: u32,
+    }
+
+    impl DocumentStore for CountingStore {
+        fn get(&self, table: &str, key: &str) -> Option<Vec<u8>> {
+            self.gets.set(self.gets.get() + 1);
+            self.documents.get(table, key)
+        }
+
+        fn put(&mut self, table: &str, key: &str, data: &[u8]) {
+            self.puts += 1;
+            self.documents.put(table, key, data);
+        }
+
+        fn delete(&mut self, table: &str, key: &str) {
+            self.deletes += 1;
+            self.documents.delete(table, key);
+        }
+    }
+
+    #[test]
+    fn a_batch_reads_each_document_once_and_writes_it_once_at_its_end() {
+        let mut store = CountingStore::default();
+        store.documents.put("accounts", "gone", b"1");
+        let mut docs = Documents::new(&mut store, TABLES);
+        for _ in 0..5 {
+            docs.update("totals", "n", |n: Option<u64>| Some(n.unwrap_or(0) + 1))
+                .unwrap();
+        }
+        docs.put("accounts", "a", &1);
+        docs.put("accounts", "a", &2);
+        assert_eq!(docs.get::<u64>("accounts", "gone").unwrap(), Some(1));
+        docs.delete("accounts", "gone");
+        docs.finish();
+        assert_eq!((store.gets.get(), store.puts, store.deletes), (2, 2, 1));
+        let written: Vec<_> = store.documents.iter().collect();
+        assert_eq!(
+            written,
+            [("accounts", "a", &b"2"[..]), ("totals", "n", &b"5"[..])]
+        );
+    }
+
+    #[test]
+    fn a_batch_that_does_not_finish_writes_nothing() {
+        let mut store = MemoryDocuments::default();
+        let mut docs = Documents::new(&mut store, TABLES);
+        docs.put("accounts", "a", &1);
+        drop(docs);
         assert_eq!(store, MemoryDocuments::default());
     }
 

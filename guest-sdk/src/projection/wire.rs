@@ -64,8 +64,8 @@ pub fn describe<P: Projection>() -> ProjectionInfo {
 
 /// `apply`: applies a batch event by event to the documents in `store`. The first
 /// event that does not decode or that the projection refuses ends the batch with
-/// `Err("<position>: <message>")`; what was written before it stays in `store`, and
-/// it is the caller (the host, or the test harness) that discards the batch.
+/// `Err("<position>: <message>")` and writes nothing to `store`. A batch that applies
+/// writes each document it changed to `store` once, at its end.
 pub fn apply<P: Projection>(
     events: Vec<RawEnvelope>,
     store: &mut dyn DocumentStore,
@@ -76,6 +76,7 @@ pub fn apply<P: Projection>(
         let envelope = decode::<P>(event).map_err(|error| format!("{position}: {error}"))?;
         P::apply(envelope, &mut docs).map_err(|error| format!("{position}: {error}"))?;
     }
+    docs.finish();
     Ok(())
 }
 

@@ -33,6 +33,32 @@ pub enum ProjectionError {
         /// The newest installed version.
         installed: semver::Version,
     },
+    /// Another component of that version of the projection is installed already.
+    #[error("projection {name} {version} is installed already, with other bytes")]
+    VersionExists {
+        /// The projection.
+        name: String,
+        /// The version offered.
+        version: semver::Version,
+    },
+    /// The projection has no installed version of that number.
+    #[error("projection {name:?} has no installed version {version:?}")]
+    UnknownVersion {
+        /// The projection.
+        name: String,
+        /// The version asked for.
+        version: String,
+    },
+    /// `rollback` of a projection with no previously active version kept.
+    #[error("projection {0:?} has no previously active version to roll back to")]
+    NothingToRollBack(String),
+    /// Aggregate types and projections share one namespace (the routes
+    /// `/v1/plugins/{name}/activate` and `rollback` serve both): the name is taken.
+    #[error("{0:?} is the name of an aggregate type; a projection cannot have it")]
+    NameTaken(String),
+    /// The projections are closed (the service is shutting down).
+    #[error("the projections are closed")]
+    Closed,
     /// A read asked for a position the projection did not reach within the wait.
     #[error("projection {projection:?} reached position {reached}, not {wanted}, within the wait")]
     NotYet {

@@ -11,18 +11,24 @@
 //! - [`Projector`]: the task that feeds a projection durable events in log order,
 //!   upcast to the current schemas of their active plugins, batch by batch; a failure
 //!   is pinned to one event and stops the projection, `faulted`, until `retry` or `skip`.
-//! - [`Projections`]: the installed projections, started from their checkpoints,
-//!   rebuilt blue/green on a new version, and queried by document or by key-ordered
+//! - [`Projections`]: the installed projections and their lifecycle (install, activate,
+//!   roll back, rebuild: each new read model built blue/green beside the one serving,
+//!   and the active version recorded durably), queried by document or by key-ordered
 //!   page, optionally waiting until a position is applied (read your writes).
 
 mod error;
 mod projector;
 mod read_model;
+mod record;
 mod service;
 
 pub use error::ProjectionError;
 pub use projector::{
     Control, ControlAt, Fault, Progress, ProjectionState, Projector, ProjectorConfig,
 };
-pub use read_model::{Page, ReadModel, Snapshot};
-pub use service::{ProjectionStatus, Projections, ProjectionsConfig};
+pub use read_model::{Commit, Page, ReadModel, Snapshot};
+pub use record::BuildReason;
+pub use service::{
+    BuildStatus, InstalledProjection, ProjectionInstallOptions, ProjectionStatus, Projections,
+    ProjectionsConfig, RATE_WINDOW, Throughput,
+};

@@ -3,15 +3,17 @@
 //! Two tables: `documents`, keyed by `(table, key)`, holding JSON; and `progress`,
 //! holding the checkpoint (the next global position to apply) and the count of events
 //! skipped by an administrator. A batch's documents and its checkpoint are written in
-//! one redb write transaction, committed durably (redb's default `Immediate`
-//! durability fsyncs before `commit` returns). After a crash redb opens at its last
-//! committed transaction, so the documents are always the fold of exactly the events
-//! before the checkpoint: never one applied twice, never one skipped.
+//! one redb write transaction. A commit is [`Commit::Durable`] (redb's `Immediate`:
+//! fsynced before `commit` returns) or [`Commit::Deferred`] (redb's `None`: visible to
+//! readers at once, on disk with the next durable commit). After a crash redb opens at
+//! its last durable transaction, so the documents are always the fold of exactly the
+//! events before the checkpoint: never one applied twice, never one skipped. Deferring
+//! only moves that checkpoint back, to be applied again from the log.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, TableDefinition};
 use tally_runtime::{DocumentSource, DocumentWrites, GlobalPosition};
 
 use crate::error::ProjectionError;
@@ -24,6 +26,16 @@ const PROGRESS: TableDefinition<&str, u64> = TableDefinition::new("progress");
 const CHECKPOINT: &str = "checkpoint";
 /// Events skipped by `skip` so far.
 const SKIPPED: &str = "skipped";
+
+/// How a commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// On disk when `commit` returns (an fsync).
+    Durable,
+    /// Visible to readers when `commit` returns; on disk with the next durable commit
+    /// (or lost in a crash before it, with its checkpoint).
+    Deferred,
+}
 
 /// A read model: see the module documentation. Cheap to clone.
 #[derive(Clone)]
@@ -66,14 +78,20 @@ impl ReadModel {
     }
 
     /// Writes a batch's documents and moves the checkpoint to `checkpoint`, in one
-    /// durable transaction. `skipped` counts events passed over by an administrator.
+    /// transaction committed as `commit` says. `skipped` counts events passed over by
+    /// an administrator.
     pub fn commit(
         &self,
         writes: &DocumentWrites,
         checkpoint: GlobalPosition,
         skipped: u64,
+        commit: Commit,
     ) -> Result<(), ProjectionError> {
-        let txn = self.db.begin_write().map_err(|e| self.storage(e))?;
+        let mut txn = self.db.begin_write().map_err(|e| self.storage(e))?;
+        if commit == Commit::Deferred {
+            txn.set_durability(Durability::None)
+                .map_err(|e| self.storage(e))?;
+        }
         {
             let mut progress = txn.open_table(PROGRESS).map_err(|e| self.storage(e))?;
             let previous = progress
@@ -106,6 +124,12 @@ impl ReadModel {
                 .map_err(|e| self.storage(e))?;
             }
         }
+        txn.commit().map_err(|e| self.storage(e))
+    }
+
+    /// Puts every deferred commit on disk: an empty durable transaction.
+    pub fn make_durable(&self) -> Result<(), ProjectionError> {
+        let txn = self.db.begin_write().map_err(|e| self.storage(e))?;
         txn.commit().map_err(|e| self.storage(e))
     }
 
@@ -253,7 +277,12 @@ mod tests {
     fn documents_and_checkpoint_survive_reopening() {
         let (dir, model) = open();
         model
-            .commit(&DocumentWrites::default(), GlobalPosition::new(7), 2)
+            .commit(
+                &DocumentWrites::default(),
+                GlobalPosition::new(7),
+                2,
+                Commit::Durable,
+            )
             .unwrap();
         drop(model);
         let model = ReadModel::open(&dir.path().join("p").join("1.0.0.redb")).unwrap();
@@ -267,7 +296,67 @@ mod tests {
     fn the_checkpoint_never_moves_back() {
         let (_dir, model) = open();
         let none = DocumentWrites::default();
-        model.commit(&none, GlobalPosition::new(5), 0).unwrap();
-        model.commit(&none, GlobalPosition::new(4), 0).unwrap();
+        model
+            .commit(&none, GlobalPosition::new(5), 0, Commit::Deferred)
+            .unwrap();
+        model
+            .commit(&none, GlobalPosition::new(4), 0, Commit::Deferred)
+            .unwrap();
+    }
+
+    /// Set in the child process of the test below: the read model's path.
+    const CHILD_MODEL: &str = "TALLY_READ_MODEL_CHILD";
+
+    #[test]
+    fn deferred_commits_are_visible_at_once_and_on_disk_once_made_durable() {
+        if let Some(path) = std::env::var_os(CHILD_MODEL) {
+            commit_then_die(Path::new(&path));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.redb");
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "read_model::tests::deferred_commits_are_visible_at_once_and_on_disk_once_made_durable",
+                "--nocapture",
+            ])
+            .env(CHILD_MODEL, &path)
+            .status()
+            .unwrap();
+        assert!(!status.success(), "the child dies mid-way: {status}");
+        let model = ReadModel::open(&path).unwrap();
+        let snapshot = model.snapshot().unwrap();
+        assert_eq!(
+            snapshot.checkpoint().unwrap(),
+            GlobalPosition::new(5),
+            "what was made durable survives the crash, the deferred commit after it does not"
+        );
+        assert_eq!(
+            snapshot.document("t", "k").unwrap().as_deref(),
+            Some(&b"5"[..])
+        );
+    }
+
+    /// In the child: two deferred commits made durable, a third deferred one, then an
+    /// abort (no destructor runs, nothing more is written).
+    fn commit_then_die(path: &Path) -> ! {
+        let model = ReadModel::open(path).unwrap();
+        for position in [3, 5, 9] {
+            let mut writes = DocumentWrites::default();
+            let key = tally_runtime::DocumentKey {
+                table: "t".into(),
+                key: "k".into(),
+            };
+            writes.put(key, position.to_string().into_bytes());
+            let checkpoint = GlobalPosition::new(position);
+            model
+                .commit(&writes, checkpoint, 0, Commit::Deferred)
+                .unwrap();
+            assert_eq!(model.checkpoint().unwrap(), checkpoint, "visible at once");
+            if position == 5 {
+                model.make_durable().unwrap();
+            }
+        }
+        std::process::abort();
     }
 }

@@ -11,6 +11,11 @@ use wasmtime::{Config, Engine, OptLevel};
 use crate::config::EngineConfig;
 use crate::instance::GuestState;
 
+/// Set (to anything) in the environment, this makes the engine write
+/// `/tmp/perf-<pid>.map` as it compiles plugins, so that `perf` names their functions
+/// (docs/BENCHMARKS.md, "Profiling").
+pub const PERFMAP_VARIABLE: &str = "TALLY_WASM_PERFMAP";
+
 /// Why a [`PluginEngine`] could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -97,6 +102,9 @@ impl PluginEngine {
             } else {
                 OptLevel::None
             });
+        if std::env::var_os(PERFMAP_VARIABLE).is_some() {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine =
             Engine::new(&wasm).map_err(|error| EngineError::Wasmtime(error.to_string()))?;
 

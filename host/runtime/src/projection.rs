@@ -434,8 +434,9 @@ fn instantiate(
 }
 
 /// Table names a projection may not declare: `/v1/projections/{name}/{table}` would
-/// collide with the admin actions `/v1/projections/{name}/retry` and `.../skip`.
-pub const RESERVED_TABLES: &[&str] = &["retry", "skip"];
+/// collide with the admin actions `/v1/projections/{name}/rebuild`, `.../retry` and
+/// `.../skip`.
+pub const RESERVED_TABLES: &[&str] = &["rebuild", "retry", "skip"];
 
 /// Validates `describe`'s answer.
 fn check_info(wire: types::ProjectionInfo) -> Result<ProjectionInfo, InstallError> {

@@ -43,7 +43,7 @@ pub struct ClientArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (HTTP API, live event stream, plugin admin, metrics).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Send a command: `tally send bank-account alice Deposit '{"amount":500}'`.
     Send(SendArgs),
     /// Show an aggregate's state, now or in the past.
@@ -56,7 +56,8 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
-    /// Read projections and handle a faulted one (install them with `plugin install`).
+    /// Read projections, rebuild one, handle a faulted one (install, activate and roll
+    /// them back with `plugin install|activate|rollback`).
     Projection {
         /// What to do.
         #[command(subcommand)]
@@ -168,9 +169,9 @@ pub enum PluginCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Activate an installed version.
+    /// Activate an installed version (of an aggregate plugin or a projection).
     Activate {
-        /// Aggregate type.
+        /// Aggregate type or projection name.
         aggregate_type: String,
         /// Version.
         version: String,
@@ -178,18 +179,29 @@ pub enum PluginCommand {
         #[command(flatten)]
         switch: SwitchArgs,
     },
-    /// Return to the previously active version.
+    /// Return to the previously active version (of an aggregate plugin or a
+    /// projection).
     Rollback {
-        /// Aggregate type.
+        /// Aggregate type or projection name.
         aggregate_type: String,
         /// How to switch, and the service.
         #[command(flatten)]
         switch: SwitchArgs,
     },
-    /// Create a plugin crate: one command, one event, a given/when/then test.
+    /// Create a plugin crate: one command, one event, a given/when/then test; with
+    /// --projection, a read model: one table, a given/then test.
     New {
-        /// Aggregate type and crate name, kebab-case.
+        /// Crate name, and the aggregate type (or with --projection the projection
+        /// name), kebab-case.
         name: String,
+        /// Create a projection over the events of one aggregate type instead.
+        #[arg(long)]
+        projection: bool,
+        /// With --projection: the aggregate type whose events it reads; the code reads
+        /// the `Recorded` events of a crate from `tally plugin new TYPE` [default:
+        /// counter].
+        #[arg(long, value_name = "TYPE", requires = "projection")]
+        aggregate_type: Option<String>,
         /// Where to create it [default: ./NAME].
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -242,6 +254,18 @@ pub enum ProjectionCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Rebuild the active version's read model from the start of the log, beside the
+    /// one serving; it takes over once it has caught up.
+    Rebuild {
+        /// Projection name.
+        name: String,
+        /// Wait until the rebuilt read model is active, showing its progress.
+        #[arg(long)]
+        wait: bool,
+        /// The service.
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Apply a faulted projection's failed event again.
     Retry {
         /// Projection name.
@@ -274,6 +298,10 @@ pub struct InstallArgs {
     /// Install an older version or switch despite unknown schemas.
     #[arg(long)]
     pub force: bool,
+    /// With --activate, for a projection: wait until the version is active with its
+    /// read model caught up, showing its progress.
+    #[arg(long, requires = "activate")]
+    pub wait: bool,
     /// The service and the output format.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -288,6 +316,10 @@ pub struct SwitchArgs {
     /// Switch despite unknown schemas.
     #[arg(long)]
     pub force: bool,
+    /// For a projection: wait until the version is active with its read model caught
+    /// up, showing its progress.
+    #[arg(long)]
+    pub wait: bool,
     /// The service and the output format.
     #[command(flatten)]
     pub client: ClientArgs,
@@ -324,7 +356,7 @@ pub fn run_to_exit_code<T>(work: impl Future<Output = anyhow::Result<T>>) -> Exi
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(args) => crate::serve::serve(args).await,
+        Command::Serve(args) => crate::serve::serve(*args).await,
         Command::Send(args) => send(&args).await,
         Command::State(args) => state(&args).await,
         Command::Events(args) => events(args).await,
@@ -554,7 +586,13 @@ async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
             aggregate_type,
             switch,
         } => switch_version(&switch, &aggregate_type, "rollback", None).await,
-        PluginCommand::New { name, dir, sdk } => new_plugin(name, dir, sdk),
+        PluginCommand::New {
+            name,
+            projection,
+            aggregate_type,
+            dir,
+            sdk,
+        } => new_plugin(name, scaffold_kind(projection, aggregate_type), dir, sdk),
     }
 }
 
@@ -568,6 +606,14 @@ async fn install(args: &InstallArgs) -> anyhow::Result<()> {
         ("force", args.force.to_string()),
     ];
     let answer = connect(&args.client).install(bytes, &query).await?;
+    if args.wait && answer["kind"] == "projection" {
+        let done =
+            crate::cli_projection::wait_for_build(&args.client, &answer["projection"]).await?;
+        print(&args.client, &done, |done| {
+            crate::cli_projection::built_text("installed", done)
+        });
+        return Ok(());
+    }
     print(&args.client, &answer, installed_text);
     Ok(())
 }
@@ -576,13 +622,27 @@ async fn install(args: &InstallArgs) -> anyhow::Result<()> {
 fn installed_text(answer: &Value) -> String {
     if answer["kind"] == "projection" {
         let projection = &answer["projection"];
-        return format!(
-            "installed projection {} {}: {} at position {}",
+        let installed: Vec<&str> = projection["installed"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut text = format!(
+            "installed projection {} (versions {}); {} is active: {} at position {}",
             projection["name"].as_str().unwrap_or("?"),
+            installed.join(", "),
             projection["version"].as_str().unwrap_or("?"),
             projection["state"].as_str().unwrap_or("?"),
             projection["position"]
         );
+        if let Some(building) = projection["building"].as_object() {
+            text += &format!(
+                "; building {} (active once caught up)",
+                building["version"].as_str().unwrap_or("?")
+            );
+        }
+        return text;
     }
     let installed = &answer["installed"];
     let sha256 = installed["sha256"].as_str().unwrap_or("?");
@@ -662,10 +722,47 @@ async fn switch_version(
     let answer = connect(&args.client)
         .switch(aggregate_type, action, &query)
         .await?;
+    if answer["kind"] == "projection" {
+        let projection = &answer["projection"];
+        if args.wait {
+            let done = crate::cli_projection::wait_for_build(&args.client, projection).await?;
+            let what = if action == "rollback" {
+                "rolled back"
+            } else {
+                "activated"
+            };
+            print(&args.client, &done, |done| {
+                crate::cli_projection::built_text(what, done)
+            });
+        } else {
+            print(&args.client, &answer, |_| {
+                projection_switch_line(projection)
+            });
+        }
+        return Ok(());
+    }
     print(&args.client, &answer, |answer| {
         activation_line(aggregate_type, answer)
     });
     Ok(())
+}
+
+/// What `tally plugin activate|rollback` prints of a projection's answer: the build,
+/// or that nothing is built.
+fn projection_switch_line(projection: &Value) -> String {
+    let name = projection["name"].as_str().unwrap_or("?");
+    match projection["building"].as_object() {
+        Some(building) => format!(
+            "{name}: building {} beside {}; active once caught up (follow it with `tally \
+             projection list`, or give --wait)",
+            building["version"].as_str().unwrap_or("?"),
+            projection["version"].as_str().unwrap_or("?")
+        ),
+        None => format!(
+            "{name}: {} is active",
+            projection["version"].as_str().unwrap_or("?")
+        ),
+    }
 }
 
 fn activation_line(aggregate_type: &str, answer: &Value) -> String {
@@ -679,21 +776,43 @@ fn activation_line(aggregate_type: &str, answer: &Value) -> String {
     )
 }
 
-/// `tally plugin new`: creates the plugin crate `name` in `dir` (default `./NAME`)
-/// against the guest SDK `sdk` (default: this checkout's).
-fn new_plugin(name: String, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Result<()> {
+/// What `tally plugin new` creates: with `--projection`, a projection over
+/// `aggregate_type` (by default the example's, `counter`); else an aggregate plugin.
+fn scaffold_kind(projection: bool, aggregate_type: Option<String>) -> crate::scaffold::Kind {
+    if !projection {
+        return crate::scaffold::Kind::Aggregate;
+    }
+    crate::scaffold::Kind::Projection {
+        aggregate_type: aggregate_type
+            .unwrap_or_else(|| crate::scaffold::DEFAULT_AGGREGATE_TYPE.to_owned()),
+    }
+}
+
+/// `tally plugin new`: creates the plugin crate `name` of `kind` in `dir` (default
+/// `./NAME`) against the guest SDK `sdk` (default: this checkout's).
+fn new_plugin(
+    name: String,
+    kind: crate::scaffold::Kind,
+    dir: Option<PathBuf>,
+    sdk: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let sdk = match sdk {
         Some(sdk) => sdk,
         None => checkout_sdk()?,
     };
     let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+    let what = match kind {
+        crate::scaffold::Kind::Aggregate => "plugin",
+        crate::scaffold::Kind::Projection { .. } => "projection",
+    };
     let scaffold = crate::scaffold::Scaffold {
         name: name.clone(),
+        kind,
         dir: dir.clone(),
         sdk: crate::scaffold::SdkSource::Path(sdk),
     };
     let files = crate::scaffold::generate(&scaffold)?;
-    println!("created plugin {name} in {}:", dir.display());
+    println!("created {what} {name} in {}:", dir.display());
     for file in files {
         println!("  {}", file.display());
     }

@@ -142,7 +142,8 @@ impl Client {
         self.send(self.http.get(self.url("/v1/plugins"))).await
     }
 
-    /// `POST /v1/plugins/{type}/activate` or `/rollback`.
+    /// `POST /v1/plugins/{name}/activate` or `/rollback` (an aggregate type or a
+    /// projection).
     pub async fn switch(
         &self,
         aggregate_type: &str,
@@ -161,6 +162,12 @@ impl Client {
         query: &[(&str, String)],
     ) -> Result<Value, ClientError> {
         self.get(path, query).await
+    }
+
+    /// `POST /v1/projections/{name}/rebuild`: the projection's status with the build.
+    pub async fn projection_rebuild(&self, name: &str) -> Result<Value, ClientError> {
+        let path = format!("/v1/projections/{}/rebuild", segment(name));
+        self.send(self.http.post(self.url(&path))).await
     }
 
     /// `POST /v1/projections/{name}/{action}` (`retry` or `skip`).

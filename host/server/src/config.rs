@@ -34,9 +34,9 @@ pub struct ServeArgs {
     /// every <ms>, answered once synced) or `os` (no fsync) [default: durable].
     #[arg(long, env = "TALLY_FSYNC")]
     pub fsync: Option<String>,
-    /// Install (and activate) every `.wasm` component in this directory at start; a
-    /// missing or unreadable directory, or a component that cannot be installed, stops
-    /// the start.
+    /// Install every `.wasm` component in this directory at start, aggregate plugins
+    /// (activated) and projections; a missing or unreadable directory, or a component
+    /// that cannot be installed, stops the start.
     #[arg(long, env = "TALLY_PLUGINS")]
     pub plugins: Option<PathBuf>,
     /// With --plugins: install and activate new or changed components live (one that
@@ -97,6 +97,11 @@ pub struct ServeArgs {
     /// reach it, in milliseconds [default: 5000].
     #[arg(long, env = "TALLY_PROJECTION_WAIT_MS")]
     pub projection_wait_ms: Option<u64>,
+    /// Longest time between durable commits of a projection's read model while events
+    /// keep coming, in milliseconds: what a crash can make a projection apply again
+    /// (never twice into its read model); 0 makes every batch durable [default: 1000].
+    #[arg(long, env = "TALLY_PROJECTION_DURABLE_MS")]
+    pub projection_durable_ms: Option<u64>,
 }
 
 /// The same settings in the TOML file.
@@ -123,6 +128,7 @@ struct FileSettings {
     subscriber_page: Option<NonZeroUsize>,
     projection_batch: Option<usize>,
     projection_wait_ms: Option<u64>,
+    projection_durable_ms: Option<u64>,
 }
 
 /// Log output format.
@@ -257,6 +263,9 @@ impl ServeConfig {
             anyhow::ensure!(batch > 0, "projection_batch must be at least 1");
             projections.projector.batch_events = batch;
         }
+        if let Some(ms) = args.projection_durable_ms.or(file.projection_durable_ms) {
+            projections.projector.durable_every = Duration::from_millis(ms);
+        }
         projections.max_wait = millis(
             "projection_wait_ms",
             args.projection_wait_ms.or(file.projection_wait_ms),
@@ -365,6 +374,32 @@ mod tests {
             .to_string();
             assert!(error.contains("nonzero"), "{zero}: {error}");
         }
+    }
+
+    #[test]
+    fn projection_settings_come_from_the_file_or_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tally.toml");
+        std::fs::write(
+            &file,
+            "projection_batch = 250\nprojection_durable_ms = 0\nprojection_wait_ms = 70\n",
+        )
+        .unwrap();
+        let config = ServeConfig::resolve(ServeArgs {
+            config: Some(file),
+            projection_wait_ms: Some(80),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        let projector = config.projections.projector;
+        assert_eq!(projector.batch_events, 250);
+        assert_eq!(projector.durable_every, Duration::ZERO);
+        assert_eq!(config.projections.max_wait, Duration::from_millis(80));
+        let defaults = ServeConfig::resolve(ServeArgs::default()).unwrap();
+        assert_eq!(
+            defaults.projections.projector.durable_every,
+            Duration::from_secs(1)
+        );
     }
 
     #[test]

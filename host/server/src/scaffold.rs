@@ -1,15 +1,19 @@
 //! `tally plugin new NAME`: scaffolds a plugin crate on `tally-sdk`.
 //!
-//! The generated crate is a workspace of its own (it builds wherever it is put) with
-//! one aggregate type called NAME: a `Record { value }` command, a `Recorded { value }`
-//! event, a state that keeps the count and total of the recorded values, one
-//! rejection code (`invalid-value`), given/when/then tests and a README with the
-//! build and install instructions. As generated, `cargo test` passes and
-//! `cargo build --release --target wasm32-wasip2` produces the component
-//! `target/wasm32-wasip2/release/<name_with_underscores>.wasm`.
+//! The generated crate is a workspace of its own (it builds wherever it is put). An
+//! aggregate plugin has one aggregate type called NAME: a `Record { value }` command,
+//! a `Recorded { value }` event, a state that keeps the count and total of the
+//! recorded values, one rejection code (`invalid-value`), given/when/then tests and a
+//! README with the build and install instructions. With `--projection` it is a
+//! projection named NAME instead, over those `Recorded` events of one aggregate type:
+//! one table, a document per aggregate, given/then tests and a README. As generated,
+//! `cargo test` passes and `cargo build --release --target wasm32-wasip2` produces the
+//! component `target/wasm32-wasip2/release/<name_with_underscores>.wasm`.
 //!
 //! The generated sources are laid out as `rustfmt` (edition 2024) would lay them
 //! out, for every valid name, so `cargo fmt --check` passes on a fresh plugin.
+
+mod projection;
 
 use std::fs;
 use std::io::{self, Write};
@@ -24,14 +28,34 @@ pub const WASM_TARGET: &str = "wasm32-wasip2";
 /// What to generate and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scaffold {
-    /// Plugin name, kebab-case: the crate name and the aggregate type.
+    /// Plugin name, kebab-case: the crate name, and the aggregate type or the
+    /// projection name.
     pub name: String,
+    /// What the crate is.
+    pub kind: Kind,
     /// The crate's root directory. It is created if missing and must be empty if it
     /// exists (`tally plugin new NAME` defaults it to `./NAME`).
     pub dir: PathBuf,
     /// Where the generated crate takes `tally-sdk` from.
     pub sdk: SdkSource,
 }
+
+/// What kind of plugin to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// An aggregate plugin: the aggregate type NAME, its commands, events and state.
+    Aggregate,
+    /// A projection named NAME: a read model folded from the events of one aggregate
+    /// type (`Recorded { value }`, as an aggregate plugin from this scaffold writes).
+    Projection {
+        /// The aggregate type whose events it reads, kebab-case.
+        aggregate_type: String,
+    },
+}
+
+/// The aggregate type a projection reads when none is given: that of the example
+/// `tally plugin new counter`, whose events the generated projection reads.
+pub const DEFAULT_AGGREGATE_TYPE: &str = "counter";
 
 /// Where the generated crate takes `tally-sdk` from (it is not on crates.io).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +82,14 @@ pub enum ScaffoldError {
     InvalidName {
         /// The name given.
         name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// The aggregate type a projection reads is not kebab-case.
+    #[error("invalid aggregate type {aggregate_type:?}: {reason}")]
+    InvalidAggregateType {
+        /// The aggregate type given.
+        aggregate_type: String,
         /// Which rule it breaks.
         reason: String,
     },
@@ -130,10 +162,19 @@ const WINDOWS_RESERVED: &[&str] = &[
     "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
 ];
 
-/// Names the generated code uses (`Aggregate` .. `Serialize`) or the Rust prelude
-/// provides (`AsMut` ..), separated by spaces: the state type must not shadow them.
-const TAKEN_TYPE_NAMES: &str = "Aggregate Command Context Deserialize Event Rejection Serialize \
-    AsMut AsRef Box Clone Copy Debug Default DoubleEndedIterator Drop Eq Err ExactSizeIterator \
+/// Names the generated aggregate code uses, separated by spaces: the state type must
+/// not shadow them.
+const AGGREGATE_CODE_NAMES: &str =
+    "Aggregate Command Context Deserialize Event Rejection Serialize";
+
+/// Names the generated projection code uses, separated by spaces: the projection
+/// type (a unit struct, so also a value) must not shadow them.
+const PROJECTION_CODE_NAMES: &str =
+    "Deserialize Documents Envelope Event GivenEvent Projection Serialize Totals TOTALS";
+
+/// Names the Rust prelude provides, separated by spaces: the generated type must not
+/// shadow them.
+const PRELUDE_NAMES: &str = "AsMut AsRef Box Clone Copy Debug Default DoubleEndedIterator Drop Eq Err ExactSizeIterator \
     Extend Fn FnMut FnOnce From FromIterator Hash Into IntoIterator Iterator None Ok Option Ord \
     PartialEq PartialOrd Result Send Sized Some String Sync ToOwned ToString TryFrom TryInto \
     Unpin Vec";
@@ -162,13 +203,7 @@ pub fn validate_name(name: &str) -> Result<(), ScaffoldError> {
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         return invalid(format!("it must start with a lowercase letter; {kebab}"));
     }
-    let words_ok = name.split('-').all(|word| {
-        !word.is_empty()
-            && word
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    });
-    if !words_ok {
+    if !kebab_words(name) {
         return invalid(kebab.into());
     }
     if KEYWORDS.contains(&name) {
@@ -184,6 +219,33 @@ pub fn validate_name(name: &str) -> Result<(), ScaffoldError> {
         return invalid("it is a reserved file name on Windows".into());
     }
     Ok(())
+}
+
+/// Checks the aggregate type a projection reads as the host does: at most
+/// [`MAX_NAME_LEN`] bytes of lowercase letters and digits in words joined by single
+/// `-`.
+pub fn validate_aggregate_type(aggregate_type: &str) -> Result<(), ScaffoldError> {
+    if aggregate_type.len() <= MAX_NAME_LEN && kebab_words(aggregate_type) {
+        return Ok(());
+    }
+    Err(ScaffoldError::InvalidAggregateType {
+        aggregate_type: aggregate_type.to_owned(),
+        reason: format!(
+            "use kebab-case, at most {MAX_NAME_LEN} bytes: lowercase letters and digits in \
+             words joined by single `-` (e.g. `shopping-cart`)"
+        ),
+    })
+}
+
+/// Whether `name` is words of lowercase letters and digits joined by single `-`
+/// (an empty name is one empty word: no).
+fn kebab_words(name: &str) -> bool {
+    name.split('-').all(|word| {
+        !word.is_empty()
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
 }
 
 /// The crate's Rust name: NAME with `-` replaced by `_` (also the `.wasm` file stem).
@@ -202,8 +264,18 @@ pub fn wasm_path(name: &str) -> PathBuf {
 /// The state type's name: NAME in PascalCase (`shopping-cart` -> `ShoppingCart`),
 /// with an `Aggregate` suffix if that would shadow a name the code uses.
 pub fn type_ident(name: &str) -> String {
-    let pascal: String = name
-        .split('-')
+    unshadowed(pascal_case(name), AGGREGATE_CODE_NAMES, "Aggregate")
+}
+
+/// The projection type's name: NAME in PascalCase (`cart-totals` -> `CartTotals`),
+/// with a `Projection` suffix if that would shadow a name the code uses.
+pub fn projection_type_ident(name: &str) -> String {
+    unshadowed(pascal_case(name), PROJECTION_CODE_NAMES, "Projection")
+}
+
+/// A kebab-case name in PascalCase.
+fn pascal_case(name: &str) -> String {
+    name.split('-')
         .map(|word| {
             let mut chars = word.chars();
             match chars.next() {
@@ -211,12 +283,16 @@ pub fn type_ident(name: &str) -> String {
                 None => String::new(),
             }
         })
-        .collect();
-    if TAKEN_TYPE_NAMES
+        .collect()
+}
+
+/// `pascal`, with `suffix` if it is one of `code_names` or the prelude's names.
+fn unshadowed(pascal: String, code_names: &str, suffix: &str) -> String {
+    let mut taken = code_names
         .split_whitespace()
-        .any(|taken| taken == pascal)
-    {
-        pascal + "Aggregate"
+        .chain(PRELUDE_NAMES.split_whitespace());
+    if taken.any(|taken| taken == pascal) {
+        pascal + suffix
     } else {
         pascal
     }
@@ -228,11 +304,7 @@ pub fn type_ident(name: &str) -> String {
 /// Nothing is overwritten: the directory must be missing or empty, and every file
 /// is created new. If writing fails part-way, what was written is removed again.
 pub fn generate(scaffold: &Scaffold) -> Result<Vec<PathBuf>, ScaffoldError> {
-    validate_name(&scaffold.name)?;
-    let files = render(
-        &scaffold.name,
-        &sdk_dependency(&scaffold.sdk, &scaffold.dir)?,
-    );
+    let files = render(scaffold)?;
     let dir = &scaffold.dir;
     let created_dir = prepare_dir(dir)?;
 
@@ -418,55 +490,111 @@ fn fitting(width: usize, short: String, long: String) -> String {
     }
 }
 
-/// Every generated file: its path relative to the crate root and its contents.
-fn render(name: &str, sdk_dependency: &str) -> Vec<(&'static str, String)> {
+/// Checks what `scaffold` describes and renders every file of it: its path relative
+/// to the crate root and its contents.
+fn render(scaffold: &Scaffold) -> Result<Vec<(&'static str, String)>, ScaffoldError> {
+    validate_name(&scaffold.name)?;
+    if let Kind::Projection { aggregate_type } = &scaffold.kind {
+        validate_aggregate_type(aggregate_type)?;
+    }
+    let sdk = sdk_dependency(&scaffold.sdk, &scaffold.dir)?;
+    let (templates, mut values) = match &scaffold.kind {
+        Kind::Aggregate => aggregate_values(&scaffold.name),
+        Kind::Projection { aggregate_type } => projection::values(&scaffold.name, aggregate_type),
+    };
+    values.push(("sdk", sdk));
+    let fill = |template: &str| fill(template, &values);
+    Ok(vec![
+        ("Cargo.toml", fill(CARGO_TOML)),
+        (".gitignore", GITIGNORE.to_owned()),
+        ("README.md", fill(templates.readme)),
+        ("src/lib.rs", fill(templates.lib)),
+        (templates.tests_path, fill(templates.tests)),
+    ])
+}
+
+/// The templates of one kind of crate, beside the manifest and `.gitignore` every
+/// crate has.
+struct Templates {
+    /// `README.md`.
+    readme: &'static str,
+    /// `src/lib.rs`.
+    lib: &'static str,
+    /// The test file's path, relative to the crate root.
+    tests_path: &'static str,
+    /// The test file.
+    tests: &'static str,
+}
+
+/// What fills the templates in: each `{{key}}` and its value.
+type Values = Vec<(&'static str, String)>;
+
+/// `template` with the sections every crate shares (`{{build}}`) filled in, then
+/// each `{{key}}` of `values`, in order.
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut text = template.replace("{{build}}", README_BUILD);
+    for (key, value) in values {
+        text = text.replace(&format!("{{{{{key}}}}}"), value);
+    }
+    text
+}
+
+/// `use CRATE::{names};` as rustfmt writes it: the names sorted, on one line if it
+/// fits.
+fn use_list<const N: usize>(ident: &str, mut names: [&str; N]) -> String {
+    // rustfmt sorts the names in braces by version sort: byte order, but `_` before
+    // digits and letters. Numbers compare by value, which only the generated type
+    // can hold, so byte order is that order here (measured, 1.9.0).
+    names.sort_unstable_by_key(|name| name.replace('_', " "));
+    let names = names.join(", ");
+    // rustfmt keeps a `use` list on one line only up to 98 bytes (measured, 1.9.0).
+    fitting(
+        98,
+        format!("use {ident}::{{{names}}};"),
+        format!("use {ident}::{{\n    {names},\n}};"),
+    )
+}
+
+/// The templates of the aggregate plugin `name` and what fills them in.
+fn aggregate_values(name: &str) -> (Templates, Values) {
     let ident = crate_ident(name);
     let ty = type_ident(name);
-
     let aggregate_type = fitting(
         100,
         format!("    const AGGREGATE_TYPE: &'static str = \"{name}\";"),
         format!("    const AGGREGATE_TYPE: &'static str =\n        \"{name}\";"),
     );
-    // rustfmt sorts the names in braces; none of them contains `_`, so plain byte
-    // order is its version sort here.
-    let mut imported = ["Command", "Event", ty.as_str()];
-    imported.sort_unstable();
-    let imported = imported.join(", ");
-    // rustfmt keeps a `use` list on one line only up to 98 bytes (measured, 1.9.0).
-    let use_crate = fitting(
-        98,
-        format!("use {ident}::{{{imported}}};"),
-        format!("use {ident}::{{\n    {imported},\n}};"),
-    );
-
-    let fill = |template: &str| {
-        template
-            .replace("{{name}}", name)
-            .replace("{{crate}}", &ident)
-            .replace("{{Type}}", &ty)
-            .replace("{{sdk}}", sdk_dependency)
-            .replace("{{AGGREGATE_TYPE}}", &aggregate_type)
-            .replace("{{use_crate}}", &use_crate)
+    let templates = Templates {
+        readme: README_MD,
+        lib: LIB_RS,
+        tests_path: "tests/given_when_then.rs",
+        tests: TESTS_RS,
     };
-    vec![
-        ("Cargo.toml", fill(CARGO_TOML)),
-        (".gitignore", GITIGNORE.to_owned()),
-        ("README.md", fill(README_MD)),
-        ("src/lib.rs", fill(LIB_RS)),
-        ("tests/given_when_then.rs", fill(TESTS_RS)),
-    ]
+    let values = vec![
+        (
+            "description",
+            format!("Tally plugin: the {name} aggregate."),
+        ),
+        ("tests", "given/when/then".to_owned()),
+        ("name", name.to_owned()),
+        ("use_crate", use_list(&ident, ["Command", "Event", &ty])),
+        ("crate", ident),
+        ("Type", ty),
+        ("AGGREGATE_TYPE", aggregate_type),
+    ];
+    (templates, values)
 }
 
+/// The manifest of either kind of crate.
 const CARGO_TOML: &str = r#"[package]
 name = "{{name}}"
-description = "Tally plugin: the {{name}} aggregate."
+description = "{{description}}"
 version = "0.1.0"
 edition = "2024"
 publish = false
 
 [lib]
-# cdylib: the WebAssembly component; rlib: the native given/when/then tests.
+# cdylib: the WebAssembly component; rlib: the native {{tests}} tests.
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
@@ -478,9 +606,9 @@ serde = { version = "1", features = ["derive"] }
 # A workspace of its own, so that the plugin builds standalone wherever it lives.
 [workspace]
 
-# Plugins run on every command and every fold: built for speed. A panic aborts
-# (wasm has no unwinding here); the SDK's panic hook has already reported it on
-# stderr by then.
+# Plugins run on every command and every fold, projections on every event: built
+# for speed. A panic aborts (wasm has no unwinding here); the SDK's panic hook has
+# already reported it on stderr by then.
 [profile.release]
 opt-level = 3
 lto = true
@@ -610,6 +738,18 @@ fn a_value_that_is_not_a_number_is_an_invalid_command() {
 }
 "##;
 
+/// The README's build instructions, the same for either kind of crate.
+const README_BUILD: &str = r#"## Build
+
+```sh
+rustup target add wasm32-wasip2          # once
+cargo build --release --target wasm32-wasip2
+```
+
+The component lands in `target/wasm32-wasip2/release/{{crate}}.wasm` (under
+`$CARGO_TARGET_DIR` instead of `target/` if that is set). No `cargo-component` or
+other tool is needed."#;
+
 const README_MD: &str = r#"# {{name}}
 
 A Tally plugin: the `{{name}}` aggregate type, written in Rust on `tally-sdk`
@@ -630,16 +770,7 @@ cargo test
 runs the given/when/then tests natively (no WebAssembly involved); every step goes
 through the same JSON encoding the component uses.
 
-## Build
-
-```sh
-rustup target add wasm32-wasip2          # once
-cargo build --release --target wasm32-wasip2
-```
-
-The component lands in `target/wasm32-wasip2/release/{{crate}}.wasm` (under
-`$CARGO_TARGET_DIR` instead of `target/` if that is set). No `cargo-component` or
-other tool is needed.
+{{build}}
 
 ## Install
 
@@ -687,9 +818,18 @@ mod tests {
     fn scaffold(name: &str, dir: &Path, sdk: &Path) -> Scaffold {
         Scaffold {
             name: name.to_owned(),
+            kind: Kind::Aggregate,
             dir: dir.to_owned(),
             sdk: SdkSource::Path(sdk.to_owned()),
         }
+    }
+
+    /// Asserts that `files` are a generated crate's, in `dir`, with its tests in
+    /// `tests`.
+    fn assert_crate_files(files: &[PathBuf], dir: &Path, tests: &str) {
+        let relative: Vec<_> = files.iter().map(|f| f.strip_prefix(dir).unwrap()).collect();
+        let expected = ["Cargo.toml", ".gitignore", "README.md", "src/lib.rs", tests];
+        assert_eq!(relative, expected.map(Path::new));
     }
 
     #[test]
@@ -822,21 +962,7 @@ mod tests {
         let root = temp_dir("fresh");
         let dir = root.join("nested").join("shopping-cart");
         let files = generate(&scaffold("shopping-cart", &dir, &sdk)).unwrap();
-        let relative: Vec<_> = files
-            .iter()
-            .map(|f| f.strip_prefix(&dir).unwrap())
-            .collect();
-        assert_eq!(
-            relative,
-            [
-                "Cargo.toml",
-                ".gitignore",
-                "README.md",
-                "src/lib.rs",
-                "tests/given_when_then.rs"
-            ]
-            .map(Path::new)
-        );
+        assert_crate_files(&files, &dir, "tests/given_when_then.rs");
         let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
         assert!(manifest.contains("name = \"shopping-cart\""), "{manifest}");
         assert!(manifest.contains("[workspace]"), "{manifest}");
@@ -917,6 +1043,87 @@ mod tests {
         let dir = temp_dir("nothing");
         assert!(generate(&scaffold("Bad_Name", &dir, &sdk)).is_err());
         assert!(generate(&scaffold("counter", &dir, &sdk.join("missing"))).is_err());
+        assert!(!dir.exists());
+        fs::remove_dir_all(sdk).unwrap();
+    }
+
+    fn projection(name: &str, aggregate_type: &str, dir: &Path, sdk: &Path) -> Scaffold {
+        Scaffold {
+            kind: Kind::Projection {
+                aggregate_type: aggregate_type.to_owned(),
+            },
+            ..scaffold(name, dir, sdk)
+        }
+    }
+
+    #[test]
+    fn projection_identifiers_derive_from_the_name() {
+        assert_eq!(projection_type_ident("cart-totals"), "CartTotals");
+        assert_eq!(projection_type_ident("totals"), "TotalsProjection");
+        assert_eq!(projection_type_ident("event"), "EventProjection");
+        assert_eq!(projection_type_ident("option"), "OptionProjection");
+        assert_eq!(projection_type_ident("t-o-t-a-l-s"), "TOTALSProjection");
+        assert_eq!(projection_type_ident("command"), "Command");
+    }
+
+    #[test]
+    fn aggregate_types_are_checked_as_the_host_checks_them() {
+        for aggregate_type in ["counter", "bank-account", "2fa", &"a".repeat(MAX_NAME_LEN)] {
+            assert!(
+                validate_aggregate_type(aggregate_type).is_ok(),
+                "{aggregate_type:?} was refused"
+            );
+        }
+        let too_long = "a".repeat(MAX_NAME_LEN + 1);
+        for aggregate_type in ["", "Counter", "bank_account", "a--b", "-a", &too_long] {
+            let error = validate_aggregate_type(aggregate_type).expect_err(aggregate_type);
+            assert!(error.to_string().contains("kebab-case"), "{error}");
+        }
+    }
+
+    #[test]
+    fn generates_a_projection_crate() {
+        let sdk = fake_sdk("projection");
+        let dir = temp_dir("projection");
+        let files = generate(&projection("cart-totals", "shopping-cart", &dir, &sdk)).unwrap();
+        assert_crate_files(&files, &dir, "tests/given_then.rs");
+        let lib = fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+        for expected in [
+            "pub struct CartTotals;",
+            "pub const AGGREGATE_TYPE: &str = \"shopping-cart\";",
+            "const NAME: &'static str = \"cart-totals\";",
+            "tally_sdk::export_projection!(CartTotals);",
+        ] {
+            assert!(lib.contains(expected), "{expected} missing from {lib}");
+        }
+        let tests = fs::read_to_string(dir.join("tests/given_then.rs")).unwrap();
+        assert!(
+            tests.contains("use cart_totals::{AGGREGATE_TYPE, CartTotals, TOTALS};"),
+            "{tests}"
+        );
+        let readme = fs::read_to_string(dir.join("README.md")).unwrap();
+        assert!(
+            readme.contains("tally plugin install target/wasm32-wasip2/release/cart_totals.wasm"),
+            "{readme}"
+        );
+        for file in &files {
+            let text = fs::read_to_string(file).unwrap();
+            assert!(!text.contains("{{"), "{}: {text}", file.display());
+        }
+        fs::remove_dir_all(dir).unwrap();
+        fs::remove_dir_all(sdk).unwrap();
+    }
+
+    #[test]
+    fn an_invalid_aggregate_type_creates_nothing() {
+        let sdk = fake_sdk("bad-type");
+        let dir = temp_dir("bad-type");
+        let error = generate(&projection("totals", "Bad_Type", &dir, &sdk)).unwrap_err();
+        assert!(
+            matches!(&error, ScaffoldError::InvalidAggregateType { aggregate_type, .. }
+                if aggregate_type == "Bad_Type"),
+            "{error}"
+        );
         assert!(!dir.exists());
         fs::remove_dir_all(sdk).unwrap();
     }

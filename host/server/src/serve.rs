@@ -3,6 +3,9 @@
 //! gracefully: stop accepting, finish in-flight requests, end live streams, flush
 //! and close the log.
 //!
+//! The plugins directory holds aggregate plugins and projections alike. The aggregate
+//! plugins go in first, then the projections, whose events those plugins upcast.
+//!
 //! A plugins directory given at start must be read whole: one that is missing or
 //! unreadable, or a component in it that cannot be read or installed, stops the start
 //! with an error naming the path and the reason (a service reporting ready without the
@@ -16,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use tally_projections::Projections;
-use tally_runtime::{InstallOptions, PluginError, Runtime};
+use tally_projections::{ProjectionError, ProjectionInstallOptions, Projections};
+use tally_runtime::{InstallError, InstallOptions, PluginError, Runtime};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -96,25 +99,16 @@ pub async fn run(
         "recovered the event log"
     );
     let mut watched = HashMap::new();
-    if let Some(dir) = &config.plugins
-        && let Err(error) = install_all(&runtime, dir, &mut watched).await
-    {
-        shutdown.cancel();
-        let _ = server.await;
-        runtime.close().await?;
-        return Err(error);
-    }
-    let projections = Projections::open(runtime.clone(), config.projections.clone()).await;
-    let projections = match projections {
+    let projections = match start_plugins(&runtime, &config, &mut watched).await {
         Ok(projections) => projections,
         Err(error) => {
             shutdown.cancel();
             let _ = server.await;
             runtime.close().await?;
-            return Err(anyhow::anyhow!("cannot start the projections: {error}"));
+            return Err(error);
         }
     };
-    state.set_projections(projections);
+    state.set_projections(projections.clone());
     state.set_runtime(runtime.clone());
     tracing::info!("ready");
     if let (true, Some(dir)) = (config.watch, config.plugins.clone()) {
@@ -124,7 +118,7 @@ pub async fn run(
                 tokio::select! {
                     () = shutdown.cancelled() => break,
                     () = tokio::time::sleep(WATCH_INTERVAL) => {
-                        install_changes(&runtime, &dir, &mut watched).await;
+                        install_changes(&runtime, &projections, &dir, &mut watched).await;
                     }
                 }
             }
@@ -132,7 +126,13 @@ pub async fn run(
     }
 
     let served = server.await;
-    tracing::info!("stopped accepting; closing the log");
+    tracing::info!("stopped accepting; stopping the projections");
+    if let Ok(projections) = state.projections() {
+        // Their projectors read the log: they stop, and release their read models,
+        // before it closes.
+        projections.close().await;
+    }
+    tracing::info!("closing the log");
     runtime.close().await?;
     tracing::info!("shut down cleanly");
     served?;
@@ -153,24 +153,55 @@ fn plugin_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// At start: installs and activates every `.wasm` file of `dir`, in name order; the
-/// first that cannot be read or installed is the error. `seen` remembers what was
-/// installed, for `--watch`.
+/// At start, after the log's recovery: installs the aggregate plugins of the plugins
+/// directory, opens the projections, then installs the directory's projections.
+/// `seen` remembers what was installed, for `--watch`.
+async fn start_plugins(
+    runtime: &Runtime,
+    config: &ServeConfig,
+    seen: &mut HashMap<PathBuf, FileStamp>,
+) -> anyhow::Result<Projections> {
+    let components = match &config.plugins {
+        Some(dir) => install_all(runtime, dir, seen).await?,
+        None => Vec::new(),
+    };
+    let projections = Projections::open(runtime.clone(), config.projections.clone())
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot start the projections: {error}"))?;
+    for component in &components {
+        if let Err(error) = install_projection(&projections, component).await {
+            projections.close().await;
+            return Err(error);
+        }
+    }
+    Ok(projections)
+}
+
+/// At start: installs and activates every aggregate plugin of `dir`, in name order;
+/// the first file that cannot be read or installed is the error. Returns the other
+/// components, for the projections.
 async fn install_all(
     runtime: &Runtime,
     dir: &Path,
     seen: &mut HashMap<PathBuf, FileStamp>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Component>> {
+    let mut components = Vec::new();
     for path in plugin_files(dir)? {
-        install_file(runtime, &path, seen).await?;
+        components.extend(install_file(runtime, &path, seen).await?);
     }
-    Ok(())
+    Ok(components)
 }
 
-/// With `--watch`: installs and activates every new or changed `.wasm` file of `dir`.
-/// The service is serving already, so a failure is logged and the others still go in;
-/// a file that failed is tried again once it changes.
-async fn install_changes(runtime: &Runtime, dir: &Path, seen: &mut HashMap<PathBuf, FileStamp>) {
+/// With `--watch`: installs every new or changed `.wasm` file of `dir`, aggregate
+/// plugins (activated) first, then projections. The service is serving already, so a
+/// failure is logged and the others still go in; a file that failed is tried again
+/// once it changes.
+async fn install_changes(
+    runtime: &Runtime,
+    projections: &Projections,
+    dir: &Path,
+    seen: &mut HashMap<PathBuf, FileStamp>,
+) {
     let files = match plugin_files(dir) {
         Ok(files) => files,
         Err(error) => {
@@ -178,9 +209,16 @@ async fn install_changes(runtime: &Runtime, dir: &Path, seen: &mut HashMap<PathB
             return;
         }
     };
+    let mut components = Vec::new();
     for path in files {
-        if let Err(error) = install_file(runtime, &path, seen).await {
-            tracing::error!(error = format!("{error:#}"), "plugin not installed");
+        match install_file(runtime, &path, seen).await {
+            Ok(component) => components.extend(component),
+            Err(error) => tracing::error!(error = format!("{error:#}"), "plugin not installed"),
+        }
+    }
+    for component in &components {
+        if let Err(error) = install_projection(projections, component).await {
+            tracing::error!(error = format!("{error:#}"), "projection not installed");
         }
     }
 }
@@ -188,30 +226,36 @@ async fn install_changes(runtime: &Runtime, dir: &Path, seen: &mut HashMap<PathB
 /// When a file was last seen: its modification time and size.
 type FileStamp = (SystemTime, u64);
 
-/// Installs and activates the component at `path`, unless `seen` has it as it is now.
-/// A version not newer than the active one is skipped, not an error (the directory may
-/// hold an older build than one installed through the API).
+/// A component of the plugins directory that is not an aggregate plugin, for the
+/// projections.
+struct Component {
+    /// The file.
+    path: PathBuf,
+    /// Its bytes.
+    bytes: Vec<u8>,
+    /// Why it is not an aggregate plugin.
+    not_aggregate: String,
+}
+
+/// Installs and activates the aggregate plugin at `path`, unless `seen` has it as it
+/// is now. A version not newer than the active one is skipped, not an error (the
+/// directory may hold an older build than one installed through the API). A component
+/// of another world is returned, for the projections.
 async fn install_file(
     runtime: &Runtime,
     path: &Path,
     seen: &mut HashMap<PathBuf, FileStamp>,
-) -> anyhow::Result<()> {
-    let unreadable = || format!("cannot read plugin {}", path.display());
-    let meta = std::fs::metadata(path).with_context(unreadable)?;
-    let stamp = (
-        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        meta.len(),
-    );
-    if seen.get(path) == Some(&stamp) {
-        return Ok(());
+) -> anyhow::Result<Option<Component>> {
+    if !changed(path, seen)? {
+        return Ok(None);
     }
-    seen.insert(path.to_owned(), stamp);
-    let bytes = std::fs::read(path).with_context(unreadable)?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read plugin {}", path.display()))?;
     let options = InstallOptions {
         activate: true,
         ..InstallOptions::default()
     };
-    match runtime.install_plugin(bytes, options).await {
+    match runtime.install_plugin(bytes.clone(), options).await {
         Ok(report) => tracing::info!(
             file = %path.display(),
             aggregate_type = %report.installed.info.aggregate_type,
@@ -230,8 +274,73 @@ async fn install_file(
             %active,
             "plugin skipped: a newer version is active"
         ),
+        Err(PluginError::Install(InstallError::WrongWorld(not_aggregate))) => {
+            return Ok(Some(Component {
+                path: path.to_owned(),
+                bytes,
+                not_aggregate,
+            }));
+        }
         Err(error) => {
             return Err(error).with_context(|| format!("cannot install plugin {}", path.display()));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether the file at `path` is new or changed since `seen` last had it; `seen` has
+/// it as it is now afterwards.
+fn changed(path: &Path, seen: &mut HashMap<PathBuf, FileStamp>) -> anyhow::Result<bool> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read plugin {}", path.display()))?;
+    let stamp = (
+        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        meta.len(),
+    );
+    Ok(seen.insert(path.to_owned(), stamp) != Some(stamp))
+}
+
+/// Installs and activates a component of the plugins directory as a projection, as
+/// an aggregate plugin is: a version older than the active one and not installed yet
+/// is skipped, not an error. A projection's version becomes active once its read
+/// model has caught up (a first version at once).
+async fn install_projection(
+    projections: &Projections,
+    component: &Component,
+) -> anyhow::Result<()> {
+    let file = component.path.display();
+    let options = ProjectionInstallOptions {
+        activate: true,
+        ..ProjectionInstallOptions::default()
+    };
+    match projections.install_with(&component.bytes, options).await {
+        Ok(installed) => tracing::info!(
+            %file,
+            projection = %installed.info.name,
+            version = %installed.info.version,
+            already_installed = installed.already_installed,
+            "projection installed and activated (a newer version takes over once caught up)"
+        ),
+        Err(ProjectionError::VersionNotNewer {
+            name,
+            version,
+            installed,
+        }) => tracing::info!(
+            %file,
+            projection = %name,
+            %version,
+            %installed,
+            "projection skipped: a newer version is active"
+        ),
+        Err(ProjectionError::Install(InstallError::NotAProjection(not_projection))) => {
+            anyhow::bail!(
+                "cannot install plugin {file}: neither an aggregate plugin ({}) nor a \
+                 projection ({not_projection})",
+                component.not_aggregate
+            );
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot install projection {file}"));
         }
     }
     Ok(())

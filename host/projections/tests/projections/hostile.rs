@@ -343,24 +343,19 @@ async fn a_component_of_the_other_world_is_refused() {
     runtime.close().await.unwrap();
 }
 
-/// Opens the runtime and projections in `dir` again. The read models of the previous
-/// projections are released once their projectors have stopped, which they do soon
-/// after being dropped: until then, opening them fails, and is tried again.
+/// Opens the runtime and projections in `dir` again, once the projections are closed
+/// (their read models released).
 async fn restart(runtime: Runtime, projections: Projections, dir: &Path) -> (Runtime, Projections) {
-    drop(projections);
+    projections.close().await;
     runtime.close().await.unwrap();
     let runtime = Runtime::open(runtime_config(dir, engine()))
         .await
         .expect("reopen")
         .0;
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match open_projections(&runtime, dir).await {
-            Ok(projections) => return (runtime, projections),
-            Err(error) => assert!(Instant::now() < deadline, "reopen projections: {error}"),
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let projections = open_projections(&runtime, dir)
+        .await
+        .expect("reopen projections");
+    (runtime, projections)
 }
 
 /// A fault in the middle of the log is where a restart resumes: the events before it

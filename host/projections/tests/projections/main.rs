@@ -1,8 +1,10 @@
 //! Projections against the real components: the account-summary projection over the
-//! bank-account plugin, through a real runtime and log, and (in [`hostile`]) a
-//! projection that misbehaves on purpose.
+//! bank-account plugin, through a real runtime and log, (in [`hostile`]) a projection
+//! that misbehaves on purpose, and (in [`lifecycle`]) installs, activations,
+//! rollbacks, rebuilds and restarts.
 
 mod hostile;
+mod lifecycle;
 
 use std::path::Path;
 use std::time::Duration;
@@ -141,8 +143,7 @@ async fn the_summary_follows_the_log_and_resumes_from_its_checkpoint() {
 
     // After a restart it resumes from its checkpoint: nothing applied twice.
     let checkpoint = status[0].progress.checkpoint;
-    drop(projections);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    projections.close().await;
     let projections = self::projections(&runtime, dir.path()).await;
     let resumed = projections.list();
     assert_eq!(resumed[0].progress.checkpoint, checkpoint);
@@ -211,9 +212,9 @@ async fn v1_events_read_as_v2_after_the_swap() {
     assert_eq!(alice["balance"], 10, "{alice}");
 }
 
-/// A newer version builds its read model beside the active one while commands flow:
-/// reads keep coming from a complete model (their position never goes back), and once
-/// the new version takes over it has every event, none twice.
+/// A newer version, once activated, builds its read model beside the active one while
+/// commands flow: reads keep coming from a complete model (their position never goes
+/// back), and once the new version takes over it has every event, none twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_version_rebuilds_beside_the_active_one_and_takes_over() {
     let dir = tempfile::tempdir().unwrap();
@@ -254,6 +255,13 @@ async fn a_new_version_rebuilds_beside_the_active_one_and_takes_over() {
     projections
         .install(&components::bytes(components::TEST_SUMMARY_V2))
         .expect("install the newer version");
+    let stored = projections.list().remove(0);
+    assert_eq!(stored.info.version.major, 1, "installing does not activate");
+    assert!(stored.building.is_none(), "{stored:?}");
+    projections
+        .activate("account-summary", "2.0.0")
+        .await
+        .expect("activate the newer version");
     let mut last_position = tally_runtime::GlobalPosition::START;
     let mut saw_building = false;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);

@@ -1,7 +1,8 @@
 //! The HTTP API under `/v1`, health and readiness, metrics and the OpenAPI document.
 //!
 //! Handlers are grouped by resource: [`commands`], [`queries`], [`stream`] (Server-Sent
-//! Events), [`plugins`] (admin). Shared pieces: [`AppState`], the [`error::ApiError`]
+//! Events), [`plugins`] (admin: aggregate plugins and projections), [`projections`]
+//! (the read side). Shared pieces: [`AppState`], the [`error::ApiError`]
 //! answer, and the [`input`] extractors that validate bodies and path ids.
 
 pub mod auth;
@@ -80,6 +81,7 @@ struct StateInner {
     limits: ApiLimits,
     shutdown: CancellationToken,
     subscriber_slots: stream::SubscriberSlots,
+    install_lock: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -99,6 +101,7 @@ impl AppState {
                 subscriber_slots: stream::SubscriberSlots::new(limits.max_subscribers),
                 limits,
                 shutdown,
+                install_lock: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -131,6 +134,12 @@ impl AppState {
     /// The places for live event streams (`ApiLimits::max_subscribers`).
     pub fn subscriber_slots(&self) -> &stream::SubscriberSlots {
         &self.inner.subscriber_slots
+    }
+
+    /// Held by an upload while it checks the component's name and installs it, so
+    /// that an aggregate plugin and a projection of one name cannot both get in.
+    pub fn install_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.install_lock
     }
 
     /// The limits.
@@ -178,6 +187,7 @@ impl AppState {
         projections::list,
         projections::document,
         projections::table,
+        projections::rebuild,
         projections::retry,
         projections::skip,
         stream::subscribe,
@@ -223,6 +233,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/plugins/{aggregate_type}/rollback",
             post(plugins::rollback),
         )
+        .route("/v1/projections/{name}/rebuild", post(projections::rebuild))
         .route("/v1/projections/{name}/retry", post(projections::retry))
         .route("/v1/projections/{name}/skip", post(projections::skip))
         .route_layer(axum::middleware::from_fn_with_state(

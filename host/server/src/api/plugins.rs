@@ -1,22 +1,27 @@
 //! Plugin administration: upload, list, activate, roll back. Every endpoint needs
 //! the admin token when one is configured.
+//!
+//! Aggregate plugins and projections go through the same routes: an uploaded component
+//! is installed as whichever it is, and `/v1/plugins/{name}/activate` and `rollback`
+//! switch the versions of the aggregate type or the projection of that name. The two
+//! share one namespace, so a name is never both: installing a projection named like an
+//! aggregate type, or an aggregate plugin whose type is a projection's name, is refused
+//! (409 `name-taken`).
 
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tally_projections::ProjectionError;
+use tally_projections::{ProjectionError, ProjectionInstallOptions};
 use tally_runtime::{
     ActivateOptions, Activation, ActivationReport, GlobalPosition, InstallError, InstallOptions,
-    InstallReport, PluginError, PluginStatus,
+    InstallReport, LoadedPlugin, PluginStatus,
 };
 use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::input::{
-    AggregatePath, QueryParams, TypeParams, body_bytes, check_media_type, check_type,
-};
+use super::input::{AggregatePath, QueryParams, body_bytes, check_media_type, check_type};
 use super::projections::{ProjectionBody, projection_body};
 
 /// How an uploaded component is installed.
@@ -24,13 +29,18 @@ use super::projections::{ProjectionBody, projection_body};
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InstallQuery {
-    /// Activate it once installed (default false).
+    /// Activate it once installed (default false). A projection's first version is
+    /// active at once anyway; a later one is built beside the active one and becomes
+    /// active once it has caught up.
     pub activate: Option<bool>,
-    /// When activating: fold every stream under it first (default true).
+    /// When activating an aggregate plugin: fold every stream under it first (default
+    /// true).
     pub verify: Option<bool>,
-    /// Install a version not newer than the active one; switch despite unknown schemas.
+    /// Install a version not newer than the active one; switch despite unknown schemas
+    /// (aggregate plugins).
     pub force: Option<bool>,
-    /// Refuse the component unless it describes this aggregate type.
+    /// Refuse the component unless it describes this aggregate type (aggregate
+    /// plugins).
     pub aggregate_type: Option<String>,
 }
 
@@ -109,9 +119,31 @@ pub struct InstallResponse {
     pub already_installed: bool,
     /// The activation, when asked for (an aggregate plugin).
     pub activation: Option<ActivationResponse>,
-    /// The projection and its status (a projection: it builds its read model in the
-    /// background and, if an older version is active, takes over once caught up).
+    /// The projection and its status (a projection: a first version is active at
+    /// once and catches up; a later one, when activated, builds its read model in the
+    /// background, shown in `building`, and takes over once caught up).
     pub projection: Option<ProjectionBody>,
+}
+
+/// The answer of an activation or a rollback: an aggregate plugin's activation, done,
+/// or a projection's status with the build that will make the version active.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum SwitchResponse {
+    /// An aggregate plugin: the activation as recorded.
+    Aggregate(ActivationResponse),
+    /// A projection: the build under way.
+    Projection(Box<ProjectionSwitchResponse>),
+}
+
+/// A projection's activation or rollback: the version is active once its read model
+/// has caught up (`projection.building`); nothing is built when it is active already.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProjectionSwitchResponse {
+    /// Always `projection`.
+    pub kind: PluginKind,
+    /// The projection's status.
+    pub projection: ProjectionBody,
 }
 
 /// The two kinds of plugin a component can be.
@@ -243,23 +275,42 @@ pub async fn install(
     }
     check_media_type(request.headers(), &COMPONENT_MEDIA_TYPES)?;
     let bytes = body_bytes(request, &state).await?;
+    // One install at a time, so that the name checks below cannot race.
+    let _installing = state.install_lock().lock().await;
+    let engine = runtime.engine().clone();
+    let component = bytes.clone();
+    let described = tokio::task::spawn_blocking(move || {
+        LoadedPlugin::load(&engine, &component).map(|plugin| plugin.info().aggregate_type.clone())
+    })
+    .await
+    .map_err(|error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            error.to_string(),
+        )
+    })?;
+    match described {
+        Err(InstallError::WrongWorld(aggregate_world)) => {
+            return install_projection(&state, &bytes, aggregate_world, &query).await;
+        }
+        Ok(aggregate_type) if state.projections()?.contains(&aggregate_type) => {
+            return Err(name_taken(&aggregate_type));
+        }
+        // Anything else is the runtime's to report.
+        _ => {}
+    }
     let options = InstallOptions {
         aggregate_type: query.aggregate_type,
         activate: query.activate.unwrap_or(false),
         force: query.force.unwrap_or(false),
         skip_verify: !query.verify.unwrap_or(true),
     };
-    let report = match runtime.install_plugin(bytes.to_vec(), options).await {
-        Err(PluginError::Install(InstallError::WrongWorld(aggregate_world))) => {
-            return install_projection(&state, &bytes, aggregate_world);
-        }
-        report => report?,
-    };
     let InstallReport {
         installed,
         already_installed,
         activation,
-    } = report;
+    } = runtime.install_plugin(bytes.to_vec(), options).await?;
     Ok(Json(InstallResponse {
         kind: PluginKind::Aggregate,
         installed: Some(version_body(&installed)),
@@ -269,15 +320,32 @@ pub async fn install(
     }))
 }
 
+/// 409 `name-taken`: an aggregate plugin whose type is a projection's name.
+fn name_taken(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "name-taken",
+        format!(
+            "{name:?} is the name of a projection; an aggregate type cannot have it \
+             (aggregate types and projections share one namespace)"
+        ),
+    )
+}
+
 /// Installs a component that is not an aggregate plugin as a projection; if it is not
 /// a projection either, the answer says what each world lacks.
-fn install_projection(
+async fn install_projection(
     state: &AppState,
     bytes: &[u8],
     aggregate_world: String,
+    query: &InstallQuery,
 ) -> Result<Json<InstallResponse>, ApiError> {
     let projections = state.projections()?;
-    let info = match projections.install(bytes) {
+    let options = ProjectionInstallOptions {
+        activate: query.activate.unwrap_or(false),
+        force: query.force.unwrap_or(false),
+    };
+    let installed = match projections.install_with(bytes, options).await {
         Err(ProjectionError::Install(InstallError::NotAProjection(projection_world))) => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -290,15 +358,11 @@ fn install_projection(
         }
         installed => installed?,
     };
-    let status = projections
-        .list()
-        .into_iter()
-        .find(|status| status.info.name == info.name)
-        .expect("an installed projection is listed");
+    let status = projections.status(&installed.info.name)?;
     Ok(Json(InstallResponse {
         kind: PluginKind::Projection,
         installed: None,
-        already_installed: false,
+        already_installed: installed.already_installed,
         activation: None,
         projection: Some(projection_body(status)),
     }))
@@ -329,9 +393,10 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<PluginsResponse>
 pub struct ActivateQuery {
     /// The version to activate (activate only).
     pub version: Option<String>,
-    /// Fold every stream under the target first (default true).
+    /// Fold every stream under the target first (default true; aggregate plugins).
     pub verify: Option<bool>,
-    /// Switch even when stored events have schemas the target does not know.
+    /// Switch even when stored events have schemas the target does not know
+    /// (aggregate plugins).
     pub force: Option<bool>,
 }
 
@@ -344,17 +409,24 @@ impl ActivateQuery {
     }
 }
 
-/// Activates an installed version (after verifying it, by default).
+/// Activates an installed version. An aggregate plugin's is verified first (by
+/// default) and active when the answer comes. A projection's is built beside the active
+/// one (from its kept read model if it was the previously active version, else from
+/// the start of the log) and becomes active once it has caught up: the answer shows the
+/// build, `GET /v1/projections` its progress.
 #[utoipa::path(
     post,
     path = "/v1/plugins/{aggregate_type}/activate",
-    params(TypeParams, ActivateQuery),
+    params(
+        ("aggregate_type" = String, Path, description = "The aggregate type or projection name: kebab-case, at most 64 bytes", pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64, example = "bank-account"),
+        ActivateQuery,
+    ),
     security(("admin_token" = [])),
     responses(
-        (status = 200, body = ActivationResponse),
+        (status = 200, body = SwitchResponse),
         (status = 400, description = "No or bad version, bad type (`invalid-aggregate-type`) or query (`bad-request`)", body = ErrorBody),
         (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
-        (status = 404, description = "Unknown type or version", body = ErrorBody),
+        (status = 404, description = "Unknown type, projection or version", body = ErrorBody),
         (status = 409, description = "`unknown-schema`", body = ErrorBody),
         (status = 422, description = "`verification-failed`", body = ErrorBody),
         (status = 500, description = "`storage-error`", body = ErrorBody),
@@ -365,29 +437,38 @@ pub async fn activate(
     State(state): State<AppState>,
     path: AggregatePath,
     QueryParams(query): QueryParams<ActivateQuery>,
-) -> Result<Json<ActivationResponse>, ApiError> {
+) -> Result<Json<SwitchResponse>, ApiError> {
     let runtime = state.runtime()?;
     let version = query
         .version
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("give the version to activate: ?version=2.0.0"))?;
+    let projections = state.projections()?;
+    if projections.contains(&path.aggregate_type) {
+        let status = projections.activate(&path.aggregate_type, version).await?;
+        return Ok(Json(projection_switch(status)));
+    }
     let report = runtime
         .activate(&path.aggregate_type, version, query.options())
         .await?;
-    Ok(Json(activation_response(report)))
+    Ok(Json(SwitchResponse::Aggregate(activation_response(report))))
 }
 
-/// Returns to the version active before the current one.
+/// Returns to the version active before the current one: for a projection, the way
+/// `activate` does, from the previous version's kept read model.
 #[utoipa::path(
     post,
     path = "/v1/plugins/{aggregate_type}/rollback",
-    params(TypeParams, ActivateQuery),
+    params(
+        ("aggregate_type" = String, Path, description = "The aggregate type or projection name: kebab-case, at most 64 bytes", pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 64, example = "bank-account"),
+        ActivateQuery,
+    ),
     security(("admin_token" = [])),
     responses(
-        (status = 200, body = ActivationResponse),
+        (status = 200, body = SwitchResponse),
         (status = 400, description = "A version given, bad type (`invalid-aggregate-type`) or query (`bad-request`)", body = ErrorBody),
         (status = 401, description = "No admin token, or a wrong one", body = ErrorBody),
-        (status = 404, description = "Unknown type", body = ErrorBody),
+        (status = 404, description = "Unknown type or projection", body = ErrorBody),
         (status = 409, description = "`unknown-schema` or `nothing-to-roll-back`", body = ErrorBody),
         (status = 422, description = "`verification-failed`", body = ErrorBody),
         (status = 500, description = "`storage-error`", body = ErrorBody),
@@ -398,15 +479,27 @@ pub async fn rollback(
     State(state): State<AppState>,
     path: AggregatePath,
     QueryParams(query): QueryParams<ActivateQuery>,
-) -> Result<Json<ActivationResponse>, ApiError> {
+) -> Result<Json<SwitchResponse>, ApiError> {
     let runtime = state.runtime()?;
     if query.version.is_some() {
         return Err(ApiError::bad_request(
             "rollback takes no version: it returns to the previous one",
         ));
     }
+    let projections = state.projections()?;
+    if projections.contains(&path.aggregate_type) {
+        let status = projections.rollback(&path.aggregate_type).await?;
+        return Ok(Json(projection_switch(status)));
+    }
     let report = runtime
         .rollback(&path.aggregate_type, query.options())
         .await?;
-    Ok(Json(activation_response(report)))
+    Ok(Json(SwitchResponse::Aggregate(activation_response(report))))
+}
+
+fn projection_switch(status: tally_projections::ProjectionStatus) -> SwitchResponse {
+    SwitchResponse::Projection(Box::new(ProjectionSwitchResponse {
+        kind: PluginKind::Projection,
+        projection: projection_body(status),
+    }))
 }

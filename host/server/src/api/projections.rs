@@ -1,13 +1,15 @@
-//! The read side: projections' status, their documents, and the admin actions on a
-//! faulted one (`retry`, `skip`). Projections are installed through
-//! `POST /v1/plugins`, which tells a projection component from an aggregate plugin.
+//! The read side: projections' status, their documents, and the admin actions on one:
+//! `rebuild`, and `retry`/`skip` of a faulted one. Projections are installed,
+//! activated and rolled back through the plugin routes (`POST /v1/plugins`,
+//! `/v1/plugins/{name}/activate` and `rollback`), which tell a projection from an
+//! aggregate plugin by its name (aggregate types and projections share one namespace).
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tally_projections::{Progress, ProjectionError, ProjectionStatus};
+use tally_projections::{BuildStatus, Progress, ProjectionError, ProjectionStatus, Throughput};
 use tally_runtime::GlobalPosition;
 use utoipa::{IntoParams, ToSchema};
 
@@ -49,9 +51,22 @@ pub struct ProjectionBody {
     pub lag_ms: Option<u64>,
     /// Events it applied since the service started.
     pub applied_events: u64,
+    /// Events of the log per second it went through lately (absent for a moment after
+    /// it starts).
+    pub events_per_second: Option<f64>,
+    /// Estimated ms until it has caught up at that pace (0 once caught up; absent while
+    /// the pace is unknown or zero).
+    pub eta_ms: Option<u64>,
+    /// Its read model's generation: each build of a read model makes a new one.
+    pub generation: u64,
+    /// The installed versions, oldest first.
+    pub installed: Vec<String>,
+    /// The version active before this one, whose read model is kept: what `rollback`
+    /// returns to.
+    pub previous: Option<String>,
     /// The event it failed on, when faulted.
     pub fault: Option<FaultBody>,
-    /// A newer version building its read model (blue/green), if any.
+    /// A version building its read model beside the active one (blue/green), if any.
     pub building: Option<BuildingBody>,
 }
 
@@ -70,16 +85,35 @@ pub struct FaultBody {
     pub attempts: u32,
 }
 
-/// A version being built beside the active one.
+/// A version being built beside the active one: it becomes active once it has caught
+/// up.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BuildingBody {
     /// Its version.
     pub version: String,
-    /// Its state.
+    /// Why: `activate`, `rollback` or `rebuild`.
+    pub reason: String,
+    /// Its read model's generation.
+    pub generation: u64,
+    /// Its state: `catching-up`, `live` (about to become active), `faulted` (see
+    /// `fault`; `retry` and `skip` apply to it while the active version is not
+    /// faulted) or `stopped`.
     pub state: String,
     /// The next position it will apply.
     #[schema(value_type = u64)]
     pub position: GlobalPosition,
+    /// Events of the log it went through since the build started (or resumed).
+    pub events_done: u64,
+    /// Events in the log it has not reached: `events_done + lag_events` is the whole
+    /// build.
+    pub lag_events: u64,
+    /// Events per second it went through lately (absent for a moment after it starts).
+    pub events_per_second: Option<f64>,
+    /// Estimated ms until it has caught up at that pace (absent while the pace is
+    /// unknown or zero).
+    pub eta_ms: Option<u64>,
+    /// The event it failed on, when faulted.
+    pub fault: Option<FaultBody>,
 }
 
 fn fault_body(progress: &Progress) -> Option<FaultBody> {
@@ -105,16 +139,48 @@ pub fn projection_body(status: ProjectionStatus) -> ProjectionBody {
         lag_events: status.lag_events,
         lag_ms: status.lag_ms,
         applied_events: status.progress.applied,
+        events_per_second: events_per_second(&status.throughput),
+        eta_ms: eta_ms(&status.throughput),
+        generation: status.generation,
+        installed: status
+            .installed
+            .iter()
+            .map(|version| version.to_string())
+            .collect(),
+        previous: status.previous.map(|version| version.to_string()),
         fault: fault_body(&status.progress),
-        building: status.building.map(|(version, progress)| BuildingBody {
-            version: version.to_string(),
-            state: progress.state.as_str().to_owned(),
-            position: progress.checkpoint,
-        }),
+        building: status.building.map(building_body),
     }
 }
 
-/// The installed projections: version, state, position and lag.
+fn building_body(build: BuildStatus) -> BuildingBody {
+    BuildingBody {
+        version: build.version.to_string(),
+        reason: build.reason.as_str().to_owned(),
+        generation: build.generation,
+        state: build.progress.state.as_str().to_owned(),
+        position: build.progress.checkpoint,
+        events_done: build.throughput.events_done,
+        lag_events: build.lag_events,
+        events_per_second: events_per_second(&build.throughput),
+        eta_ms: eta_ms(&build.throughput),
+        fault: fault_body(&build.progress),
+    }
+}
+
+/// The pace, to one decimal.
+fn events_per_second(throughput: &Throughput) -> Option<f64> {
+    throughput
+        .events_per_second
+        .map(|rate| (rate * 10.0).round() / 10.0)
+}
+
+fn eta_ms(throughput: &Throughput) -> Option<u64> {
+    throughput.eta.map(|eta| eta.as_millis() as u64)
+}
+
+/// The installed projections: version, state, position, lag, and a build in progress
+/// with its pace and estimated time to catch up.
 #[utoipa::path(
     get,
     path = "/v1/projections",
@@ -305,7 +371,33 @@ pub struct NamePath {
     name: String,
 }
 
-/// Applies a faulted projection's failed event again.
+/// Rebuilds the active version's read model from the start of the log, beside the one
+/// serving (blue/green): queries keep being answered from the current read model until
+/// the new one has caught up, then from the new one. The answer shows the build; its
+/// progress is in `GET /v1/projections`. A rebuild already under way goes on.
+#[utoipa::path(
+    post,
+    path = "/v1/projections/{name}/rebuild",
+    params(("name" = String, Path, description = "Projection name")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 202, description = "The build is under way", body = ProjectionBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 500, description = "`storage-error`", body = ErrorBody),
+        (status = 503, description = "`starting`, `shutting-down`", body = ErrorBody),
+    )
+)]
+pub async fn rebuild(
+    State(state): State<AppState>,
+    Path(path): Path<NamePath>,
+) -> Result<(StatusCode, Json<ProjectionBody>), ApiError> {
+    let status = state.projections()?.rebuild(&path.name).await?;
+    Ok((StatusCode::ACCEPTED, Json(projection_body(status))))
+}
+
+/// Applies a faulted projection's failed event again (the active version's, or else
+/// the build's).
 #[utoipa::path(
     post,
     path = "/v1/projections/{name}/retry",
@@ -326,7 +418,8 @@ pub async fn retry(
     Ok(StatusCode::ACCEPTED)
 }
 
-/// Passes over a faulted projection's failed event (recorded in its read model).
+/// Passes over a faulted projection's failed event (the active version's, or else the
+/// build's; recorded in its read model).
 #[utoipa::path(
     post,
     path = "/v1/projections/{name}/skip",
@@ -359,6 +452,21 @@ impl From<ProjectionError> for ApiError {
             }
             ProjectionError::VersionNotNewer { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "version-not-newer", message)
+            }
+            ProjectionError::VersionExists { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "version-exists", message)
+            }
+            ProjectionError::UnknownVersion { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown-version", message)
+            }
+            ProjectionError::NothingToRollBack(_) => {
+                ApiError::new(StatusCode::CONFLICT, "nothing-to-roll-back", message)
+            }
+            ProjectionError::NameTaken(_) => {
+                ApiError::new(StatusCode::CONFLICT, "name-taken", message)
+            }
+            ProjectionError::Closed => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", message)
             }
             ProjectionError::BeyondLog { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "position-beyond-log", message)

@@ -47,11 +47,39 @@ pub struct Service {
     http: reqwest::Client,
 }
 
+/// `tally serve` on `data_dir` with the plugins directory `plugins` and `extra`
+/// flags, on an ephemeral port, logging JSON lines to a piped stderr.
+pub fn serve_command(data_dir: &Path, plugins: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(TALLY);
+    command
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--plugins")
+        .arg(plugins)
+        .arg("--compile-cache")
+        .arg(components::compile_cache())
+        .arg("--log-format")
+        .arg("json")
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
 impl Service {
     /// Starts the service on `data_dir` with bank-account v1 and `extra` flags, and
     /// waits until it is ready.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Service {
-        Service::try_start(data_dir, extra)
+        Service::start_with_plugins(data_dir, v1_plugins_dir(), extra).await
+    }
+
+    /// Like [`Service::start`], with the plugins directory `plugins`.
+    pub async fn start_with_plugins(data_dir: &Path, plugins: &Path, extra: &[&str]) -> Service {
+        Service::try_start_with_plugins(data_dir, plugins, extra)
             .await
             .unwrap_or_else(|why| panic!("{why}"))
     }
@@ -59,24 +87,18 @@ impl Service {
     /// Like [`Service::start`], but a service that exits or never gets ready is an
     /// `Err` with its log.
     pub async fn try_start(data_dir: &Path, extra: &[&str]) -> Result<Service, String> {
-        let mut command = Command::new(TALLY);
-        command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--plugins")
-            .arg(v1_plugins_dir())
-            .arg("--compile-cache")
-            .arg(components::compile_cache())
-            .arg("--log-format")
-            .arg("json")
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("start tally serve");
+        Service::try_start_with_plugins(data_dir, v1_plugins_dir(), extra).await
+    }
+
+    /// Like [`Service::try_start`], with the plugins directory `plugins`.
+    pub async fn try_start_with_plugins(
+        data_dir: &Path,
+        plugins: &Path,
+        extra: &[&str],
+    ) -> Result<Service, String> {
+        let mut child = serve_command(data_dir, plugins, extra)
+            .spawn()
+            .expect("start tally serve");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
         let (address_tx, address_rx) = std::sync::mpsc::channel();

@@ -1,9 +1,10 @@
-//! The recipe over HTTP across restarts, SIGTERM under load, and a plugins directory
-//! that refuses the start.
+//! The recipe over HTTP across restarts, SIGTERM under load, a plugins directory
+//! that refuses the start, and one that holds a projection (at start, or dropped in
+//! under `--watch`).
 
 use std::io::Read;
-use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -11,27 +12,13 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tally_test_support::components;
 
-use crate::{Service, TALLY, bank};
+use crate::{Service, bank, serve_command};
 
 /// Runs `tally serve` with `--plugins plugins` on a new data directory in `dir` until it
 /// exits; its exit status and what it wrote to stderr. Panics if it still runs after a
 /// minute: it started instead of refusing to.
 fn serve_with_plugins(dir: &Path, plugins: &Path) -> (ExitStatus, String) {
-    let mut child = Command::new(TALLY)
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--plugins")
-        .arg(plugins)
-        .arg("--compile-cache")
-        .arg(components::compile_cache())
-        .arg("--log-format")
-        .arg("json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+    let mut child = serve_command(&dir.join("data"), plugins, &[])
         .spawn()
         .expect("start tally serve");
     let mut stderr = child.stderr.take().expect("stderr");
@@ -58,6 +45,17 @@ fn serve_with_plugins(dir: &Path, plugins: &Path) -> (ExitStatus, String) {
     (status, reader.join().unwrap())
 }
 
+/// A plugins directory `plugins` in `dir` holding `components`, each a component's
+/// path and its file name there.
+fn plugins_dir(dir: &Path, components: &[(&str, &str)]) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    for (component, file) in components {
+        std::fs::copy(component, plugins.join(file)).unwrap();
+    }
+    plugins
+}
+
 #[test]
 fn a_missing_plugins_directory_refuses_the_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,13 +72,10 @@ fn a_missing_plugins_directory_refuses_the_start() {
 #[test]
 fn a_component_that_does_not_install_refuses_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(
-        components::BANK_ACCOUNT_V1,
-        plugins.join("bank_account.wasm"),
-    )
-    .unwrap();
+    let plugins = plugins_dir(
+        dir.path(),
+        &[(components::BANK_ACCOUNT_V1, "bank_account.wasm")],
+    );
     let broken = plugins.join("broken.wasm");
     std::fs::write(&broken, b"not a component").unwrap();
     let (status, stderr) = serve_with_plugins(dir.path(), &plugins);
@@ -91,6 +86,86 @@ fn a_component_that_does_not_install_refuses_the_start() {
     );
     assert!(stderr.contains(&reason), "{stderr}");
     assert!(!stderr.contains(r#""message":"ready""#), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_projection_in_the_plugins_directory_is_installed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // `account_summary.wasm` comes first in name order; the aggregate plugin still
+    // goes in first.
+    let plugins = plugins_dir(
+        dir.path(),
+        &[
+            (components::ACCOUNT_SUMMARY, "account_summary.wasm"),
+            (components::BANK_ACCOUNT_V1, "bank_account.wasm"),
+        ],
+    );
+    let data = dir.path().join("data");
+    let service = Service::start_with_plugins(&data, &plugins, &[]).await;
+    let (status, list) = service.get("/v1/projections").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["projections"][0]["name"], "account-summary", "{list}");
+    let (status, opened) = service
+        .command(
+            "bank-account",
+            "alice",
+            bank("OpenAccount", json!({"initial_balance": 100})),
+        )
+        .await;
+    assert_eq!(status, 200, "{opened}");
+    let alice = format!(
+        "/v1/projections/account-summary/accounts/alice?min_position={}",
+        opened["position"]
+    );
+    let (status, document) = service.get(&alice).await;
+    assert_eq!(status, 200, "{document}");
+    assert_eq!(document["document"]["balance"], 100, "{document}");
+    service.stop();
+
+    // Started again with the same directory: installing the same components again
+    // changes nothing, and the read model is kept.
+    let service = Service::start_with_plugins(&data, &plugins, &[]).await;
+    let (status, list) = service.get("/v1/projections").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(
+        list["projections"].as_array().map(Vec::len),
+        Some(1),
+        "{list}"
+    );
+    let (status, document) = service.get(&alice).await;
+    assert_eq!(status, 200, "{document}");
+    assert_eq!(document["document"]["balance"], 100, "{document}");
+    service.stop();
+}
+
+#[tokio::test]
+async fn with_watch_a_projection_dropped_in_the_plugins_directory_is_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = plugins_dir(
+        dir.path(),
+        &[(components::BANK_ACCOUNT_V1, "bank_account.wasm")],
+    );
+    let data = dir.path().join("data");
+    let service = Service::start_with_plugins(&data, &plugins, &["--watch"]).await;
+    std::fs::copy(
+        components::ACCOUNT_SUMMARY,
+        plugins.join("account_summary.wasm"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, list) = service.get("/v1/projections").await;
+        if list["projections"][0]["name"] == "account-summary" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the projection was not installed: {list}; log:\n{}",
+            service.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    service.stop();
 }
 
 #[tokio::test]

@@ -10,6 +10,11 @@
 use serde::Deserialize;
 use tally_sdk::{Documents, Envelope, Projection};
 
+#[path = "../../test-hostile/src/attacks.rs"]
+mod attacks;
+
+use attacks::{memory_bomb, spin};
+
 /// The projection's only table.
 pub const DOCS: &str = "docs";
 
@@ -116,23 +121,6 @@ impl Projection for TestHostileProjection {
 /// component has the import: natively it panics.
 fn put_unchecked(table: &str, key: &str, data: &[u8]) {
     tally_sdk::__private::projection_bindings::tally::projection::documents::put(table, key, data);
-}
-
-/// Loops forever without observable effects the optimiser could remove.
-fn spin() -> ! {
-    let mut counter = 0_u64;
-    loop {
-        counter = std::hint::black_box(counter.wrapping_add(1));
-    }
-}
-
-/// Holds on to ever more memory; never returns (allocation failure aborts).
-fn memory_bomb() -> ! {
-    let mut hoard: Vec<Vec<u8>> = Vec::new();
-    loop {
-        hoard.push(std::hint::black_box(vec![1_u8; 1 << 20]));
-        std::hint::black_box(&hoard);
-    }
 }
 
 tally_sdk::export_projection!(TestHostileProjection);

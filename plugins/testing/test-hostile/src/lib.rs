@@ -6,6 +6,10 @@
 use serde::{Deserialize, Serialize};
 use tally_sdk::{Aggregate, Context, Rejection};
 
+mod attacks;
+
+use attacks::{memory_bomb, spin};
+
 /// The message `apply` panics with on a `Doomed` event, for tests to look for.
 pub const APPLY_PANIC_MESSAGE: &str = "test-hostile cannot apply a doomed event";
 
@@ -108,23 +112,6 @@ impl Aggregate for TestHostile {
             Event::Doomed => panic!("{APPLY_PANIC_MESSAGE}"),
             Event::Big { .. } | Event::Clocked { .. } | Event::Measured { .. } => {}
         }
-    }
-}
-
-/// Loops forever without observable effects the optimiser could remove.
-fn spin() -> ! {
-    let mut counter = 0_u64;
-    loop {
-        counter = std::hint::black_box(counter.wrapping_add(1));
-    }
-}
-
-/// Holds on to ever more memory; never returns (allocation failure aborts).
-fn memory_bomb() -> ! {
-    let mut hoard: Vec<Vec<u8>> = Vec::new();
-    loop {
-        hoard.push(std::hint::black_box(vec![1_u8; 1 << 20]));
-        std::hint::black_box(&hoard);
     }
 }
 
