@@ -2,6 +2,7 @@
 //! [`DocumentStore`] that is the host's `documents` import in a component and an
 //! in-memory map in native tests.
 
+use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
@@ -94,20 +95,59 @@ pub struct Documents<'a> {
 }
 
 /// A document as the batch knows it: `None` for no document.
-#[derive(Debug, Clone, PartialEq, Eq)]
 enum Cached {
     /// As the store has it.
     Read(Option<Vec<u8>>),
     /// Changed by the batch, not yet written to the store.
     Written(Option<Vec<u8>>),
+    /// Decoded by [`Documents::modify`], and encoded again only when the batch ends
+    /// (or when it is read as another type): changed, not yet written.
+    Typed(TypedDocument),
 }
 
 impl Cached {
-    fn document(&self) -> Option<&[u8]> {
+    /// The document's JSON text.
+    fn document(&self) -> Option<Vec<u8>> {
         match self {
-            Cached::Read(document) | Cached::Written(document) => document.as_deref(),
+            Cached::Read(document) | Cached::Written(document) => document.clone(),
+            Cached::Typed(typed) => typed.encode(),
         }
     }
+}
+
+/// A decoded document: an `Option<T>` (`None`: deleted) for the `T` that
+/// [`Documents::modify`] was called with, and how to encode it.
+struct TypedDocument {
+    value: Box<dyn Any>,
+    encode: fn(&dyn Any) -> Option<Vec<u8>>,
+}
+
+impl TypedDocument {
+    fn new<T: Serialize + 'static>(value: Option<T>) -> TypedDocument {
+        TypedDocument {
+            value: Box::new(value),
+            encode: encode_typed::<T>,
+        }
+    }
+
+    fn encode(&self) -> Option<Vec<u8>> {
+        (self.encode)(self.value.as_ref())
+    }
+}
+
+/// Encodes the `Option<T>` in `value` as JSON text (`None` stays `None`).
+///
+/// # Panics
+/// If `value` is not an `Option<T>` (the cache keeps the two together) or cannot be
+/// encoded as JSON (a map with non-string keys, say): a bug in the document type.
+fn encode_typed<T: Serialize + 'static>(value: &dyn Any) -> Option<Vec<u8>> {
+    let value = value
+        .downcast_ref::<Option<T>>()
+        .expect("a typed document holds the type it was decoded as");
+    value.as_ref().map(|value| {
+        serde_json::to_vec(value)
+            .unwrap_or_else(|error| panic!("a document cannot be encoded as JSON: {error}"))
+    })
 }
 
 impl<'a> Documents<'a> {
@@ -125,10 +165,14 @@ impl<'a> Documents<'a> {
     pub(crate) fn finish(self) {
         for (table, documents) in self.tables.iter().zip(self.batch) {
             for (key, cached) in documents {
-                match cached {
-                    Cached::Read(_) => {}
-                    Cached::Written(Some(data)) => self.store.put(table, &key, &data),
-                    Cached::Written(None) => self.store.delete(table, &key),
+                let written = match cached {
+                    Cached::Read(_) => continue,
+                    Cached::Written(document) => document,
+                    Cached::Typed(typed) => typed.encode(),
+                };
+                match written {
+                    Some(data) => self.store.put(table, &key, &data),
+                    None => self.store.delete(table, &key),
                 }
             }
         }
@@ -156,7 +200,7 @@ impl<'a> Documents<'a> {
         let table_index = self.check_place(table, key);
         let documents = &mut self.batch[table_index];
         if let Some(cached) = documents.get(key) {
-            return cached.document().map(<[u8]>::to_vec);
+            return cached.document();
         }
         let document = self.store.get(table, key);
         documents.insert(key.to_owned(), Cached::Read(document.clone()));
@@ -208,14 +252,71 @@ impl<'a> Documents<'a> {
     #[track_caller]
     pub fn update<T, F>(&mut self, table: &str, key: &str, change: F) -> Result<(), String>
     where
-        T: Serialize + DeserializeOwned,
+        T: Serialize + DeserializeOwned + 'static,
         F: FnOnce(Option<T>) -> Option<T>,
     {
-        match change(self.get(table, key)?) {
-            Some(value) => self.put(table, key, &value),
-            None => self.delete(table, key),
-        }
-        Ok(())
+        self.modify(table, key, |document: &mut Option<T>| {
+            *document = change(document.take());
+        })
+    }
+
+    /// Changes the document at `key` in `table` in place, as a `T`: `change` gets
+    /// `None` if there is none, and what it leaves is stored (`None` deletes it).
+    /// Returns what `change` returns; an error, naming the document, if it does not
+    /// decode as a `T`.
+    ///
+    /// The fast way to change a document many events of a batch touch: it is decoded
+    /// once per batch and encoded once, when the batch ends, rather than at every
+    /// `get` and `put`.
+    ///
+    /// ```
+    /// # use tally_sdk::Documents;
+    /// fn add(docs: &mut Documents<'_>, amount: i64) -> Result<i64, String> {
+    ///     docs.modify("totals", "all", |total: &mut Option<i64>| {
+    ///         let total = total.get_or_insert(0);
+    ///         *total += amount;
+    ///         *total
+    ///     })
+    /// }
+    /// ```
+    #[track_caller]
+    pub fn modify<T, R>(
+        &mut self,
+        table: &str,
+        key: &str,
+        change: impl FnOnce(&mut Option<T>) -> R,
+    ) -> Result<R, String>
+    where
+        T: Serialize + DeserializeOwned + 'static,
+    {
+        let table_index = self.check_place(table, key);
+        let typed = match self.batch[table_index].get_mut(key) {
+            Some(Cached::Typed(typed)) if typed.value.is::<Option<T>>() => typed,
+            _ => {
+                let document = self.typed::<T>(table, key)?;
+                let documents = &mut self.batch[table_index];
+                documents.insert(key.to_owned(), Cached::Typed(document));
+                match documents.get_mut(key) {
+                    Some(Cached::Typed(typed)) => typed,
+                    _ => unreachable!("the typed document was just cached"),
+                }
+            }
+        };
+        let value = typed
+            .value
+            .downcast_mut::<Option<T>>()
+            .expect("a typed document holds the type it was decoded as");
+        Ok(change(value))
+    }
+
+    /// The document at `key` in `table`, decoded as a `T` for [`Self::modify`].
+    #[track_caller]
+    fn typed<T>(&mut self, table: &str, key: &str) -> Result<TypedDocument, String>
+    where
+        T: Serialize + DeserializeOwned + 'static,
+    {
+        let value = self.get::<T>(table, key)?;
+        Ok(TypedDocument::new(value))
     }
 
     /// Stores JSON text already checked, in a declared table.
@@ -322,6 +423,77 @@ mod tests {
         assert_eq!(
             written,
             [("accounts", "a", &b"2"[..]), ("totals", "n", &b"5"[..])]
+        );
+    }
+
+    #[test]
+    fn modify_changes_a_document_in_place_and_writes_it_once() {
+        let mut store = CountingStore::default();
+        store.documents.put("totals", "n", b"10");
+        let mut docs = Documents::new(&mut store, TABLES);
+        for expected in 11..=15 {
+            let now = docs
+                .modify("totals", "n", |n: &mut Option<u64>| {
+                    let n = n.get_or_insert(0);
+                    *n += 1;
+                    *n
+                })
+                .unwrap();
+            assert_eq!(now, expected);
+        }
+        assert_eq!(docs.get::<u64>("totals", "n").unwrap(), Some(15));
+        assert_eq!(docs.get_raw("totals", "n").unwrap(), b"15");
+        docs.finish();
+        assert_eq!((store.gets.get(), store.puts, store.deletes), (1, 1, 0));
+        assert_eq!(store.documents.get("totals", "n").unwrap(), b"15");
+    }
+
+    #[test]
+    fn modify_sees_puts_and_puts_replace_what_it_changed() {
+        let mut store = MemoryDocuments::default();
+        let mut docs = Documents::new(&mut store, TABLES);
+        docs.put("accounts", "a", &json!({"balance": 5}));
+        docs.modify("accounts", "a", |account: &mut Option<Value>| {
+            account.as_mut().unwrap()["balance"] = json!(6);
+        })
+        .unwrap();
+        assert_eq!(
+            docs.get::<Value>("accounts", "a").unwrap(),
+            Some(json!({"balance": 6}))
+        );
+        docs.put("accounts", "a", &json!({"balance": 7}));
+        let seen = docs
+            .modify("accounts", "a", |account: &mut Option<Value>| {
+                account.clone()
+            })
+            .unwrap();
+        assert_eq!(seen, Some(json!({"balance": 7})));
+        docs.modify("accounts", "b", |_: &mut Option<u64>| ())
+            .unwrap();
+        docs.modify("accounts", "a", |account: &mut Option<Value>| {
+            *account = None
+        })
+        .unwrap();
+        docs.finish();
+        assert_eq!(store, MemoryDocuments::default(), "a deleted, b never made");
+    }
+
+    #[test]
+    fn modify_as_another_type_decodes_what_was_changed() {
+        let mut store = MemoryDocuments::default();
+        let mut docs = Documents::new(&mut store, TABLES);
+        docs.modify("totals", "n", |n: &mut Option<u64>| *n = Some(3))
+            .unwrap();
+        let as_value = docs
+            .modify("totals", "n", |n: &mut Option<Value>| n.clone())
+            .unwrap();
+        assert_eq!(as_value, Some(json!(3)));
+        let error = docs
+            .modify("totals", "n", |_: &mut Option<String>| ())
+            .unwrap_err();
+        assert!(
+            error.starts_with("document \"n\" of table totals cannot be decoded"),
+            "{error}"
         );
     }
 

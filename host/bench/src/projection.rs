@@ -13,7 +13,7 @@
 //! | `projection_catchup_events_per_s` | `Projections::install` of account-summary on that log, until it has applied every event (`document(.., Some(end))` returns): the whole projector, reading the log, upcasting, the plugin's `apply` per batch over the redb read model while the next batch is read, and one redb transaction per batch (made durable once a second). Target: 500,000 /s |
 //! | `projection_native_events_per_s` | the same batches (read and upcast beforehand, untimed) applied by account-summary's own source compiled into the bench, through the SDK's projection wire layer (`__private::projection_wire::apply`), into its in-memory store |
 //! | `projection_plugin_events_per_s` | the same batches through the plugin (`ProjectionInstance::apply`) over an in-memory `DocumentSource`, each batch's writes merged into it: the sandbox's price, without storage |
-//! | `projection_read_events_per_s` | reading the log (`read_all`, pages of 1,000) and making the envelopes (`Runtime::current_envelopes`), as the projector does |
+//! | `projection_read_events_per_s` | reading the log (`read_all`, in the projector's largest batches) and making the envelopes (`Runtime::current_envelopes`), as the projector does |
 //! | `projection_commit_events_per_s`, `projection_commit_batch_ms` | the plugin's writes of each batch committed to a scratch redb read model (`ReadModel::commit`, one transaction per batch, durable once a second as the projector does): storage alone |
 //! | `projection_*_cpu_us_per_event` | the process's CPU time (all threads) over each of the above divided by the events: steadier than the rates on a shared machine |
 //! | `projection_lag_*_ms` | 256 tasks send durable deposits through `Runtime::execute` with the projection live; every 64th answer, the time until `document(.., Some(position))` returns, `position` being past the command's last event. Target: p99 under 50 ms. `projection_live_applied_per_s`: the events the projection applied per second meanwhile |
@@ -786,7 +786,7 @@ fn report(
     );
     report.add(
         "projection_commit_batch_ms",
-        "  one redb commit (a batch of 1,000 events)",
+        "  one redb commit (a batch of the projector's most events)",
         parts.commit.wall.as_secs_f64() * 1e3 / parts.batches.max(1) as f64,
         "ms",
     );
@@ -881,7 +881,8 @@ fn report(
         "us",
     );
     report.note(format!(
-        "a batch of the projector (up to 1,000 events) wrote {:.0} documents on average",
+        "a batch of up to {} events (the projector's most) wrote {:.0} documents on average",
+        tally_projections::ProjectorConfig::default().batch_events,
         parts.documents as f64 / parts.batches.max(1) as f64
     ));
     report.note(format!(

@@ -102,8 +102,15 @@ pub type ControlAt = (Control, GlobalPosition);
 /// Settings of a projector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProjectorConfig {
-    /// Most stored events per batch (one `apply` call, one transaction).
+    /// Most stored events per batch (one `apply` call, one transaction). Default
+    /// **10,000**: a batch's documents are read, decoded, encoded and written once
+    /// however many of its events touch them, so large batches pay.
     pub batch_events: usize,
+    /// About how long one `apply` call should take: the projector sizes its batches
+    /// from the time its last calls took per event, up to `batch_events`, so that a
+    /// slow projection gets small batches (well inside the call's CPU deadline, and
+    /// a live read does not wait behind a long batch). Default **10 ms**.
+    pub batch_time: Duration,
     /// Longest time between durable commits while events keep coming: what a crash
     /// can make the projection apply again. Default **1 s**; zero makes every commit
     /// durable.
@@ -118,7 +125,8 @@ pub struct ProjectorConfig {
 impl Default for ProjectorConfig {
     fn default() -> Self {
         ProjectorConfig {
-            batch_events: 1_000,
+            batch_events: 10_000,
+            batch_time: Duration::from_millis(10),
             durable_every: Duration::from_secs(1),
             live_linger: Duration::from_millis(2),
         }
@@ -143,14 +151,57 @@ pub struct Projector {
     deferred: bool,
     /// The next batch, read while the last one applied.
     prefetched: Option<Prepared>,
+    /// How long `apply` has taken per event.
+    pace: Pace,
+}
+
+/// How long `apply` takes per event: a moving average over the last calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Pace {
+    nanos_per_event: Option<f64>,
+}
+
+impl Pace {
+    /// The weight of the newest call in the average.
+    const NEWEST: f64 = 0.3;
+
+    /// Counts a call that applied `events` in `took`.
+    fn record(&mut self, events: u64, took: Duration) {
+        if events == 0 {
+            return;
+        }
+        let newest = took.as_nanos() as f64 / events as f64;
+        let average = match self.nanos_per_event {
+            Some(average) => average + Self::NEWEST * (newest - average),
+            None => newest,
+        };
+        self.nanos_per_event = Some(average);
+    }
+
+    /// How many events fit in `time` at this pace: at least 1 and at most `most`
+    /// (`most` before the first call).
+    fn batch_size(&self, time: Duration, most: usize) -> usize {
+        let Some(nanos) = self.nanos_per_event.filter(|nanos| *nanos > 0.0) else {
+            return most;
+        };
+        let fits = (time.as_nanos() as f64 / nanos) as usize;
+        fits.clamp(1, most.max(1))
+    }
+}
+
+/// What `apply` made of a batch.
+struct Applied {
+    writes: DocumentWrites,
+    /// The events the projection was given.
+    events: u64,
+    /// How long the call took.
+    took: Duration,
 }
 
 /// A batch read from the log and made ready for `apply`.
 struct Prepared {
     /// Where it starts.
     from: GlobalPosition,
-    /// Most stored events it was read with.
-    count: usize,
     /// Whether it has that many: the log had more than it holds, maybe.
     full: bool,
     /// The position after the last stored event read (`from` if none was).
@@ -214,6 +265,7 @@ impl Projector {
             last_durable: Instant::now(),
             deferred: false,
             prefetched: None,
+            pace: Pace::default(),
         };
         Ok((projector, watcher, control_sender))
     }
@@ -263,15 +315,17 @@ impl Projector {
             return self.await_control().await;
         }
         let from = self.checkpoint();
-        let count = if from < self.one_by_one_until {
+        let one_by_one = from < self.one_by_one_until;
+        let count = if one_by_one {
             1
         } else {
-            self.config.batch_events
+            self.pace
+                .batch_size(self.config.batch_time, self.config.batch_events)
         };
         let prefetched = self
             .prefetched
             .take()
-            .filter(|batch| batch.from == from && batch.count == count);
+            .filter(|batch| batch.from == from && !one_by_one);
         let batch = match prefetched {
             Some(batch) => batch,
             None => match self.prepare(from, count).await {
@@ -290,7 +344,7 @@ impl Projector {
                 .is_ok());
         }
         let (next, last_event_ms, full) = (batch.next, batch.last_event_ms, batch.full);
-        let prefetch = full && count == self.config.batch_events && count > 1;
+        let prefetch = full && !one_by_one;
         let (applied, prefetched) = tokio::join!(self.apply(instance, batch.envelopes), async {
             if prefetch {
                 self.prepare(next, count).await
@@ -300,8 +354,13 @@ impl Projector {
         });
         self.prefetched = prefetched.filter(|batch| !batch.is_empty());
         match applied {
-            Ok((writes, applied)) => {
-                self.commit(writes, next, applied, 0).await?;
+            Ok(Applied {
+                writes,
+                events,
+                took,
+            }) => {
+                self.pace.record(events, took);
+                self.commit(writes, next, events, 0).await?;
                 self.progress
                     .send_modify(|progress| progress.last_event_ms = last_event_ms);
                 if !full {
@@ -309,7 +368,7 @@ impl Projector {
                 }
             }
             Err(BatchFailure::Fatal(error)) => return Err(error),
-            Err(BatchFailure::Projection(message)) if count > 1 => {
+            Err(BatchFailure::Projection(message)) if !one_by_one => {
                 tracing::warn!(projection = %self.name(), %message, "batch failed; going over it one event at a time");
                 self.one_by_one_until = next;
             }
@@ -322,11 +381,12 @@ impl Projector {
     /// envelopes: those of its aggregate types, upcast to current schemas, those it
     /// reads by name. `None` once the log is closed.
     async fn prepare(&self, from: GlobalPosition, count: usize) -> Option<Prepared> {
+        // The store reads no more than this at once: a batch that has it is full.
+        let count = count.min(self.runtime.store().config().max_read_count);
         let events = self.runtime.store().read_all(from, count).await.ok()?;
         let Some(last) = events.last() else {
             return Some(Prepared {
                 from,
-                count,
                 full: false,
                 next: from,
                 last_event_ms: None,
@@ -360,7 +420,6 @@ impl Projector {
         };
         Some(Prepared {
             from,
-            count,
             full,
             next,
             last_event_ms,
@@ -374,23 +433,32 @@ impl Projector {
         &self,
         instance: &mut Option<ProjectionInstance>,
         envelopes: Result<Vec<EventEnvelope>, String>,
-    ) -> Result<(DocumentWrites, u64), BatchFailure> {
+    ) -> Result<Applied, BatchFailure> {
         let envelopes = envelopes.map_err(BatchFailure::Projection)?;
+        let events = envelopes.len() as u64;
         if envelopes.is_empty() {
-            return Ok((DocumentWrites::default(), 0));
+            return Ok(Applied {
+                writes: DocumentWrites::default(),
+                events,
+                took: Duration::ZERO,
+            });
         }
-        let applied = envelopes.len() as u64;
         let snapshot = self.model.snapshot().map_err(BatchFailure::Fatal)?;
         let mut taken = instance.take().expect("the projector holds its instance");
-        let (taken, answer) = tokio::task::spawn_blocking(move || {
+        let (taken, answer, took) = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
             let answer = taken.apply(&envelopes, Arc::new(snapshot));
-            (taken, answer)
+            (taken, answer, started.elapsed())
         })
         .await
         .expect("a projection call does not panic the host");
         *instance = Some(taken);
         match answer {
-            Ok(Ok(writes)) => Ok((writes, applied)),
+            Ok(Ok(writes)) => Ok(Applied {
+                writes,
+                events,
+                took,
+            }),
             Ok(Err(message)) => Err(BatchFailure::Projection(message)),
             Err(error) => Err(BatchFailure::Projection(error.to_string())),
         }
@@ -517,5 +585,42 @@ async fn off_the_runtime<R: Send + 'static>(
         Ok(answer) => answer,
         Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
         Err(_) => Err(ProjectionError::Closed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_sized_from_the_pace_of_the_last_calls() {
+        let mut pace = Pace::default();
+        let time = Duration::from_millis(10);
+        assert_eq!(pace.batch_size(time, 10_000), 10_000, "before any call");
+        pace.record(1_000, Duration::from_millis(1));
+        assert_eq!(pace.batch_size(time, 10_000), 10_000, "1 µs per event");
+        assert_eq!(pace.batch_size(time, 4_000), 4_000);
+        let mut slow = Pace::default();
+        slow.record(10, Duration::from_millis(5));
+        assert_eq!(slow.batch_size(time, 10_000), 20, "500 µs per event");
+        slow.record(1, Duration::from_secs(1));
+        assert_eq!(slow.batch_size(time, 10_000), 1, "never less than one");
+        pace.record(0, Duration::from_secs(9));
+        assert_eq!(
+            pace.batch_size(time, 10_000),
+            10_000,
+            "no events, no change"
+        );
+    }
+
+    #[test]
+    fn the_pace_follows_the_newest_calls() {
+        let mut pace = Pace::default();
+        pace.record(100, Duration::from_micros(100));
+        for _ in 0..20 {
+            pace.record(100, Duration::from_micros(1_000));
+        }
+        let nanos = pace.nanos_per_event.unwrap();
+        assert!((9_900.0..=10_000.0).contains(&nanos), "{nanos}");
     }
 }

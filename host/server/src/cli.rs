@@ -209,6 +209,16 @@ pub enum PluginCommand {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Check an aggregate component against a conformance suite, with no service:
+    /// each scenario's result, and a non-zero exit on any failure.
+    Test {
+        /// The component (`.wasm`).
+        component: PathBuf,
+        /// The suite's folder [default: this checkout's
+        /// tests/conformance/TYPE/vMAJOR].
+        #[arg(long, value_name = "DIR")]
+        scenarios: Option<PathBuf>,
+    },
 }
 
 /// `tally projection ...`.
@@ -593,6 +603,10 @@ async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
             dir,
             sdk,
         } => new_plugin(name, scaffold_kind(projection, aggregate_type), dir, sdk),
+        PluginCommand::Test {
+            component,
+            scenarios,
+        } => crate::conformance::run(&component, scenarios.as_deref()),
     }
 }
 

@@ -90,9 +90,14 @@ pub struct ServeArgs {
     #[arg(long, env = "TALLY_SUBSCRIBER_PAGE")]
     pub subscriber_page: Option<NonZeroUsize>,
     /// Most events a projection applies in one batch (one plugin call, one read-model
-    /// transaction) [default: 1000].
+    /// transaction) [default: 10000].
     #[arg(long, env = "TALLY_PROJECTION_BATCH")]
     pub projection_batch: Option<usize>,
+    /// About how long one batch of a projection should take, in milliseconds: batches
+    /// are sized from the time per event of the last ones, up to --projection-batch
+    /// [default: 10].
+    #[arg(long, env = "TALLY_PROJECTION_BATCH_MS")]
+    pub projection_batch_ms: Option<u64>,
     /// Longest a projection read with `min_position` waits for the projection to
     /// reach it, in milliseconds [default: 5000].
     #[arg(long, env = "TALLY_PROJECTION_WAIT_MS")]
@@ -127,6 +132,7 @@ struct FileSettings {
     max_subscribers: Option<NonZeroUsize>,
     subscriber_page: Option<NonZeroUsize>,
     projection_batch: Option<usize>,
+    projection_batch_ms: Option<u64>,
     projection_wait_ms: Option<u64>,
     projection_durable_ms: Option<u64>,
 }
@@ -263,6 +269,11 @@ impl ServeConfig {
             anyhow::ensure!(batch > 0, "projection_batch must be at least 1");
             projections.projector.batch_events = batch;
         }
+        projections.projector.batch_time = millis(
+            "projection_batch_ms",
+            args.projection_batch_ms.or(file.projection_batch_ms),
+            projections.projector.batch_time,
+        )?;
         if let Some(ms) = args.projection_durable_ms.or(file.projection_durable_ms) {
             projections.projector.durable_every = Duration::from_millis(ms);
         }
@@ -382,7 +393,8 @@ mod tests {
         let file = dir.path().join("tally.toml");
         std::fs::write(
             &file,
-            "projection_batch = 250\nprojection_durable_ms = 0\nprojection_wait_ms = 70\n",
+            "projection_batch = 250\nprojection_batch_ms = 3\nprojection_durable_ms = 0\n\
+             projection_wait_ms = 70\n",
         )
         .unwrap();
         let config = ServeConfig::resolve(ServeArgs {
@@ -393,6 +405,7 @@ mod tests {
         .unwrap();
         let projector = config.projections.projector;
         assert_eq!(projector.batch_events, 250);
+        assert_eq!(projector.batch_time, Duration::from_millis(3));
         assert_eq!(projector.durable_every, Duration::ZERO);
         assert_eq!(config.projections.max_wait, Duration::from_millis(80));
         let defaults = ServeConfig::resolve(ServeArgs::default()).unwrap();

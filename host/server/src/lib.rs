@@ -5,7 +5,8 @@
 //!   swap, Prometheus [`metrics`], graceful shutdown. Settings: [`config`].
 //! - [`cli`]: the command line; the client commands use [`client`] against a
 //!   running service; `tally verify` ([`verify`]) checks a data directory offline;
-//!   `tally plugin new` ([`scaffold`]) creates a plugin crate; `tally demo`
+//!   `tally plugin new` ([`scaffold`]) creates a plugin crate; `tally plugin test`
+//!   ([`conformance`]) checks a component against a conformance suite; `tally demo`
 //!   ([`demo`]) runs the README's tour by itself, with the service started
 //!   [`in_process`] (as the benchmark does).
 //!
@@ -17,6 +18,7 @@ pub mod cli;
 mod cli_projection;
 pub mod client;
 pub mod config;
+pub mod conformance;
 pub mod demo;
 pub mod http_server;
 pub mod in_process;

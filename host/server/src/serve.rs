@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use tally_projections::{ProjectionError, ProjectionInstallOptions, Projections};
-use tally_runtime::{InstallError, InstallOptions, PluginError, Runtime};
+use tally_runtime::{InstallError, InstallOptions, LoadedPlugin, PluginError, Runtime};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -161,8 +161,9 @@ async fn start_plugins(
     config: &ServeConfig,
     seen: &mut HashMap<PathBuf, FileStamp>,
 ) -> anyhow::Result<Projections> {
+    let projection_names = ProjectionNames::OnDisk(&config.projections.dir);
     let components = match &config.plugins {
-        Some(dir) => install_all(runtime, dir, seen).await?,
+        Some(dir) => install_all(runtime, dir, &projection_names, seen).await?,
         None => Vec::new(),
     };
     let projections = Projections::open(runtime.clone(), config.projections.clone())
@@ -183,11 +184,12 @@ async fn start_plugins(
 async fn install_all(
     runtime: &Runtime,
     dir: &Path,
+    projection_names: &ProjectionNames<'_>,
     seen: &mut HashMap<PathBuf, FileStamp>,
 ) -> anyhow::Result<Vec<Component>> {
     let mut components = Vec::new();
     for path in plugin_files(dir)? {
-        components.extend(install_file(runtime, &path, seen).await?);
+        components.extend(install_file(runtime, &path, projection_names, seen).await?);
     }
     Ok(components)
 }
@@ -210,8 +212,9 @@ async fn install_changes(
         }
     };
     let mut components = Vec::new();
+    let projection_names = ProjectionNames::Open(projections);
     for path in files {
-        match install_file(runtime, &path, seen).await {
+        match install_file(runtime, &path, &projection_names, seen).await {
             Ok(component) => components.extend(component),
             Err(error) => tracing::error!(error = format!("{error:#}"), "plugin not installed"),
         }
@@ -237,13 +240,34 @@ struct Component {
     not_aggregate: String,
 }
 
+/// The names projections have, which an aggregate plugin of the directory may not
+/// take (the two kinds share one namespace, as the upload API checks too).
+enum ProjectionNames<'a> {
+    /// At start, before the projections open: their folders in the projections
+    /// directory.
+    OnDisk(&'a Path),
+    /// Once they are open.
+    Open(&'a Projections),
+}
+
+impl ProjectionNames<'_> {
+    fn contains(&self, name: &str) -> bool {
+        match self {
+            ProjectionNames::OnDisk(dir) => dir.join(name).is_dir(),
+            ProjectionNames::Open(projections) => projections.contains(name),
+        }
+    }
+}
+
 /// Installs and activates the aggregate plugin at `path`, unless `seen` has it as it
 /// is now. A version not newer than the active one is skipped, not an error (the
 /// directory may hold an older build than one installed through the API). A component
-/// of another world is returned, for the projections.
+/// of another world is returned, for the projections. An aggregate type that is a
+/// projection's name is refused.
 async fn install_file(
     runtime: &Runtime,
     path: &Path,
+    projection_names: &ProjectionNames<'_>,
     seen: &mut HashMap<PathBuf, FileStamp>,
 ) -> anyhow::Result<Option<Component>> {
     if !changed(path, seen)? {
@@ -251,6 +275,16 @@ async fn install_file(
     }
     let bytes =
         std::fs::read(path).with_context(|| format!("cannot read plugin {}", path.display()))?;
+    if let Some(aggregate_type) = aggregate_type_of(runtime, &bytes).await
+        && projection_names.contains(&aggregate_type)
+    {
+        anyhow::bail!(
+            "cannot install plugin {}: {aggregate_type:?} is the name of a projection; an \
+             aggregate type cannot have it (aggregate types and projections share one \
+             namespace)",
+            path.display()
+        );
+    }
     let options = InstallOptions {
         activate: true,
         ..InstallOptions::default()
@@ -286,6 +320,21 @@ async fn install_file(
         }
     }
     Ok(None)
+}
+
+/// The aggregate type `bytes` describes itself as, if it is an aggregate plugin at all
+/// (installing it says what is wrong with one that is not).
+async fn aggregate_type_of(runtime: &Runtime, bytes: &[u8]) -> Option<String> {
+    let engine = runtime.engine().clone();
+    let bytes = bytes.to_vec();
+    tokio::task::spawn_blocking(move || {
+        LoadedPlugin::load(&engine, &bytes)
+            .ok()
+            .map(|plugin| plugin.info().aggregate_type.clone())
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Whether the file at `path` is new or changed since `seen` last had it; `seen` has

@@ -27,14 +27,18 @@
 //! - **Migrations**: the schema is versioned ([`migrations()`]) and brought up to date
 //!   at open, under an advisory lock, one transaction for all of them.
 //!
-//! Not done yet: the runtime does not use this store (it needs one interface over both
-//! stores, and a shared error type); there is no `tally serve --store postgres://...`, no
-//! cluster of hosts (plugins and activations in the database), no replication or
-//! failover tests, no `tally migrate` (it will print [`migrations()`] and
-//! [`PostgresEventStore::applied_migrations`]) and no copy from an embedded log. Command
-//! ids are kept forever (the embedded store retains a bounded window). Connections are
-//! not encrypted (no TLS connector yet). Each subscription reads its own pages (the
-//! embedded store shares one live reader among all of them).
+//! The store implements [`tally_store::EventLog`], the interface it shares with the
+//! embedded store (its errors become [`tally_store::LogError`]), and passes the same
+//! conformance suite (`tally_store::testing`).
+//!
+//! Not done yet: the runtime does not use this store (it still holds an `EventStore`);
+//! there is no `tally serve --store postgres://...`, no cluster of hosts (plugins and
+//! activations in the database), no replication or failover tests, no `tally migrate`
+//! (it will print [`migrations()`] and [`PostgresEventStore::applied_migrations`]) and
+//! no copy from an embedded log. Command ids are kept forever (the embedded store
+//! retains a bounded window). Connections are not encrypted (no TLS connector yet). Each
+//! subscription reads its own pages (the embedded store shares one live reader among all
+//! of them).
 //!
 //! ```no_run
 //! # async fn demo() -> tally_store_postgres::Result<()> {
@@ -61,6 +65,7 @@ mod config;
 mod convert;
 mod error;
 mod listener;
+mod log;
 mod migrations;
 mod store;
 mod subscription;

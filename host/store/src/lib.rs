@@ -37,6 +37,10 @@
 //! # }
 //! ```
 //!
+//! [`EventLog`] is the interface the embedded store shares with the one on PostgreSQL
+//! (`tally-store-postgres`); with the feature `testing`, the module `testing` is the
+//! conformance suite both run.
+//!
 //! [`verify()`] checks a store directory offline (both logs, every envelope), optionally
 //! cutting a damaged log. The envelope format is in `FORMAT.md`.
 
@@ -47,10 +51,13 @@ mod error;
 mod event;
 mod index;
 mod live;
+mod log;
 mod rebuild;
 mod snapshot;
 mod store;
 mod subscription;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod verify;
 mod version;
 
@@ -62,6 +69,7 @@ pub use event::{
 };
 pub use index::CommandRetention;
 pub use live::{CATCH_UP_READS, SubscriptionStats};
+pub use log::{EventLog, LogError, LogResult, LogSubscription};
 pub use snapshot::Snapshot;
 pub use store::{EventStore, OpenReport, QueuedAppend, StreamRead, Submitted};
 pub use subscription::{

@@ -110,18 +110,26 @@ impl Projection for AccountSummary {
     ];
     const TABLES: &'static [&'static str] = &[ACCOUNTS, TOTALS];
 
+    // Through `modify`, so that the totals (which every event changes) and an account
+    // touched by several events of a batch are decoded and encoded once per batch. On
+    // an error the batch is discarded whole, so what the closures took is not missed.
     fn apply(envelope: Envelope<Event>, docs: &mut Documents<'_>) -> Result<(), String> {
         let id = envelope.aggregate_id.as_str();
-        let account: Option<Account> = docs.get(ACCOUNTS, id)?;
-        let mut totals: Totals = docs.get(TOTALS, ALL)?.unwrap_or_default();
-        let account = Account {
-            last_activity_ms: envelope.timestamp_ms,
-            last_position: envelope.position,
-            ..next_account(&mut totals, account, envelope.event, id)?
-        };
-        docs.put(ACCOUNTS, id, &account);
-        docs.put(TOTALS, ALL, &totals);
-        Ok(())
+        let mut totals = docs.modify(TOTALS, ALL, |totals: &mut Option<Totals>| {
+            totals.take().unwrap_or_default()
+        })?;
+        docs.modify(ACCOUNTS, id, |account: &mut Option<Account>| {
+            let next = next_account(&mut totals, account.take(), envelope.event, id)?;
+            *account = Some(Account {
+                last_activity_ms: envelope.timestamp_ms,
+                last_position: envelope.position,
+                ..next
+            });
+            Ok::<(), String>(())
+        })??;
+        docs.modify(TOTALS, ALL, |kept: &mut Option<Totals>| {
+            *kept = Some(totals)
+        })
     }
 }
 

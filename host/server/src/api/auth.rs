@@ -87,12 +87,21 @@ pub fn system_streams_visible(
 }
 
 /// The admin routes' layer: 401 without the token, before the route reads its input.
+///
+/// The refused request's body is read and dropped, up to the API's `max_body_bytes`
+/// (1 MiB by default), so that a client still sending an upload of ordinary size gets
+/// the 401 rather than a connection closed under it; a larger body is not read on,
+/// and its connection closes.
 pub async fn require_admin(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    state.check_admin(request.headers())?;
+    if let Err(refused) = state.check_admin(request.headers()) {
+        let most = state.limits().max_body_bytes;
+        let _ = axum::body::to_bytes(request.into_body(), most).await;
+        return Err(refused);
+    }
     Ok(next.run(request).await)
 }
 

@@ -89,6 +89,33 @@ fn a_component_that_does_not_install_refuses_the_start() {
 }
 
 #[tokio::test]
+async fn an_aggregate_plugin_named_like_a_projection_refuses_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // test-name-clash is a projection named `bank-account`.
+    let plugins = plugins_dir(
+        dir.path(),
+        &[(components::TEST_NAME_CLASH, "name_clash.wasm")],
+    );
+    let service = Service::start_with_plugins(&dir.path().join("data"), &plugins, &[]).await;
+    let (status, list) = service.get("/v1/projections").await;
+    assert_eq!(
+        list["projections"][0]["name"], "bank-account",
+        "{status}: {list}"
+    );
+    service.stop();
+
+    let aggregate = plugins.join("bank_account.wasm");
+    std::fs::copy(components::BANK_ACCOUNT_V1, &aggregate).unwrap();
+    let (status, stderr) = serve_with_plugins(dir.path(), &plugins);
+    assert!(!status.success(), "{status}: {stderr}");
+    let reason = format!(
+        "error: cannot install plugin {}: \"bank-account\" is the name of a projection",
+        aggregate.display()
+    );
+    assert!(stderr.contains(&reason), "{stderr}");
+}
+
+#[tokio::test]
 async fn a_projection_in_the_plugins_directory_is_installed_at_start() {
     let dir = tempfile::tempdir().unwrap();
     // `account_summary.wasm` comes first in name order; the aggregate plugin still

@@ -1,11 +1,14 @@
 //! The PostgreSQL store against a real PostgreSQL: one server for this binary
-//! (`server.rs`), a database per test.
+//! (`server.rs`), a database per test. The semantics every store shares are the
+//! conformance suite (`conformance.rs`); the modules beside it test what is this
+//! store's own: the commit order of positions, group commit, migrations, several
+//! hosts on one database.
 
 mod appends;
 mod commit_order;
+mod conformance;
 mod group_commit;
 mod migrations;
-mod reads;
 mod server;
 mod subscriptions;
 

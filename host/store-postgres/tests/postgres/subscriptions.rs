@@ -1,10 +1,10 @@
-//! Catch-up-then-live subscriptions: every event once, in order, from the table, also
-//! those appended by another store on the same database (another host).
+//! Subscriptions follow the appends of every host: every event once, in order, from the
+//! table, also those appended by another store on the same database. Catch-up, live,
+//! filters and close on one store are the conformance suite's (`conformance.rs`).
 
 use std::time::Duration;
 
 use tally_store::{ExpectedVersion, GlobalPosition, SubscriptionFilter};
-use tally_store_postgres::PgStoreError;
 
 use crate::{database_or_skip, events, no_command, stream};
 
@@ -66,70 +66,4 @@ async fn a_subscription_catches_up_then_follows_appends_of_every_host() {
     store.wait_committed(GlobalPosition::new(12)).await.unwrap();
     other_host.close().await.unwrap();
     store.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn a_filtered_subscription_moves_past_what_it_skips() {
-    let database = database_or_skip!();
-    let store = database.open().await;
-    let filter = SubscriptionFilter {
-        stream: Some(stream("b")),
-        ..SubscriptionFilter::default()
-    };
-    let mut subscription = store.subscribe(GlobalPosition::START, filter);
-    store
-        .append(
-            &stream("a"),
-            ExpectedVersion::Any,
-            events("E", 3),
-            no_command(),
-        )
-        .await
-        .unwrap();
-    store
-        .append(
-            &stream("b"),
-            ExpectedVersion::Any,
-            events("E", 1),
-            no_command(),
-        )
-        .await
-        .unwrap();
-    store
-        .append(
-            &stream("a"),
-            ExpectedVersion::Any,
-            events("E", 2),
-            no_command(),
-        )
-        .await
-        .unwrap();
-    let event = tokio::time::timeout(WAIT, subscription.next())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (event.position, event.stream),
-        (GlobalPosition::new(3), stream("b"))
-    );
-    // Nothing more for it: it waits, having examined the rest.
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), subscription.next())
-            .await
-            .is_err()
-    );
-    assert_eq!(subscription.position(), GlobalPosition::new(6));
-    store.close().await.unwrap();
-}
-
-#[tokio::test]
-async fn a_subscription_ends_when_its_store_closes() {
-    let database = database_or_skip!();
-    let store = database.open().await;
-    let mut subscription = store.subscribe(GlobalPosition::START, SubscriptionFilter::default());
-    let waiting = tokio::spawn(async move { subscription.next().await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    store.close().await.unwrap();
-    let outcome = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
-    assert!(matches!(outcome, Err(PgStoreError::Closed)));
 }
