@@ -135,6 +135,21 @@ impl TypedDocument {
     }
 }
 
+/// Decodes the document at `key` in `table` (`None`: there is none) as a `T`; an error
+/// names the document.
+fn decode<T: DeserializeOwned>(
+    table: &str,
+    key: &str,
+    data: Option<Vec<u8>>,
+) -> Result<Option<T>, String> {
+    let Some(data) = data else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&data)
+        .map(Some)
+        .map_err(|error| format!("document {key:?} of table {table} cannot be decoded: {error}"))
+}
+
 /// Encodes the `Option<T>` in `value` as JSON text (`None` stays `None`).
 ///
 /// # Panics
@@ -186,12 +201,8 @@ impl<'a> Documents<'a> {
         table: &str,
         key: &str,
     ) -> Result<Option<T>, String> {
-        let Some(data) = self.get_raw(table, key) else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&data).map(Some).map_err(|error| {
-            format!("document {key:?} of table {table} cannot be decoded: {error}")
-        })
+        let data = self.get_raw(table, key);
+        decode(table, key, data)
     }
 
     /// The document at `key` in `table` as the JSON text stored, if there is one.
@@ -315,8 +326,14 @@ impl<'a> Documents<'a> {
     where
         T: Serialize + DeserializeOwned + 'static,
     {
-        let value = self.get::<T>(table, key)?;
-        Ok(TypedDocument::new(value))
+        // Not through `get`: the typed document replaces the cache entry, so the text
+        // is not kept beside it.
+        let table_index = self.check_place(table, key);
+        let data = match self.batch[table_index].get(key) {
+            Some(cached) => cached.document(),
+            None => self.store.get(table, key),
+        };
+        Ok(TypedDocument::new(decode::<T>(table, key, data)?))
     }
 
     /// Stores JSON text already checked, in a declared table.
