@@ -163,8 +163,8 @@ fn nested_target_dir(out_dir: &Path) -> PathBuf {
 fn rerun_if_changed(root: &Path, plugins: &Path) {
     let mut watched = vec![
         root.join("wit"),
-        root.join("guest-sdk/src"),
-        root.join("guest-sdk/Cargo.toml"),
+        root.join("guest-sdk/rust/src"),
+        root.join("guest-sdk/rust/Cargo.toml"),
         plugins.join("Cargo.toml"),
         plugins.join("Cargo.lock"),
     ];

@@ -839,7 +839,7 @@ fn new_plugin(
 
 /// The guest SDK of this checkout.
 fn checkout_sdk() -> anyhow::Result<PathBuf> {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../guest-sdk"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../guest-sdk/rust"))
         .canonicalize()
         .map_err(|error| {
             anyhow::anyhow!("cannot find this checkout's guest-sdk (give --sdk): {error}")

@@ -941,7 +941,7 @@ mod tests {
     #[test]
     fn a_crate_inside_the_checkout_names_the_sdk_by_a_relative_path() {
         let checkout = temp_dir("checkout");
-        let sdk = checkout.join("guest-sdk");
+        let sdk = checkout.join("guest-sdk").join("rust");
         fs::create_dir_all(&sdk).unwrap();
         fs::write(sdk.join("Cargo.toml"), "").unwrap();
         fs::write(checkout.join("Cargo.toml"), "").unwrap();
@@ -949,7 +949,7 @@ mod tests {
         let dependency = sdk_dependency(&SdkSource::Path(sdk), &crate_dir).unwrap();
         assert_eq!(
             dependency.lines().last(),
-            Some("tally-sdk = { path = \"../../guest-sdk\" }"),
+            Some("tally-sdk = { path = \"../../guest-sdk/rust\" }"),
             "{dependency}"
         );
         assert!(dependency.contains("relative path"), "{dependency}");

@@ -20,7 +20,7 @@ const PROJECTION: &str = "shopping-cart-totals";
 
 /// The guest SDK of this checkout.
 fn sdk_path() -> PathBuf {
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-sdk");
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest-sdk/rust");
     fs::canonicalize(&sdk).unwrap_or_else(|error| panic!("{}: {error}", sdk.display()))
 }
 

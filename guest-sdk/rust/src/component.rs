@@ -10,7 +10,7 @@ use crate::{panic, wire};
 #[allow(missing_docs, clippy::all)] // generated code
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../../wit",
         world: "tally:aggregate/plugin",
         pub_export_macro: true,
         export_macro_name: "__export_tally_plugin",

@@ -18,7 +18,7 @@ pub mod bindings {
     // aggregate bindings) already takes `plugin`. The component's imports and exports
     // are those of `tally:projection/plugin`: the same interfaces.
     wit_bindgen::generate!({
-        path: "../wit/projection",
+        path: "../../wit/projection",
         inline: "package tally:sdk;
             world projection-plugin { include tally:projection/plugin@1.0.0; }",
         world: "tally:sdk/projection-plugin",
