@@ -7,7 +7,7 @@
 CARGO ?= cargo
 PLUGINS := --manifest-path plugins/Cargo.toml
 
-.PHONY: run demo test setup test-setup plugins
+.PHONY: run demo test setup test-setup plugins rust-plugins language-plugins test-language-plugins
 
 setup:
 	rustup target add wasm32-wasip2
@@ -24,18 +24,38 @@ test-setup: setup
 			postgresql >/dev/null; \
 	fi
 
-run: plugins
+run: rust-plugins
 	mkdir -p target/tally-plugins
 	cp plugins/target/wasm32-wasip2/release/bank_account.wasm target/tally-plugins/
 	$(CARGO) run --release --locked -p tally-server -- serve --plugins target/tally-plugins
 
 # The README's tour, run by itself in a temporary directory.
-demo: plugins
+demo: rust-plugins
 	$(CARGO) run --release --locked -p tally-server -- demo
 
-# The plugin components (plugins/target/wasm32-wasip2/release/*.wasm).
-plugins: setup
+# Every reference plugin: the Rust ones, then bank-account in Python and JavaScript.
+plugins: rust-plugins language-plugins
+
+# The Rust plugin components (plugins/target/wasm32-wasip2/release/*.wasm): what the
+# service, the demo and the benchmark load.
+rust-plugins: setup
 	$(CARGO) build --release --target wasm32-wasip2 $(PLUGINS)
+
+# The Python and JavaScript reference plugins (plugins/target/python, plugins/target/js),
+# each script installing its pinned tools from PyPI or npm when they are missing.
+language-plugins:
+	plugins/python/build.sh
+	plugins/js/build.sh
+
+# The Python and JavaScript SDKs' and plugins' own tests (pytest, node --test), the
+# bank-account conformance suite against each language's component, then a plugin
+# generated in each language (`tally plugin new --lang`) tested, built and checked.
+test-language-plugins: language-plugins
+	plugins/python/test.sh
+	plugins/js/test.sh
+	$(CARGO) run --locked -q -p tally-server -- plugin test plugins/target/python/bank_account.wasm
+	$(CARGO) run --locked -q -p tally-server -- plugin test plugins/target/js/bank_account.wasm
+	CARGO=$(CARGO) tests/scaffold/languages.sh
 
 test: test-setup
 	$(CARGO) fmt --all -- --check
@@ -45,4 +65,5 @@ test: test-setup
 	$(CARGO) clippy $(PLUGINS) --target wasm32-wasip2 --locked -- -D warnings
 	$(CARGO) test --workspace --locked
 	$(CARGO) test $(PLUGINS) --locked
+	$(MAKE) test-language-plugins
 	CARGO=$(CARGO) tests/api-fuzz/schemathesis.sh

@@ -61,6 +61,7 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     let floor_after = super::fsync_floor(work.path(), measure / 2)?;
     let floor = (floor_before + floor_after) / 2.0;
     let naive = naive_case(options, progress, &work.path().join("naive"), &v1).await?;
+    let others = other_plugin_rounds(options, progress, work.path()).await?;
     work.close()?;
 
     let mut report = Report::default();
@@ -68,7 +69,58 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
     add_durable_figures(&mut report, &durable, floor);
     add_os_figures(&mut report, &os);
     add_naive_figures(&mut report, &naive, durable.wasm().per_s);
+    add_other_plugin_figures(&mut report, &others, &durable.wasm());
     Ok(report)
+}
+
+/// One durable round through each `--plugin` build, named.
+async fn other_plugin_rounds(
+    options: &BenchOptions,
+    progress: &Progress,
+    work: &Path,
+) -> Result<Vec<(String, Rate)>> {
+    let mut rates = Vec::new();
+    for other in &options.other_plugins {
+        let dir = work.join(format!("wasm-{}", other.name));
+        let label = format!("wasm {}, Always", other.name);
+        let config = RuntimeConfig::new(&dir);
+        let bytes = other.bytes()?;
+        let rate = runtime_round(
+            options,
+            progress,
+            config,
+            &dir,
+            &bytes,
+            options.case_window(),
+            &label,
+        );
+        rates.push((other.name.clone(), rate.await?));
+    }
+    Ok(rates)
+}
+
+/// The `--plugin` builds' durable commands beside the Rust plugin's (`rust`).
+fn add_other_plugin_figures(report: &mut Report, others: &[(String, Rate)], rust: &Medians) {
+    for (name, rate) in others {
+        report.add(
+            &format!("wasm_{name}_commands_per_s"),
+            &format!("durable commands through the {name} build of the plugin"),
+            rate.per_s.round(),
+            "/s",
+        );
+        report.add(
+            &format!("wasm_{name}_cpu_us_per_command"),
+            "  CPU per command (whole process)",
+            cpu_us(rate.cpu_us_per_op),
+            "us",
+        );
+        report.add(
+            &format!("wasm_{name}_cpu_vs_rust"),
+            "  its CPU per command / the Rust plugin's",
+            rate.cpu_us_per_op / rust.cpu_us.max(1e-9),
+            "x",
+        );
+    }
 }
 
 /// The durable rounds' rates of each pipeline, round by round.

@@ -42,12 +42,55 @@ pub async fn run(options: &BenchOptions, progress: &Progress) -> Result<Report> 
         best = best.min(time_plugin_fold(&runtime, events).await?);
         if round == 0 {
             progress.set("fold: reading alone, and folding natively");
-            references = References::measure(runtime.store(), events).await?;
+            references = References::measure(embedded_store(&runtime)?, events).await?;
         }
         runtime.close().await?;
     }
+    let mut report = report(events, best, &references);
+    for other in &options.other_plugins {
+        let other_events = events.min(OTHER_PLUGIN_EVENTS);
+        let per_s = other_plugin_fold(options, progress, work.path(), other, other_events).await?;
+        report.add(
+            &format!("fold_{}_events_per_s", other.name),
+            &format!(
+                "  rehydrate one account of {other_events} events through the {} build",
+                other.name
+            ),
+            per_s.round(),
+            "/s",
+        );
+    }
     work.close()?;
-    Ok(report(events, best, &references))
+    Ok(report)
+}
+
+/// Events of the account a `--plugin` build folds: an interpreter folds tens to
+/// hundreds of thousands of events a second, so fewer than the Rust plugin's.
+const OTHER_PLUGIN_EVENTS: u64 = 100_000;
+
+/// Events per second of `other`'s fold of an account of `events` events, built for it
+/// in a directory of its own under `work`.
+async fn other_plugin_fold(
+    options: &BenchOptions,
+    progress: &Progress,
+    work: &Path,
+    other: &crate::OtherPlugin,
+    events: u64,
+) -> Result<f64> {
+    let dir = work.join(format!("fold-{}", other.name));
+    progress.set(&format!(
+        "fold: building an account of {events} events for the {} build",
+        other.name
+    ));
+    setup::build_account(options, &dir, &other.bytes()?, "big", events).await?;
+    progress.set(&format!(
+        "fold: Runtime::state through the {} build",
+        other.name
+    ));
+    let runtime = fresh_runtime(options, &dir).await?;
+    let seconds = time_plugin_fold(&runtime, events).await?;
+    runtime.close().await?;
+    Ok(events as f64 / seconds)
 }
 
 /// A runtime on the data in `dir` without snapshots: a cold state cache.
@@ -89,6 +132,14 @@ async fn time_plugin_fold(runtime: &Runtime, events: u64) -> Result<f64> {
 struct References {
     read_per_s: f64,
     native_per_s: f64,
+}
+
+/// The embedded store under `runtime`: the references read it directly.
+fn embedded_store(runtime: &Runtime) -> Result<&EventStore> {
+    runtime
+        .store()
+        .embedded()
+        .ok_or_else(|| anyhow::anyhow!("the fold benchmark runs on the embedded store"))
 }
 
 impl References {

@@ -83,6 +83,11 @@ pub struct BenchOptions {
     /// plugins built in this checkout].
     #[arg(long)]
     pub plugins: Option<PathBuf>,
+    /// `commands` and `fold`: another build of bank-account 1.x to measure beside the
+    /// Rust one in the same run, as `NAME=FILE` (`python=plugins/target/python/bank_account.wasm`);
+    /// repeatable. Its figures are keyed by NAME.
+    #[arg(long = "plugin", value_name = "NAME=FILE", value_parser = parse_other_plugin)]
+    pub other_plugins: Vec<OtherPlugin>,
     /// Directory for the working data (a temporary directory inside it is removed
     /// after each suite) [default: the system's temporary directory].
     #[arg(long)]
@@ -154,6 +159,43 @@ impl BenchOptions {
     pub fn component(&self, name: &str) -> anyhow::Result<PathBuf> {
         tally_server::in_process::built_component(self.plugins.as_deref(), name)
     }
+}
+
+/// A build of bank-account 1.x in another language, measured beside the Rust one.
+#[derive(Debug, Clone)]
+pub struct OtherPlugin {
+    /// What its figures are keyed by (`python`, `js`): lowercase letters, digits, `_`.
+    pub name: String,
+    /// The component.
+    pub path: PathBuf,
+}
+
+impl OtherPlugin {
+    /// The component's bytes.
+    pub fn bytes(&self) -> anyhow::Result<Vec<u8>> {
+        std::fs::read(&self.path)
+            .map_err(|error| anyhow::anyhow!("--plugin {}: {error}", self.path.display()))
+    }
+}
+
+/// `NAME=FILE` of `--plugin`.
+fn parse_other_plugin(text: &str) -> Result<OtherPlugin, String> {
+    let (name, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: give NAME=FILE, e.g. python=bank_account.wasm"))?;
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !valid {
+        return Err(format!(
+            "{name:?}: a NAME is lowercase letters, digits and `_` (it names figures)"
+        ));
+    }
+    Ok(OtherPlugin {
+        name: name.to_owned(),
+        path: PathBuf::from(path),
+    })
 }
 
 /// A progress line on stderr (a spinner on a terminal, plain lines otherwise).

@@ -31,7 +31,7 @@ use anyhow::{Context as _, Result, ensure};
 use hdrhistogram::Histogram;
 use serde_json::Value;
 use tally_projections::{Commit, ProjectionState, Projections, ProjectionsConfig, ReadModel};
-use tally_runtime::tally_store::{EventStore, StreamId};
+use tally_runtime::tally_store::{EventLog, EventStore, StreamId};
 use tally_runtime::{
     DocumentSource, DocumentWrites, EventEnvelope, ExecuteOptions, GlobalPosition,
     LoadedProjection, ProjectionInfo, Runtime, RuntimeConfig,
@@ -488,7 +488,7 @@ async fn catch_up(
     summary: &[u8],
     expected: &Expected,
 ) -> Result<Spent> {
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     let started = Started::now();
     projections.install(summary)?;
     let (totals, at) = projections
@@ -548,7 +548,7 @@ async fn live_window(
     for wait in waits {
         wait.await??;
     }
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     let (totals, _) = projections
         .document(NAME, TOTALS_TABLE, ALL, Some(end))
         .await?;

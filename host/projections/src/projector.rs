@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tally_runtime::tally_store::RecordedEvent;
+use tally_runtime::tally_store::{EventLog, RecordedEvent};
 use tally_runtime::{
     DocumentWrites, EventEnvelope, GlobalPosition, LoadedProjection, ProjectionInstance, Runtime,
 };
@@ -382,7 +382,7 @@ impl Projector {
     /// reads by name. `None` once the log is closed.
     async fn prepare(&self, from: GlobalPosition, count: usize) -> Option<Prepared> {
         // The store reads no more than this at once: a batch that has it is full.
-        let count = count.min(self.runtime.store().config().max_read_count);
+        let count = count.min(self.runtime.store().max_read_count());
         let events = self.runtime.store().read_all(from, count).await.ok()?;
         let Some(last) = events.last() else {
             return Some(Prepared {
@@ -486,7 +486,7 @@ impl Projector {
             Commit::Deferred => self.deferred = true,
         }
         tracing::trace!(projection = %self.name(), %next, documents, ?commit, micros = started.elapsed().as_micros() as u64, "batch committed");
-        let end = self.runtime.store().end_position();
+        let end = self.runtime.store().known_end();
         self.progress.send_modify(|progress| {
             progress.checkpoint = next;
             progress.applied += applied;

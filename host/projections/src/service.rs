@@ -37,7 +37,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use tally_runtime::{GlobalPosition, LoadedProjection, ProjectionInfo, Runtime};
+use tally_runtime::tally_store::EventLog;
+use tally_runtime::{GlobalPosition, LoadedProjection, ProjectionInfo, Runtime, RuntimeError};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -887,7 +888,7 @@ impl Projections {
 
     /// Every projection's status, by name.
     pub fn list(&self) -> Vec<ProjectionStatus> {
-        let end = self.inner.runtime.store().end_position();
+        let end = self.inner.runtime.store().known_end();
         let now = Instant::now();
         self.entries()
             .values()
@@ -897,7 +898,7 @@ impl Projections {
 
     /// The status of projection `name`.
     pub fn status(&self, name: &str) -> Result<ProjectionStatus, ProjectionError> {
-        let end = self.inner.runtime.store().end_position();
+        let end = self.inner.runtime.store().known_end();
         Ok(status_of(&self.entry(name)?, end, Instant::now()))
     }
 
@@ -925,7 +926,13 @@ impl Projections {
             let Some(wanted) = min_position else {
                 return running.model.snapshot();
             };
-            let end = self.inner.runtime.store().end_position();
+            let end = self
+                .inner
+                .runtime
+                .store()
+                .end_position()
+                .await
+                .map_err(RuntimeError::from)?;
             if wanted > end {
                 return Err(ProjectionError::BeyondLog { wanted, end });
             }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use tally_store::{StreamId, StreamRead, StreamVersion};
+use tally_store::{EventLog, StreamId, StreamRead, StreamVersion};
 
 use crate::api::{ActivateOptions, ActivationReport, InstallOptions, InstalledPlugin};
 use crate::error::PluginError;
@@ -263,7 +263,7 @@ impl Runtime {
             return Ok(());
         };
         let store = &self.inner.store;
-        let page = store.config().max_read_count;
+        let page = store.max_read_count();
         let mut position = since;
         loop {
             let events = store.read_all(position, page).await?;
@@ -300,11 +300,11 @@ impl Runtime {
     ) -> Result<(u64, u64), PluginError> {
         let store = &self.inner.store;
         let config = &self.inner.config;
-        let page = store.config().max_read_count;
+        let page = store.max_read_count();
         let (mut streams, mut events) = (0u64, 0u64);
         let mut skip = 0;
         loop {
-            let listed = store.list_streams(&entry.name, skip, page);
+            let listed = store.list_streams(&entry.name, skip, page).await?;
             if listed.is_empty() {
                 return Ok((streams, events));
             }

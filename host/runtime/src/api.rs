@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tally_store::{GlobalPosition, SchemaVersion, StoreConfig, StreamVersion};
+use tally_store_postgres::PostgresConfig;
 
 use crate::{Command, Context, Decision, EngineConfig};
 
@@ -27,9 +28,12 @@ pub struct RuntimeConfig {
     /// Installed plugin components and their registry files. [`RuntimeConfig::new`]:
     /// `<dir>/plugins`.
     pub plugin_dir: PathBuf,
-    /// The event store's settings ([`RuntimeConfig::new`]: `<dir>/events` and
-    /// `<dir>/snapshots`).
+    /// The embedded event store's settings ([`RuntimeConfig::new`]: `<dir>/events` and
+    /// `<dir>/snapshots`), used unless [`postgres`](Self::postgres) is set.
     pub store: StoreConfig,
+    /// The PostgreSQL database to keep the events in instead of the embedded store.
+    /// Default: none (the embedded store).
+    pub postgres: Option<PostgresConfig>,
     /// The plugin engine's limits ([`RuntimeConfig::new`]: compile cache in
     /// `<dir>/compile-cache`).
     pub engine: EngineConfig,
@@ -85,6 +89,7 @@ impl RuntimeConfig {
         RuntimeConfig {
             plugin_dir: dir.join("plugins"),
             store: StoreConfig::new(dir),
+            postgres: None,
             engine: EngineConfig {
                 cache_dir: Some(dir.join("compile-cache")),
                 ..EngineConfig::default()

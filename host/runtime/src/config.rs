@@ -41,6 +41,12 @@ pub struct EngineConfig {
     pub max_calls_per_instance: u64,
     /// Healthy idle instances kept per plugin for reuse. Default **16**.
     pub max_idle_instances: usize,
+    /// Bytes of linear memory the idle instances of one plugin may hold together:
+    /// an instance that would take the pool past it is dropped instead of kept.
+    /// Default **256 MiB**: sixteen instances of a plugin written in Rust (a few MiB
+    /// each), one or two of a plugin that carries an interpreter (Python, JavaScript:
+    /// tens of MiB each, up to the memory limit).
+    pub max_idle_memory: usize,
     /// Bytes of stdout and of stderr one call may leave in its instance's pipes:
     /// what it writes, plus a partial last line left by earlier calls. Output is
     /// drained and forwarded to `tracing` by lines after every call; a write past
@@ -69,6 +75,7 @@ impl Default for EngineConfig {
             memory_limit: 64 << 20,
             max_calls_per_instance: 10_000,
             max_idle_instances: 16,
+            max_idle_memory: 256 << 20,
             output_capacity: 64 << 10,
             cache_dir: None,
             optimize: true,

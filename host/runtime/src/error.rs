@@ -1,7 +1,7 @@
 //! The errors of the [`Runtime`](crate::Runtime).
 
 use crate::{CallError, InstallError, Rejection};
-use tally_store::{GlobalPosition, SchemaVersion, StoreError, StreamVersion};
+use tally_store::{GlobalPosition, LogError, SchemaVersion, StreamVersion};
 
 /// Why a command was not applied. Nothing was appended when this is returned.
 #[derive(Debug, thiserror::Error)]
@@ -53,9 +53,9 @@ pub enum CommandError {
         /// The plugin's error.
         message: String,
     },
-    /// The store refused or failed the append (see [`StoreError::is_storage_full`]).
+    /// The store refused or failed the append (see [`LogError::is_storage_full`]).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] LogError),
     /// The runtime is closing or closed.
     #[error("the runtime is closed")]
     Closed,
@@ -149,7 +149,7 @@ pub enum PluginError {
     Io(#[from] std::io::Error),
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] LogError),
     /// The runtime is closing or closed.
     #[error("the runtime is closed")]
     Closed,
@@ -160,7 +160,7 @@ pub enum PluginError {
 pub enum RuntimeError {
     /// The event store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] LogError),
     /// The plugin engine could not start.
     #[error(transparent)]
     Engine(#[from] crate::EngineError),

@@ -4,9 +4,11 @@
 use std::sync::Arc;
 
 use tally_store::{
-    EventRef, EventStore, GlobalPosition, RecordedEvent, StoreError, StreamId, StreamRead,
+    EventLog, EventRef, GlobalPosition, LogError, RecordedEvent, StreamId, StreamRead,
     StreamVersion,
 };
+
+use crate::backend::StoreBackend;
 
 use crate::registry::PluginVersion;
 use crate::{CallError, Event, PluginInstance};
@@ -19,7 +21,7 @@ pub(crate) enum FoldError {
     /// The plugin answered with an error (it cannot read an event or a state).
     Refused(String),
     /// Reading the store failed.
-    Store(StoreError),
+    Store(LogError),
 }
 
 impl FoldError {
@@ -32,8 +34,8 @@ impl FoldError {
     }
 }
 
-impl From<StoreError> for FoldError {
-    fn from(error: StoreError) -> Self {
+impl From<LogError> for FoldError {
+    fn from(error: LogError) -> Self {
         FoldError::Store(error)
     }
 }
@@ -72,7 +74,7 @@ pub(crate) struct FoldLimit {
 /// Folds `stream` under `plugin`: from its latest snapshot (if allowed and present)
 /// or its initial state, through every later event (or those up to a position).
 pub(crate) async fn fold_stream(
-    store: &EventStore,
+    store: &StoreBackend,
     plugin: &Arc<PluginVersion>,
     stream: &StreamId,
     limit: FoldLimit,
@@ -81,7 +83,7 @@ pub(crate) async fn fold_stream(
     let mut folded = fold_start(store, plugin, stream, limit).await?;
     // Pages are read one ahead, and turned into `apply`'s batches there: the next page
     // is read and converted while the plugin folds this one.
-    let page = store.config().max_read_count;
+    let page = store.max_read_count();
     let read_page = |from: StreamVersion| {
         let (store, stream, plugin) = (store.clone(), stream.clone(), plugin.clone());
         let mut read = StreamRead::forward(from, page);
@@ -90,7 +92,7 @@ pub(crate) async fn fold_stream(
             let events = store
                 .read_stream_with(&stream, read, move |event| WireEvent::new(&plugin, event))
                 .await?;
-            Ok::<_, StoreError>((events.len(), WireEvents::batches(events, batch)))
+            Ok::<_, LogError>((events.len(), WireEvents::batches(events, batch)))
         })
     };
     let mut next = Some(read_page(folded.version.next()));
@@ -112,8 +114,11 @@ pub(crate) async fn fold_stream(
             folded.version += count;
         }
     }
+    // Checked where the store answers from memory; on a database it would cost a query.
     debug_assert!(
-        folded.version <= store.stream_version(stream),
+        store
+            .embedded()
+            .is_none_or(|embedded| folded.version <= embedded.stream_version(stream)),
         "a fold of {stream} never gets ahead of its durable events"
     );
     Ok(folded)
@@ -122,7 +127,7 @@ pub(crate) async fn fold_stream(
 /// Where a fold starts: the latest snapshot of the plugin version's tag (if allowed
 /// and present), or the plugin's initial state.
 async fn fold_start(
-    store: &EventStore,
+    store: &StoreBackend,
     plugin: &Arc<PluginVersion>,
     stream: &StreamId,
     limit: FoldLimit,
@@ -135,7 +140,9 @@ async fn fold_start(
     Ok(match snapshot {
         Some(snapshot) => {
             debug_assert!(
-                snapshot.version <= store.stream_version(stream),
+                store
+                    .embedded()
+                    .is_none_or(|embedded| snapshot.version <= embedded.stream_version(stream)),
                 "the store hands out no snapshot ahead of the stream {stream}"
             );
             Folded {

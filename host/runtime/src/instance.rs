@@ -87,10 +87,13 @@ impl WasiView for GuestState {
 }
 
 /// wasmtime's [`StoreLimits`], plus a record of whether a memory growth was
-/// refused during the current call, to tell a memory limit from another trap.
+/// refused during the current call, to tell a memory limit from another trap, and
+/// the bytes of linear memory the instance holds.
 struct Limits {
     inner: StoreLimits,
     memory_refused: bool,
+    /// Bytes of every linear memory of the instance, as grown so far.
+    memory_bytes: usize,
 }
 
 impl ResourceLimiter for Limits {
@@ -101,8 +104,9 @@ impl ResourceLimiter for Limits {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = self.inner.memory_growing(current, desired, maximum);
-        if !matches!(allowed, Ok(true)) {
-            self.memory_refused = true;
+        match allowed {
+            Ok(true) => self.memory_bytes += desired.saturating_sub(current),
+            _ => self.memory_refused = true,
         }
         allowed
     }
@@ -273,6 +277,11 @@ fn decide_func(
 }
 
 impl<X> Live<X> {
+    /// Bytes of linear memory the instance holds (what keeping it idle costs).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.store.data().limits.memory_bytes
+    }
+
     /// Instantiates a component in a fresh store under the engine's limits, then
     /// looks up its exports with `load`. An error of `load`'s outer result is a
     /// failed instantiation (classified like a call's); its inner error is returned
@@ -399,6 +408,7 @@ fn sandboxed_store(engine: &PluginEngine, stdout: &Output, stderr: &Output) -> S
             .table_elements(TABLE_ELEMENTS_LIMIT)
             .build(),
         memory_refused: false,
+        memory_bytes: 0,
     };
     let mut store = Store::new(
         engine.wasmtime(),

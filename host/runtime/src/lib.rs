@@ -77,6 +77,7 @@
 
 mod admin;
 mod api;
+mod backend;
 mod cache;
 mod config;
 mod current;
@@ -84,6 +85,7 @@ mod engine;
 mod error;
 mod fingerprint;
 mod fold;
+mod imports;
 mod instance;
 mod output;
 mod pipeline;
@@ -101,6 +103,7 @@ pub use api::{
     ActivateOptions, Activation, ActivationReport, AggregateState, At, EventView, ExecuteOptions,
     InstallOptions, InstalledPlugin, Outcome, PluginStatus, RuntimeConfig, StoredEvent,
 };
+pub use backend::{BackendSubscription, PendingAppend, StoreBackend, StoreOpenReport, Submission};
 pub use cache::CacheStatus;
 pub use config::EngineConfig;
 pub use engine::{EngineError, PluginEngine};
@@ -118,6 +121,7 @@ pub use semver;
 pub use tally_store;
 /// Re-exported: the numbers of the runtime's API are the store's.
 pub use tally_store::{GlobalPosition, SchemaVersion, StreamVersion};
+pub use tally_store_postgres;
 
 pub use bindings::exports::tally::aggregate::aggregate::{
     Command, Context, Event, EventSchema, Rejection,

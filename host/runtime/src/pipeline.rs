@@ -11,7 +11,10 @@
 //! in order and fails everything queued after a failed one, so a command never
 //! succeeds on top of events that were lost; a failure marks the cached state stale
 //! and it is rebuilt from the log. A command is answered only once its events are
-//! durable.
+//! durable. On PostgreSQL the slot is held until the append committed (see
+//! [`StoreBackend::submit`](crate::StoreBackend::submit)); an append refused there
+//! because another host wrote to the aggregate first rebuilds the state and decides
+//! the command again, as an append refused as out of date does on the log.
 //!
 //! A command with a command id is checked against the store's earlier appends once it
 //! has its slot, before it is decided: a retry (the same command fingerprint) answers
@@ -24,11 +27,12 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use tally_store::{
-    AppendOptions, AppendResult, ExpectedVersion, NewEvent, QueuedAppend, SchemaVersion,
-    StoreError, StreamId, StreamRead, StreamVersion, Submitted,
+    AppendOptions, AppendResult, EventLog, ExpectedVersion, LogError, NewEvent, SchemaVersion,
+    StreamId, StreamRead, StreamVersion,
 };
 
 use crate::api::{ExecuteOptions, NativeRules, Outcome, StoredEvent};
+use crate::backend::{PendingAppend, Submission};
 use crate::error::CommandError;
 use crate::fingerprint::command_fingerprint;
 use crate::registry::{PluginVersion, TypeEntry, now_ms};
@@ -67,7 +71,7 @@ enum Turn {
 
 /// A command's events, queued in the log, on their way to being durable.
 struct Appending {
-    queued: QueuedAppend,
+    queued: PendingAppend,
     events: Vec<Event>,
     plugin: Arc<PluginVersion>,
     /// The aggregate's version once the events are durable.
@@ -146,7 +150,7 @@ impl Runtime {
         command: &Command,
         options: &ExecuteOptions,
     ) -> Result<StreamId, CommandError> {
-        let max_len = self.inner.config.store.max_name_len;
+        let max_len = self.inner.store.max_name_len();
         check_name("aggregate id", aggregate_id, max_len)?;
         check_name("command name", &command.name, max_len)?;
         if let Some(command_id) = &options.command_id {
@@ -204,9 +208,9 @@ impl Runtime {
             }));
         }
         let queued = match self.submit_events(target, cached.version, &events).await {
-            Ok(Submitted::Queued(queued)) => queued,
-            Ok(Submitted::Duplicate(result)) => return Ok(Turn::Duplicate(result, plugin)),
-            Err(StoreError::WrongExpectedVersion { .. }) => return Ok(Turn::OutOfDate(command)),
+            Ok(Submission::Queued(queued)) => queued,
+            Ok(Submission::Duplicate(result)) => return Ok(Turn::Duplicate(result, plugin)),
+            Err(LogError::WrongExpectedVersion { .. }) => return Ok(Turn::OutOfDate(command)),
             Err(error) => return Err(store_error(error)),
         };
         let appending = self.advance_cached(cached, queued, events, state, plugin);
@@ -254,7 +258,7 @@ impl Runtime {
         target: &Target<'_>,
         version: StreamVersion,
         events: &[Event],
-    ) -> Result<Submitted, StoreError> {
+    ) -> Result<Submission, LogError> {
         let new_events = events
             .iter()
             .map(|event| {
@@ -275,7 +279,7 @@ impl Runtime {
     fn advance_cached(
         &self,
         cached: &mut Cached,
-        queued: QueuedAppend,
+        queued: PendingAppend,
         events: Vec<Event>,
         state: Vec<u8>,
         plugin: Arc<PluginVersion>,
@@ -414,9 +418,9 @@ fn append_options(stream: &StreamId, command: &Command, options: &ExecuteOptions
 
 /// A store error in the runtime's terms: a command id used for another command is
 /// the caller's mistake, not a failure of the store.
-fn store_error(error: StoreError) -> CommandError {
+fn store_error(error: LogError) -> CommandError {
     match error {
-        StoreError::CommandIdReused { command_id, stream } => CommandError::CommandIdReused {
+        LogError::CommandIdReused { command_id, stream } => CommandError::CommandIdReused {
             command_id,
             stream: stream.to_string(),
         },
@@ -445,7 +449,7 @@ fn keeps_failing(target: &Target<'_>) -> CommandError {
     let last_failure = slot
         .last_failure()
         .unwrap_or_else(|| "a concurrent write".into());
-    StoreError::Unavailable {
+    LogError::Unavailable {
         reason: format!(
             "appends to {} keep failing; the last failure: {last_failure}",
             target.stream

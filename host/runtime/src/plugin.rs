@@ -9,6 +9,7 @@ use tally_store::SchemaVersion;
 use crate::EventSchema;
 use crate::bindings::exports::tally::aggregate::aggregate::PluginInfo as WireInfo;
 use crate::cache::{CacheStatus, load_or_compile};
+use crate::config::EngineConfig;
 use crate::engine::PluginEngine;
 use crate::instance::{CallError, Live, PluginInstance, Prepared, error_chain};
 use crate::output::Label;
@@ -113,6 +114,7 @@ impl LoadedPlugin {
     /// empty names, event versions below 1).
     pub fn load(engine: &PluginEngine, bytes: &[u8]) -> Result<Self, InstallError> {
         check_header(bytes)?;
+        check_imports(bytes).map_err(InstallError::WrongWorld)?;
         let (component, cache_status) = load_or_compile(engine, bytes)
             .map_err(|error| InstallError::InvalidComponent(error_chain(&error)))?;
         let prepared = Prepared::new(engine, &component)
@@ -243,6 +245,17 @@ impl LoadedPlugin {
         self.inner.instantiations.load(Ordering::Relaxed)
     }
 
+    /// Bytes of linear memory the idle instances of the pool hold.
+    pub fn idle_memory_bytes(&self) -> usize {
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(Live::memory_bytes)
+            .sum()
+    }
+
     /// Number of idle instances in the pool (for diagnostics and tests).
     pub fn idle_instances(&self) -> usize {
         self.inner
@@ -266,10 +279,18 @@ impl PluginInner {
     /// Returns a healthy instance to the pool, unless the pool is full.
     pub(crate) fn put_back(&self, live: Live) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.engine.config().max_idle_instances {
+        if pool_has_room(&idle, &live, self.engine.config()) {
             idle.push(live);
         }
     }
+}
+
+/// Whether `live` may join the idle instances `idle`: within both the count and the
+/// memory the pool may hold.
+pub(crate) fn pool_has_room<X>(idle: &[Live<X>], live: &Live<X>, config: &EngineConfig) -> bool {
+    let held: usize = idle.iter().map(Live::memory_bytes).sum();
+    idle.len() < config.max_idle_instances
+        && held.saturating_add(live.memory_bytes()) <= config.max_idle_memory
 }
 
 /// Checks the WebAssembly preamble: magic, then version and layer (core module:
@@ -293,6 +314,21 @@ pub(crate) fn check_header(bytes: &[u8]) -> Result<(), InstallError> {
             "unknown binary layer {layer:?}"
         ))),
     }
+}
+
+/// Refuses, before compiling, a component that imports an interface the host never
+/// provides: the message names them.
+pub(crate) fn check_imports(bytes: &[u8]) -> Result<(), String> {
+    let unprovided = crate::imports::unprovided_imports(bytes);
+    if unprovided.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "it imports {}, which the host does not provide (it links WASI 0.2 with every \
+         capability denied, and tally:projection for projections); build it for the \
+         plugin world without them (componentize-js: `-d http fetch-event clocks random`)",
+        unprovided.join(", ")
+    ))
 }
 
 /// Validates `describe`'s answer.

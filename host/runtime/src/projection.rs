@@ -19,7 +19,9 @@ use crate::cache::{CacheStatus, load_or_compile};
 use crate::engine::PluginEngine;
 use crate::instance::{CallError, GuestState, Live, error_chain};
 use crate::output::Label;
-use crate::plugin::{InstallError, check_header, is_kebab_case, parse_version};
+use crate::plugin::{
+    InstallError, check_header, check_imports, is_kebab_case, parse_version, pool_has_room,
+};
 
 /// Host bindings of the `tally:projection/plugin` world.
 mod bindings {
@@ -242,6 +244,7 @@ impl LoadedProjection {
     /// description that breaks the contract.
     pub fn load(engine: &PluginEngine, bytes: &[u8]) -> Result<Self, InstallError> {
         check_header(bytes)?;
+        check_imports(bytes).map_err(InstallError::NotAProjection)?;
         let (component, cache_status) = load_or_compile(engine, bytes)
             .map_err(|error| InstallError::InvalidComponent(error_chain(&error)))?;
         let wrong_world =
@@ -343,7 +346,7 @@ impl ProjectionInner {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.engine.config().max_idle_instances {
+        if pool_has_room(&idle, &live, self.engine.config()) {
             idle.push(live);
         }
     }

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tally_store::{EventStore, NewEvent, RecordedEvent, StreamId, StreamRead, StreamVersion};
+use tally_store::{EventLog, NewEvent, RecordedEvent, StreamId, StreamRead, StreamVersion};
+
+use crate::backend::StoreBackend;
 
 use crate::api::{Activation, InstalledPlugin, PluginStatus};
 use crate::error::RuntimeError;
@@ -233,7 +235,7 @@ impl Registry {
         engine: PluginEngine,
         workers: Arc<PluginWorkers>,
         isolate_for: Duration,
-        store: &EventStore,
+        store: &StoreBackend,
     ) -> Result<Registry, RuntimeError> {
         std::fs::create_dir_all(&dir)?;
         let registry = Registry {
@@ -243,8 +245,7 @@ impl Registry {
             isolate_for,
             types: RwLock::new(HashMap::new()),
         };
-        let count = store.count_streams(REGISTRY_TYPE);
-        for (stream, _) in store.list_streams(REGISTRY_TYPE, 0, count) {
+        for stream in registry_streams(store).await? {
             let entry = registry.entry(&stream.aggregate_id);
             let mut next = StreamVersion::FIRST;
             loop {
@@ -254,7 +255,7 @@ impl Registry {
                 let Some(last) = page.last() else { break };
                 next = last.version.next();
                 for event in &page {
-                    registry.replay(&entry, event).await?;
+                    registry.replay(store, &entry, event).await?;
                 }
             }
         }
@@ -262,7 +263,12 @@ impl Registry {
     }
 
     /// Applies one registry record at open.
-    async fn replay(&self, entry: &TypeEntry, event: &RecordedEvent) -> Result<(), RuntimeError> {
+    async fn replay(
+        &self,
+        store: &StoreBackend,
+        entry: &TypeEntry,
+        event: &RecordedEvent,
+    ) -> Result<(), RuntimeError> {
         let restore = |message: String| RuntimeError::Restore {
             what: format!("{} (record at position {})", entry.name, event.position),
             message,
@@ -272,14 +278,10 @@ impl Registry {
                 let record: InstalledRecord =
                     serde_json::from_slice(&event.data).map_err(|e| restore(e.to_string()))?;
                 let path = self.component_path(&record.sha256);
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| restore(format!("{}: {e}", path.display())))?;
-                if sha256_hex(&bytes) != record.sha256 {
-                    return Err(restore(format!(
-                        "{} does not match its SHA-256 (the file was changed)",
-                        path.display()
-                    )));
-                }
+                let bytes = self
+                    .component(store, &record.sha256)
+                    .await
+                    .map_err(restore)?;
                 let engine = self.engine.clone();
                 let name = entry.name.clone();
                 let plugin = tokio::task::spawn_blocking(move || {
@@ -307,6 +309,31 @@ impl Registry {
             }
             other => return Err(restore(format!("unknown registry event {other}"))),
         }
+        Ok(())
+    }
+
+    /// Applies a registry record read from the shared log, unless this host has it
+    /// already (its own record, or one read at open): how a host follows the installs
+    /// and activations of the other hosts on one database. Taken under the type's admin
+    /// lock, so a record of this host's is applied by the operation that wrote it.
+    pub async fn follow(
+        &self,
+        store: &StoreBackend,
+        event: &RecordedEvent,
+    ) -> Result<(), RuntimeError> {
+        let entry = self.entry(&event.stream.aggregate_id);
+        let _admin = entry.admin.lock().await;
+        if already_applied(&entry, event) {
+            return Ok(());
+        }
+        self.replay(store, &entry, event).await?;
+        tracing::info!(
+            aggregate_type = %entry.name,
+            record = %event.name,
+            position = %event.position,
+            active = ?entry.active().map(|active| active.version().to_string()),
+            "applied a registry record of another host"
+        );
         Ok(())
     }
 
@@ -374,6 +401,35 @@ impl Registry {
         &self.engine
     }
 
+    /// The component recorded with `sha256`: the file in the plugin directory, else
+    /// (on PostgreSQL, installed through another host) the database's copy, which is
+    /// then kept as the file. Either is checked against its SHA-256.
+    async fn component(&self, store: &StoreBackend, sha256: &str) -> Result<Vec<u8>, String> {
+        let path = self.component_path(sha256);
+        let bytes = match (std::fs::read(&path), store.postgres()) {
+            (Ok(bytes), _) => bytes,
+            (Err(error), Some(database)) if error.kind() == std::io::ErrorKind::NotFound => {
+                let stored = database
+                    .component(sha256)
+                    .await
+                    .map_err(|e| format!("component {sha256} from the database: {e}"))?
+                    .ok_or_else(|| format!("component {sha256} is not in the database"))?;
+                if sha256_hex(&stored) == sha256 {
+                    write_durably(&self.dir, &path, &stored).map_err(|e| e.to_string())?;
+                }
+                stored
+            }
+            (Err(error), _) => return Err(format!("{}: {error}", path.display())),
+        };
+        if sha256_hex(&bytes) != sha256 {
+            return Err(format!(
+                "{} does not match its SHA-256 (the component was changed)",
+                path.display()
+            ));
+        }
+        Ok(bytes)
+    }
+
     fn component_path(&self, sha256: &str) -> PathBuf {
         self.dir.join(format!("{sha256}.wasm"))
     }
@@ -382,13 +438,20 @@ impl Registry {
     /// version (not yet active).
     pub async fn record_install(
         &self,
-        store: &EventStore,
+        store: &StoreBackend,
         entry: &TypeEntry,
         plugin: LoadedPlugin,
         bytes: &[u8],
         sha256: &str,
     ) -> Result<Arc<PluginVersion>, crate::PluginError> {
         write_durably(&self.dir, &self.component_path(sha256), bytes)?;
+        if let Some(database) = store.postgres() {
+            // Before the record: a host that reads the record finds the component.
+            database
+                .save_component(sha256, bytes)
+                .await
+                .map_err(tally_store::LogError::from)?;
+        }
         let record = InstalledRecord {
             version: plugin.info().version.to_string(),
             sha256: sha256.to_owned(),
@@ -410,7 +473,7 @@ impl Registry {
     /// Records an activation durably, then makes `target` the active version.
     pub async fn record_activation(
         &self,
-        store: &EventStore,
+        store: &StoreBackend,
         entry: &TypeEntry,
         target: Arc<PluginVersion>,
         rollback: bool,
@@ -446,6 +509,21 @@ impl Registry {
     }
 }
 
+/// Whether `entry` already has what the registry record `event` says.
+fn already_applied(entry: &TypeEntry, event: &RecordedEvent) -> bool {
+    match event.name.as_str() {
+        INSTALLED => serde_json::from_slice::<InstalledRecord>(&event.data)
+            .ok()
+            .and_then(|record| semver::Version::parse(&record.version).ok())
+            .is_some_and(|version| entry.installed(&version).is_some()),
+        ACTIVATED => entry
+            .history()
+            .iter()
+            .any(|activation| activation.position == event.position),
+        _ => false,
+    }
+}
+
 fn activation_of(
     record: ActivatedRecord,
     event: &RecordedEvent,
@@ -465,6 +543,21 @@ fn activation_of(
         forced: record.forced,
         verified_streams: record.verified_streams,
     })
+}
+
+/// The registry's streams in the store, every page of the listing.
+async fn registry_streams(store: &StoreBackend) -> Result<Vec<StreamId>, RuntimeError> {
+    let page = store.max_read_count();
+    let mut streams = Vec::new();
+    loop {
+        let listed = store
+            .list_streams(REGISTRY_TYPE, streams.len(), page)
+            .await?;
+        if listed.is_empty() {
+            return Ok(streams);
+        }
+        streams.extend(listed.into_iter().map(|(stream, _)| stream));
+    }
 }
 
 /// The registry stream of an aggregate type.

@@ -8,12 +8,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tally_store::{
-    EventStore, GlobalPosition, OpenReport, RecordedEvent, StreamId, StreamRead, StreamVersion,
-    Subscription, SubscriptionFilter,
+    EventLog, GlobalPosition, LogSubscription, RecordedEvent, StreamId, StreamRead, StreamVersion,
+    SubscriptionFilter,
 };
 use tokio::sync::Notify;
 
 use crate::api::{AggregateState, At, EventView, PluginStatus, RuntimeConfig, StoredEvent};
+use crate::backend::{BackendSubscription, StoreBackend, StoreOpenReport};
 use crate::error::{CommandError, RuntimeError};
 use crate::fold::{FoldError, FoldLimit, Folded, fold_stream};
 use crate::registry::{PluginVersion, REGISTRY_TYPE, Registry, TypeEntry};
@@ -34,7 +35,7 @@ pub struct Runtime {
 
 pub(crate) struct Inner {
     pub config: RuntimeConfig,
-    pub store: EventStore,
+    pub store: StoreBackend,
     pub registry: Registry,
     pub cache: StateCache,
     pub counters: RuntimeCounters,
@@ -125,7 +126,7 @@ impl Runtime {
     /// Opens the runtime in the directories `config` names: recovers the event store, restores every
     /// installed plugin version (from the compile cache when it has them) and the
     /// active ones.
-    pub async fn open(config: RuntimeConfig) -> Result<(Runtime, OpenReport), RuntimeError> {
+    pub async fn open(config: RuntimeConfig) -> Result<(Runtime, StoreOpenReport), RuntimeError> {
         let started = Instant::now();
         if config.fold_batch == 0 {
             return Err(RuntimeError::Invalid(
@@ -136,7 +137,10 @@ impl Runtime {
         let engine = tokio::task::spawn_blocking(move || PluginEngine::new(engine_config))
             .await
             .map_err(|e| RuntimeError::Invalid(e.to_string()))??;
-        let (store, report) = EventStore::open(config.store.clone()).await?;
+        let (store, report) = StoreBackend::open(&config).await?;
+        // Registry records from here on are followed once the runtime is up (taken
+        // before the registry is read, so that none falls between the two).
+        let registry_end = store.known_end();
         let workers = PluginWorkers::start(config.plugin_threads)?;
         let registry = match Registry::open(
             config.plugin_dir.clone(),
@@ -167,14 +171,42 @@ impl Runtime {
                 closed: AtomicBool::new(false),
             }),
         };
+        if runtime.inner.store.postgres().is_some() {
+            runtime.follow_registry(registry_end);
+        }
         tracing::info!(
-            events = report.events,
-            streams = report.streams,
+            store = runtime.inner.store.kind(),
+            events = report.events(),
             plugins = runtime.inner.registry.entries().len(),
             open_ms = started.elapsed().as_millis() as u64,
             "runtime open"
         );
         Ok((runtime, report))
+    }
+
+    /// Follows the registry's records in the shared log from `from` on, applying those
+    /// of other hosts (installs and activations), until the store closes.
+    fn follow_registry(&self, from: GlobalPosition) {
+        let filter = SubscriptionFilter {
+            aggregate_type: Some(REGISTRY_TYPE.to_owned()),
+            ..SubscriptionFilter::default()
+        };
+        let mut records = self.inner.store.subscribe(from, filter);
+        let runtime = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            while let Ok(record) = records.next().await {
+                let Some(inner) = runtime.upgrade() else {
+                    return;
+                };
+                if let Err(error) = inner.registry.follow(&inner.store, &record).await {
+                    tracing::error!(
+                        %error,
+                        position = %record.position,
+                        "cannot apply a registry record of another host"
+                    );
+                }
+            }
+        });
     }
 
     /// The configuration the runtime was opened with.
@@ -188,7 +220,7 @@ impl Runtime {
     }
 
     /// The event store, for reads the runtime does not wrap (the global log).
-    pub fn store(&self) -> &EventStore {
+    pub fn store(&self) -> &StoreBackend {
         &self.inner.store
     }
 
@@ -227,14 +259,23 @@ impl Runtime {
             .active_type(aggregate_type)
             .ok_or_else(|| RuntimeError::UnknownAggregateType(aggregate_type.to_owned()))?;
         let stream = StreamId::new(aggregate_type, aggregate_id);
-        if self.inner.store.stream_version(&stream) == StreamVersion::ZERO {
+        let durable_version = self.inner.store.stream_version(&stream).await?;
+        if durable_version == StreamVersion::ZERO {
             return Ok(None);
         }
         let slot = self.inner.cache.slot(&stream);
         let folded = {
             let mut guard = slot.state.lock().await;
             if slot.settled() {
-                // Everything in the cache is durable: use it (and warm it).
+                // Everything in the cache is durable: use it (and warm it), unless the
+                // store has events it lacks (another host appended them).
+                if guard
+                    .cached
+                    .as_ref()
+                    .is_some_and(|cached| cached.version < durable_version)
+                {
+                    slot.mark_stale();
+                }
                 self.ensure_state(&mut guard, &slot, &stream, &plugin)
                     .await
                     .map_err(Box::new)?;
@@ -323,20 +364,21 @@ impl Runtime {
 
     /// Aggregate ids of a type in creation order with their versions: at most
     /// `max_count` from the `skip`-th on, and the total.
-    pub fn aggregates(
+    pub async fn aggregates(
         &self,
         aggregate_type: &str,
         skip: usize,
         max_count: usize,
-    ) -> (Vec<(String, StreamVersion)>, usize) {
+    ) -> Result<(Vec<(String, StreamVersion)>, usize), RuntimeError> {
         let store = &self.inner.store;
-        let max_count = max_count.min(store.config().max_read_count);
+        let max_count = max_count.min(store.max_read_count());
         let page = store
             .list_streams(aggregate_type, skip, max_count)
+            .await?
             .into_iter()
             .map(|(stream, version)| (stream.aggregate_id.to_string(), version))
             .collect();
-        (page, store.count_streams(aggregate_type))
+        Ok((page, store.count_streams(aggregate_type).await?))
     }
 
     /// A subscription to the log from `from_position`: catch-up, then live durable
@@ -346,7 +388,7 @@ impl Runtime {
         &self,
         from_position: GlobalPosition,
         filter: SubscriptionFilter,
-    ) -> Subscription {
+    ) -> BackendSubscription {
         self.inner.store.subscribe(from_position, filter)
     }
 

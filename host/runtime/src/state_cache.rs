@@ -85,7 +85,7 @@ impl Slot {
     }
 
     /// Counts an answered append; a failure marks the cached state stale.
-    pub fn end_append(&self, failure: Option<&tally_store::StoreError>) {
+    pub fn end_append(&self, failure: Option<&tally_store::LogError>) {
         if let Some(error) = failure {
             *self
                 .last_failure

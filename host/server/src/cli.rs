@@ -205,7 +205,12 @@ pub enum PluginCommand {
         /// Where to create it [default: ./NAME].
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The tally-sdk crate to depend on [default: this checkout's guest-sdk].
+        /// The language to write it in: `rust` (aggregate plugins and projections),
+        /// `python` or `js` (aggregate plugins) [default: rust].
+        #[arg(long, value_enum, default_value_t)]
+        lang: crate::scaffold::Language,
+        /// The SDK to depend on: the tally-sdk crate, or the Python or JavaScript SDK's
+        /// folder [default: this checkout's guest-sdk/<lang>].
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -601,12 +606,27 @@ async fn plugin(command: PluginCommand) -> anyhow::Result<()> {
             projection,
             aggregate_type,
             dir,
+            lang,
             sdk,
-        } => new_plugin(name, scaffold_kind(projection, aggregate_type), dir, sdk),
+        } => new_plugin(
+            name,
+            scaffold_kind(projection, aggregate_type),
+            dir,
+            lang,
+            sdk,
+        ),
         PluginCommand::Test {
             component,
             scenarios,
-        } => crate::conformance::run(&component, scenarios.as_deref()),
+        } => {
+            // Plugin calls block (WASI's output is flushed synchronously, which must
+            // not happen on the runtime's threads).
+            tokio::task::spawn_blocking(move || {
+                crate::conformance::run(&component, scenarios.as_deref())
+            })
+            .await
+            .map_err(|error| anyhow::anyhow!("the conformance run stopped: {error}"))?
+        }
     }
 }
 
@@ -802,17 +822,18 @@ fn scaffold_kind(projection: bool, aggregate_type: Option<String>) -> crate::sca
     }
 }
 
-/// `tally plugin new`: creates the plugin crate `name` of `kind` in `dir` (default
-/// `./NAME`) against the guest SDK `sdk` (default: this checkout's).
+/// `tally plugin new`: creates the plugin `name` of `kind` in `language` in `dir`
+/// (default `./NAME`) against the guest SDK `sdk` (default: this checkout's).
 fn new_plugin(
     name: String,
     kind: crate::scaffold::Kind,
     dir: Option<PathBuf>,
+    language: crate::scaffold::Language,
     sdk: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let sdk = match sdk {
         Some(sdk) => sdk,
-        None => checkout_sdk()?,
+        None => checkout_sdk(language)?,
     };
     let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
     let what = match kind {
@@ -824,25 +845,32 @@ fn new_plugin(
         kind,
         dir: dir.clone(),
         sdk: crate::scaffold::SdkSource::Path(sdk),
+        language,
     };
     let files = crate::scaffold::generate(&scaffold)?;
     println!("created {what} {name} in {}:", dir.display());
     for file in files {
         println!("  {}", file.display());
     }
-    println!(
-        "next: cd {} && cargo test && cargo build --release --target wasm32-wasip2 (see its README.md)",
-        dir.display()
-    );
+    let next = match language {
+        crate::scaffold::Language::Rust => {
+            "cargo test && cargo build --release --target wasm32-wasip2"
+        }
+        crate::scaffold::Language::Python => "./build.sh && .venv/bin/pytest",
+        crate::scaffold::Language::Js => "npm install && npm test && npm run build",
+    };
+    println!("next: cd {} && {next} (see its README.md)", dir.display());
     Ok(())
 }
 
-/// The guest SDK of this checkout.
-fn checkout_sdk() -> anyhow::Result<PathBuf> {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../guest-sdk/rust"))
+/// This checkout's guest SDK for `language`.
+fn checkout_sdk(language: crate::scaffold::Language) -> anyhow::Result<PathBuf> {
+    let folder = language.sdk_folder();
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../guest-sdk"))
+        .join(folder)
         .canonicalize()
         .map_err(|error| {
-            anyhow::anyhow!("cannot find this checkout's guest-sdk (give --sdk): {error}")
+            anyhow::anyhow!("cannot find this checkout's guest-sdk/{folder} (give --sdk): {error}")
         })
 }
 

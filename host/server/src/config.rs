@@ -11,6 +11,7 @@ use clap::Args;
 use serde::Deserialize;
 use tally_runtime::RuntimeConfig;
 use tally_runtime::tally_store::tally_wal::FsyncPolicy;
+use tally_runtime::tally_store_postgres::PostgresConfig;
 
 use tally_projections::ProjectionsConfig;
 
@@ -26,6 +27,16 @@ pub struct ServeArgs {
     /// Data directory [default: ./tally-data].
     #[arg(long, env = "TALLY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where the events are: `embedded` (the write-ahead log in the data directory) or
+    /// a PostgreSQL database, `postgres://USER@HOST:PORT/DB` (or libpq's `key=value`
+    /// form), which several hosts may share; several `HOST:PORT` with
+    /// `target_session_attrs=read-write` follow the primary after a failover
+    /// [default: embedded].
+    #[arg(long, env = "TALLY_STORE", hide_env_values = true)]
+    pub store: Option<String>,
+    /// Most connections to PostgreSQL (with --store postgres://...) [default: 8].
+    #[arg(long, env = "TALLY_STORE_POOL")]
+    pub store_pool: Option<usize>,
     /// Address to listen on, `HOST:PORT` (a name such as `localhost` is resolved)
     /// [default: 127.0.0.1:7070].
     #[arg(long, env = "TALLY_LISTEN", value_parser = parse_listen)]
@@ -114,6 +125,8 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     data_dir: Option<PathBuf>,
+    store: Option<String>,
+    store_pool: Option<usize>,
     listen: Option<String>,
     fsync: Option<String>,
     plugins: Option<PathBuf>,
@@ -214,6 +227,10 @@ impl ServeConfig {
 
         let mut runtime = RuntimeConfig::new(&data_dir);
         runtime.store.wal.fsync_policy = fsync;
+        runtime.postgres = postgres_config(
+            args.store.or(file.store).as_deref(),
+            args.store_pool.or(file.store_pool),
+        )?;
         if let Some(ms) = args.call_timeout_ms.or(file.call_timeout_ms) {
             anyhow::ensure!(ms > 0, "call_timeout_ms must be at least 1");
             runtime.engine.call_timeout = Duration::from_millis(ms);
@@ -296,6 +313,35 @@ impl ServeConfig {
     }
 }
 
+/// The PostgreSQL store `store` names (`None`: the embedded store), with a pool of
+/// `pool` connections.
+fn postgres_config(
+    store: Option<&str>,
+    pool: Option<usize>,
+) -> anyhow::Result<Option<PostgresConfig>> {
+    let connection = match store.map(str::trim) {
+        None | Some("" | "embedded") => {
+            anyhow::ensure!(
+                pool.is_none(),
+                "store_pool is for a PostgreSQL store (--store postgres://...)"
+            );
+            return Ok(None);
+        }
+        Some(connection) => connection,
+    };
+    let mut config = PostgresConfig::new(connection).map_err(|error| {
+        anyhow::anyhow!(
+            "store: use `embedded` or a PostgreSQL connection string \
+             (postgres://USER@HOST:PORT/DB): {error}"
+        )
+    })?;
+    if let Some(pool) = pool {
+        anyhow::ensure!(pool >= 2, "store_pool must be at least 2");
+        config.pool_size = pool;
+    }
+    Ok(Some(config))
+}
+
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| anyhow::anyhow!("cannot read config file {}: {error}", path.display()))?;
@@ -358,6 +404,41 @@ mod tests {
         assert_eq!(config.runtime.store.wal.fsync_policy, FsyncPolicy::Os);
         assert_eq!(config.data_dir, PathBuf::from("./tally-data"));
         assert_eq!(config.limits.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn the_store_is_embedded_unless_a_postgres_connection_is_given() {
+        let resolve = |store: Option<&str>, pool: Option<usize>| {
+            ServeConfig::resolve(ServeArgs {
+                store: store.map(str::to_owned),
+                store_pool: pool,
+                ..ServeArgs::default()
+            })
+        };
+        assert!(resolve(None, None).unwrap().runtime.postgres.is_none());
+        assert!(
+            resolve(Some("embedded"), None)
+                .unwrap()
+                .runtime
+                .postgres
+                .is_none()
+        );
+        let postgres = resolve(Some("postgres://tally@127.0.0.1:5432/events"), Some(4))
+            .unwrap()
+            .runtime
+            .postgres
+            .expect("a PostgreSQL store");
+        assert_eq!(postgres.pool_size, 4);
+        assert_eq!(postgres.connection.get_dbname(), Some("events"));
+        let refused = [
+            (Some("mysql://somewhere/db"), None, "connection string"),
+            (Some("postgres://h/db"), Some(1), "at least 2"),
+            (None, Some(4), "PostgreSQL store"),
+        ];
+        for (store, pool, expected) in refused {
+            let error = resolve(store, pool).unwrap_err().to_string();
+            assert!(error.contains(expected), "{store:?} {pool:?}: {error}");
+        }
     }
 
     #[test]

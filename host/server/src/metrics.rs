@@ -202,9 +202,15 @@ impl Metrics {
         self.inner.plugins.update(&stats.plugins);
         self.inner.state.update(&stats);
         let store = runtime.store();
+        // The shared live pages are the embedded store's; PostgreSQL's subscriptions
+        // each read their own.
+        let stats = store
+            .embedded()
+            .map(|embedded| embedded.subscription_stats())
+            .unwrap_or_default();
         self.inner
             .subscriptions
-            .update(store.end_position().get(), store.subscription_stats());
+            .update(store.known_end().get(), stats);
     }
 }
 

@@ -12,7 +12,12 @@
 //!
 //! The generated sources are laid out as `rustfmt` (edition 2024) would lay them
 //! out, for every valid name, so `cargo fmt --check` passes on a fresh plugin.
+//!
+//! With `--lang python` or `--lang js` the aggregate plugin is a Python or JavaScript
+//! project on that language's SDK instead (`languages.rs`), with the same rules,
+//! native tests (pytest, `node --test`) and a README with the exact build command.
 
+mod languages;
 mod projection;
 
 use std::fs;
@@ -36,8 +41,34 @@ pub struct Scaffold {
     /// The crate's root directory. It is created if missing and must be empty if it
     /// exists (`tally plugin new NAME` defaults it to `./NAME`).
     pub dir: PathBuf,
-    /// Where the generated crate takes `tally-sdk` from.
+    /// Where the generated crate takes `tally-sdk` from (for Python and JavaScript:
+    /// the directory of that language's SDK in a checkout).
     pub sdk: SdkSource,
+    /// The language the plugin is written in.
+    pub language: Language,
+}
+
+/// The language of a generated plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Language {
+    /// Rust, on `tally-sdk` (aggregate plugins and projections).
+    #[default]
+    Rust,
+    /// Python, on `guest-sdk/python`, built by componentize-py (aggregate plugins).
+    Python,
+    /// JavaScript, on `guest-sdk/js`, built by componentize-js (aggregate plugins).
+    Js,
+}
+
+impl Language {
+    /// The folder of this language's SDK in a checkout (`guest-sdk/<folder>`).
+    pub fn sdk_folder(self) -> &'static str {
+        match self {
+            Language::Rust => "rust",
+            Language::Python => "python",
+            Language::Js => "js",
+        }
+    }
 }
 
 /// What kind of plugin to generate.
@@ -93,6 +124,9 @@ pub enum ScaffoldError {
         /// Which rule it breaks.
         reason: String,
     },
+    /// The combination asked for is not generated.
+    #[error("{0}")]
+    Unsupported(String),
     /// The target directory exists and holds something.
     #[error(
         "{} already exists and is not empty; refusing to overwrite it (choose another directory)",
@@ -323,6 +357,9 @@ pub fn generate(scaffold: &Scaffold) -> Result<Vec<PathBuf>, ScaffoldError> {
             created_subdirs.push(parent.to_owned());
         }
         write_new(&path, contents)?;
+        if relative.ends_with(".sh") {
+            make_executable(&path)?;
+        }
         written.push(path);
         Ok(())
     });
@@ -375,6 +412,18 @@ fn prepare_dir(dir: &Path) -> Result<bool, ScaffoldError> {
             source,
         }),
     }
+}
+
+/// Lets the owner, and everyone, run the script at `path`.
+fn make_executable(path: &Path) -> Result<(), ScaffoldError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(|source| {
+        ScaffoldError::Io {
+            action: "make executable",
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 /// Writes a file that must not exist yet.
@@ -448,11 +497,12 @@ fn sdk_path_dependency(sdk: &Path, crate_dir: &Path) -> Result<String, ScaffoldE
     ))
 }
 
-/// The Tally checkout an SDK directory is part of: its parent, when that is the
-/// workspace root (it has a `Cargo.toml`).
-fn checkout_of(sdk: &Path) -> Option<&Path> {
-    sdk.parent()
-        .filter(|parent| parent.join("Cargo.toml").is_file())
+/// The Tally checkout a directory of it (an SDK, `wit/`) is part of: the nearest
+/// directory above it that holds a `Cargo.toml` (the workspace root).
+fn checkout_of(dir: &Path) -> Option<&Path> {
+    dir.ancestors()
+        .skip(1)
+        .find(|ancestor| ancestor.join("Cargo.toml").is_file())
 }
 
 /// `path` made absolute against the current directory (it need not exist).
@@ -494,6 +544,9 @@ fn fitting(width: usize, short: String, long: String) -> String {
 /// to the crate root and its contents.
 fn render(scaffold: &Scaffold) -> Result<Vec<(&'static str, String)>, ScaffoldError> {
     validate_name(&scaffold.name)?;
+    if scaffold.language != Language::Rust {
+        return render_other_language(scaffold);
+    }
     if let Kind::Projection { aggregate_type } = &scaffold.kind {
         validate_aggregate_type(aggregate_type)?;
     }
@@ -511,6 +564,27 @@ fn render(scaffold: &Scaffold) -> Result<Vec<(&'static str, String)>, ScaffoldEr
         ("src/lib.rs", fill(templates.lib)),
         (templates.tests_path, fill(templates.tests)),
     ])
+}
+
+/// The files of a Python or JavaScript aggregate plugin.
+fn render_other_language(
+    scaffold: &Scaffold,
+) -> Result<Vec<(&'static str, String)>, ScaffoldError> {
+    if matches!(scaffold.kind, Kind::Projection { .. }) {
+        return Err(ScaffoldError::Unsupported(
+            "projections are written in Rust for now: leave out --lang".into(),
+        ));
+    }
+    let SdkSource::Path(sdk) = &scaffold.sdk else {
+        return Err(ScaffoldError::Unsupported(
+            "a Python or JavaScript SDK comes from a local checkout, not a git URL".into(),
+        ));
+    };
+    match scaffold.language {
+        Language::Python => languages::python(&scaffold.name, &scaffold.dir, sdk),
+        Language::Js => languages::javascript(&scaffold.name, &scaffold.dir, sdk),
+        Language::Rust => unreachable!("Rust is rendered by `render`"),
+    }
 }
 
 /// The templates of one kind of crate, beside the manifest and `.gitignore` every
@@ -821,7 +895,105 @@ mod tests {
             kind: Kind::Aggregate,
             dir: dir.to_owned(),
             sdk: SdkSource::Path(sdk.to_owned()),
+            language: Language::Rust,
         }
+    }
+
+    /// A checkout with a `Cargo.toml`, `wit/` and an SDK folder for `language` holding
+    /// its manifest `marker`; returns the checkout and the SDK folder.
+    fn fake_checkout(label: &str, language: Language, marker: &str) -> (PathBuf, PathBuf) {
+        let checkout = temp_dir(label);
+        let sdk = checkout.join("guest-sdk").join(language.sdk_folder());
+        fs::create_dir_all(&sdk).unwrap();
+        fs::create_dir_all(checkout.join("wit")).unwrap();
+        fs::write(checkout.join("Cargo.toml"), "").unwrap();
+        fs::write(sdk.join(marker), "").unwrap();
+        (checkout, sdk)
+    }
+
+    #[test]
+    fn a_python_plugin_names_the_checkouts_sdk_and_wit_and_its_build_script_runs() {
+        let (checkout, sdk) = fake_checkout("py-checkout", Language::Python, "pyproject.toml");
+        let dir = checkout.join("plugins").join("record");
+        let files = generate(&Scaffold {
+            language: Language::Python,
+            ..scaffold("record", &dir, &sdk)
+        })
+        .unwrap();
+        assert_eq!(files.len(), 7, "{files:?}");
+        for file in &files {
+            let text = fs::read_to_string(file).unwrap();
+            assert!(
+                !text.contains("{{"),
+                "{} is not filled in:\n{text}",
+                file.display()
+            );
+        }
+        let domain = fs::read_to_string(dir.join("domain.py")).unwrap();
+        // `Record` is the command's class: the state is `RecordState`.
+        assert!(domain.contains("class RecordState:"), "{domain}");
+        let build = fs::read_to_string(dir.join("build.sh")).unwrap();
+        assert!(build.contains("--wit-path \"../../wit\""), "{build}");
+        assert!(build.contains("../../guest-sdk/python"), "{build}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir.join("build.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "build.sh is executable: {mode:o}");
+        fs::remove_dir_all(checkout).unwrap();
+    }
+
+    #[test]
+    fn a_javascript_plugin_depends_on_the_sdk_by_a_file_spec() {
+        let (checkout, sdk) = fake_checkout("js-checkout", Language::Js, "package.json");
+        let outside = temp_dir("js-outside");
+        let files = generate(&Scaffold {
+            language: Language::Js,
+            ..scaffold("shopping-cart", &outside, &sdk)
+        })
+        .unwrap();
+        assert_eq!(files.len(), 5, "{files:?}");
+        let package = fs::read_to_string(outside.join("package.json")).unwrap();
+        let manifest: serde_json::Value = serde_json::from_str(&package).unwrap();
+        let spec = manifest["dependencies"]["@tally/sdk"].as_str().unwrap();
+        assert_eq!(
+            spec,
+            format!("file:{}", sdk.display()),
+            "outside the checkout: absolute"
+        );
+        let index = fs::read_to_string(outside.join("src/index.js")).unwrap();
+        assert!(
+            index.contains("export const ShoppingCart = defineAggregate"),
+            "{index}"
+        );
+        fs::remove_dir_all(checkout).unwrap();
+        fs::remove_dir_all(outside).unwrap();
+    }
+
+    #[test]
+    fn projections_and_git_sdks_are_rust_only() {
+        let (checkout, sdk) = fake_checkout("py-projection", Language::Python, "pyproject.toml");
+        let dir = checkout.join("totals");
+        let refused = [
+            Scaffold {
+                language: Language::Python,
+                ..projection("totals", "counter", &dir, &sdk)
+            },
+            Scaffold {
+                language: Language::Js,
+                sdk: SdkSource::Git {
+                    url: "https://example.org/tally.git".into(),
+                },
+                ..scaffold("totals", &dir, &sdk)
+            },
+        ];
+        for scaffold in refused {
+            let error = generate(&scaffold).unwrap_err();
+            assert!(matches!(error, ScaffoldError::Unsupported(_)), "{error}");
+            assert!(!dir.exists());
+        }
+        fs::remove_dir_all(checkout).unwrap();
     }
 
     /// Asserts that `files` are a generated crate's, in `dir`, with its tests in

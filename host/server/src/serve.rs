@@ -20,7 +20,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use tally_projections::{ProjectionError, ProjectionInstallOptions, Projections};
-use tally_runtime::{InstallError, InstallOptions, LoadedPlugin, PluginError, Runtime};
+use tally_runtime::{
+    InstallError, InstallOptions, LoadedPlugin, PluginError, Runtime, StoreOpenReport,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -88,16 +90,7 @@ pub async fn run(
             ));
         }
     };
-    tracing::info!(
-        events = report.events,
-        streams = report.streams,
-        snapshots = report.snapshots,
-        retained_command_ids = report.retained_commands,
-        torn_tail_bytes_cut = report.events_recovery.bytes_truncated,
-        segments = report.events_recovery.segments_scanned,
-        open_ms = report.open_ms,
-        "recovered the event log"
-    );
+    log_store_opened(&report);
     let mut watched = HashMap::new();
     let projections = match start_plugins(&runtime, &config, &mut watched).await {
         Ok(projections) => projections,
@@ -140,6 +133,28 @@ pub async fn run(
 }
 
 /// The `.wasm` files of the plugins directory `dir`, in name order.
+/// Logs what opening the event store found.
+fn log_store_opened(report: &StoreOpenReport) {
+    match report {
+        StoreOpenReport::Embedded(report) => tracing::info!(
+            events = report.events,
+            streams = report.streams,
+            snapshots = report.snapshots,
+            retained_command_ids = report.retained_commands,
+            torn_tail_bytes_cut = report.events_recovery.bytes_truncated,
+            segments = report.events_recovery.segments_scanned,
+            open_ms = report.open_ms,
+            "recovered the event log"
+        ),
+        StoreOpenReport::Postgres(report) => tracing::info!(
+            events = report.end.get(),
+            migrations_applied = report.migrations_applied.len(),
+            open_ms = report.open_ms,
+            "opened the event store on PostgreSQL"
+        ),
+    }
+}
+
 fn plugin_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let unreadable = || format!("cannot read the plugins directory {}", dir.display());
     let mut files = Vec::new();

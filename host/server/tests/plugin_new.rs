@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tally_server::scaffold::{Kind, Scaffold, SdkSource, generate};
+use tally_server::scaffold::{Kind, Language, Scaffold, SdkSource, generate};
 
 /// The plugin name: two words, so that crate name and `.wasm` stem differ from it.
 const NAME: &str = "shopping-cart";
@@ -69,6 +69,7 @@ fn fresh_scaffold(name: &str, kind: Kind) -> Scaffold {
         kind,
         dir,
         sdk: SdkSource::Path(sdk_path()),
+        language: Language::Rust,
     }
 }
 

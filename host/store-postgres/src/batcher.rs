@@ -78,7 +78,7 @@ impl Appender {
             .pool
             .get()
             .await
-            .map_err(|e| PgStoreError::Unavailable(e.to_string()))?;
+            .map_err(|e| PgStoreError::of_checkout(&e))?;
         let statement = client
             .prepare_cached(APPEND_SQL)
             .await

@@ -35,7 +35,8 @@ pub enum PgStoreError {
     /// The store was closed.
     #[error("the event store is closed")]
     Closed,
-    /// The database could not be reached, or refused the statement: nothing of it was
+    /// The database could not be reached (no connection could be made, or the
+    /// connection was lost during a read), or refused the batch: nothing of it was
     /// written.
     #[error("the database refused or could not be reached: {0}")]
     Unavailable(String),
@@ -47,7 +48,8 @@ pub enum PgStoreError {
     /// A statement failed.
     #[error("database error: {0}")]
     Database(#[from] tokio_postgres::Error),
-    /// No connection could be had from the pool.
+    /// No connection could be had from the pool while opening the store (later, it is
+    /// [`PgStoreError::Unavailable`]).
     #[error("no database connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
     /// The database's schema cannot be used: it is newer than this build knows, or a
@@ -71,6 +73,37 @@ impl PgStoreError {
             PgStoreError::OutcomeUnknown(err.to_string())
         }
     }
+
+    /// The error of a read whose statement failed with `err`: the database out of reach
+    /// (the connection lost, the server shutting down or not accepting connections, as
+    /// in a failover) is [`PgStoreError::Unavailable`], to be tried again; anything else
+    /// is the statement's own failure.
+    pub(crate) fn of_read(err: tokio_postgres::Error) -> PgStoreError {
+        if is_out_of_reach(&err) {
+            PgStoreError::Unavailable(err.to_string())
+        } else {
+            PgStoreError::Database(err)
+        }
+    }
+
+    /// The error of a connection that the pool could not give: none could be made
+    /// (the database is out of reach), so nothing was sent.
+    pub(crate) fn of_checkout(err: &deadpool_postgres::PoolError) -> PgStoreError {
+        PgStoreError::Unavailable(format!("no database connection: {err}"))
+    }
+}
+
+/// Whether `err` means the database is out of reach rather than that it refused the
+/// statement: the connection closed, a connection exception (SQLSTATE class 08), or
+/// the server shutting down or not accepting connections yet (57P01, 57P02, 57P03).
+fn is_out_of_reach(err: &tokio_postgres::Error) -> bool {
+    if err.is_closed() {
+        return true;
+    }
+    err.as_db_error().is_some_and(|db| {
+        let code = db.code().code();
+        code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+    })
 }
 
 /// The result type of the PostgreSQL store.

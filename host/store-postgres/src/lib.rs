@@ -31,11 +31,13 @@
 //! embedded store (its errors become [`tally_store::LogError`]), and passes the same
 //! conformance suite (`tally_store::testing`).
 //!
-//! Not done yet: the runtime does not use this store (it still holds an `EventStore`);
-//! there is no `tally serve --store postgres://...`, no cluster of hosts (plugins and
-//! activations in the database), no replication or failover tests, no `tally migrate`
-//! (it will print [`migrations()`] and [`PostgresEventStore::applied_migrations`]) and
-//! no copy from an embedded log. Command ids are kept forever (the embedded store
+//! The runtime runs on it with `tally serve --store postgres://...`; plugin components
+//! are kept here too ([`PostgresEventStore::save_component`]), so that every host of
+//! a cluster has them (`docs/CLUSTER.md`). A database out of reach (a failover) is
+//! [`PgStoreError::Unavailable`], and subscriptions wait it out.
+//!
+//! Not done yet: no `tally migrate` (it will print [`migrations()`] and
+//! [`PostgresEventStore::applied_migrations`]) and no copy from an embedded log. Command ids are kept forever (the embedded store
 //! retains a bounded window). Connections are not encrypted (no TLS connector yet). Each
 //! subscription reads its own pages (the embedded store shares one live reader among all
 //! of them).

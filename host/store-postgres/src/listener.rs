@@ -22,8 +22,9 @@ pub(crate) const CHANNEL: &str = "tally_events";
 /// Where the log ends, read from the database.
 pub(crate) const END_SQL: &str = "SELECT next_position FROM tally_log_head";
 
-/// How long the listener waits before connecting again after a failure.
-const RECONNECT_DELAY: Duration = Duration::from_millis(250);
+/// How long the listener waits before connecting again after a failure (and a
+/// subscription before reading its page again).
+pub(crate) const RECONNECT_DELAY: Duration = Duration::from_millis(250);
 
 /// The listener's settings.
 #[derive(Debug, Clone)]

@@ -53,11 +53,18 @@ pub struct AppliedMigration {
     pub applied_at_ms: u64,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: MigrationVersion::new(1),
-    name: "event log, streams, command ids, snapshots, tally_append",
-    sql: include_str!("migrations/0001_event_log.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: MigrationVersion::new(1),
+        name: "event log, streams, command ids, snapshots, tally_append",
+        sql: include_str!("migrations/0001_event_log.sql"),
+    },
+    Migration {
+        version: MigrationVersion::new(2),
+        name: "plugin components",
+        sql: include_str!("migrations/0002_components.sql"),
+    },
+];
 
 /// Every migration this build knows, in the order they apply.
 pub fn migrations() -> &'static [Migration] {

@@ -448,20 +448,28 @@ impl PostgresEventStore {
                 "cannot snapshot {stream} at version {version}: its version is {current}"
             )));
         }
-        self.query(
-            "INSERT INTO tally_snapshots AS s (aggregate_type, aggregate_id, tag, version, data) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (aggregate_type, aggregate_id, tag) \
-             DO UPDATE SET version = excluded.version, data = excluded.data \
-             WHERE s.version <= excluded.version",
-            &[
-                &&*stream.aggregate_type,
-                &&*stream.aggregate_id,
-                &tag,
-                &version_to_db(version)?,
-                &&*data,
-            ],
-        )
-        .await?;
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO tally_snapshots AS s (aggregate_type, aggregate_id, tag, version, data) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (aggregate_type, aggregate_id, tag) \
+                 DO UPDATE SET version = excluded.version, data = excluded.data \
+                 WHERE s.version <= excluded.version",
+            )
+            .await?;
+        let version = version_to_db(version)?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &&*stream.aggregate_type,
+                    &&*stream.aggregate_id,
+                    &tag,
+                    &version,
+                    &&*data,
+                ],
+            )
+            .await?;
         Ok(())
     }
 
@@ -483,6 +491,37 @@ impl PostgresEventStore {
             tag: tag.to_owned(),
             data: Bytes::copy_from_slice(row.try_get::<_, &[u8]>(1)?),
         }))
+    }
+
+    /// Keeps a plugin component under the hex SHA-256 of its bytes (which the caller
+    /// computed); storing the same component again changes nothing.
+    pub async fn save_component(&self, sha256: &str, component: &[u8]) -> Result<()> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO tally_components (sha256, component) VALUES ($1, $2) \
+                 ON CONFLICT (sha256) DO NOTHING",
+            )
+            .await?;
+        client.execute(&statement, &[&sha256, &component]).await?;
+        Ok(())
+    }
+
+    /// The plugin component stored under `sha256`, if there is one.
+    pub async fn component(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached("SELECT component FROM tally_components WHERE sha256 = $1")
+            .await
+            .map_err(PgStoreError::of_read)?;
+        let row = client
+            .query_opt(&statement, &[&sha256])
+            .await
+            .map_err(PgStoreError::of_read)?;
+        Ok(match row {
+            Some(row) => Some(row.try_get(0)?),
+            None => None,
+        })
     }
 
     /// The migrations the database has applied, in order (for `tally migrate`).
@@ -531,19 +570,30 @@ impl PostgresEventStore {
         &self.inner.committed
     }
 
-    /// A connection from the pool.
+    /// A connection from the pool; [`PgStoreError::Unavailable`] when none can be made.
     async fn client(&self) -> Result<deadpool_postgres::Client> {
         if self.inner.committed.get().closed {
             return Err(PgStoreError::Closed);
         }
-        Ok(self.inner.pool.get().await?)
+        self.inner
+            .pool
+            .get()
+            .await
+            .map_err(|err| PgStoreError::of_checkout(&err))
     }
 
-    /// Runs `sql` (prepared once per connection) on a connection from the pool.
+    /// Runs the read `sql` (prepared once per connection) on a connection from the
+    /// pool; [`PgStoreError::Unavailable`] when the database is out of reach.
     async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await?;
-        Ok(client.query(&statement, params).await?)
+        let statement = client
+            .prepare_cached(sql)
+            .await
+            .map_err(PgStoreError::of_read)?;
+        client
+            .query(&statement, params)
+            .await
+            .map_err(PgStoreError::of_read)
     }
 }
 

@@ -4,6 +4,10 @@
 //! again. Every event comes from the table, never from a notification. Positions become
 //! visible only in commit order, so a page below the committed end is final: the
 //! subscription never passes a position that is filled in later.
+//!
+//! A page that cannot be read because the database is out of reach (a failover, a
+//! restart) is read again after a pause, as the listener connects again: a subscription
+//! outlives a failover. It ends on any other failure, and once the store is closed.
 
 use std::collections::VecDeque;
 
@@ -12,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::committed::Committed;
 use crate::error::{PgStoreError, Result};
+use crate::listener::RECONNECT_DELAY;
 use crate::store::PostgresEventStore;
 
 /// A subscription: see the module documentation.
@@ -71,13 +76,24 @@ impl Subscription {
         }
     }
 
-    /// Reads the next page below `end` into the buffer and moves past what it examined.
+    /// Reads the next page below `end` into the buffer and moves past what it examined;
+    /// while the database is out of reach, again after a pause.
     async fn read_page(&mut self, end: GlobalPosition) -> Result<()> {
         let page = self.store.config().subscription_page;
-        let events = self
-            .store
-            .read_page(self.next, end, &self.filter, page)
-            .await?;
+        let events = loop {
+            match self
+                .store
+                .read_page(self.next, end, &self.filter, page)
+                .await
+            {
+                Ok(events) => break events,
+                Err(PgStoreError::Unavailable(reason)) => {
+                    tracing::debug!(%reason, "a subscription cannot read its page; trying again");
+                    tokio::time::sleep(RECONNECT_DELAY).await;
+                }
+                Err(err) => return Err(err),
+            }
+        };
         self.next = match events.last() {
             // A full page may stop short of the end; a short one examined all of it.
             Some(last) if events.len() == page => last.position.next(),

@@ -11,6 +11,10 @@
 //!   for a test's own bindings of the same WIT records.
 //! - `components` (feature `components`): the plugin components, built from `plugins/`
 //!   for wasm32-wasip2 by this crate's build script.
+//! - `postgres` (feature `postgres`): a PostgreSQL server per test binary and a
+//!   database per test.
+//! - `postgres_cluster` (feature `postgres`): a primary and its synchronous streaming
+//!   replica, to lose the primary and fail over.
 //!
 //! Only ever a dev-dependency: no product crate depends on it.
 
@@ -23,6 +27,10 @@ mod runner;
 
 #[cfg(feature = "components")]
 pub mod components;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "postgres")]
+pub mod postgres_cluster;
 
 pub use calls::NOW_MS;
 pub use env::{env_number, seed_from_env};

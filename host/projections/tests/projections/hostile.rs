@@ -139,7 +139,7 @@ async fn faulted(projections: &Projections, attempts: u32) -> Fault {
 
 /// Waits until projection `name` is live with every event of the log applied.
 async fn caught_up(projections: &Projections, runtime: &Runtime, name: &str) -> ProjectionStatus {
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     wait_until(projections, name, "caught up", |status| {
         status.progress.state == ProjectionState::Live && status.progress.checkpoint >= end
     })
@@ -164,7 +164,7 @@ async fn count(
 
 /// Account `id` in account-summary, once it has applied every event so far.
 async fn summary_account(projections: &Projections, runtime: &Runtime, id: &str) -> Value {
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     let (document, _) = projections
         .document("account-summary", "accounts", id, Some(end))
         .await
@@ -233,7 +233,7 @@ async fn contained(amount: i64, fragments: &[&str]) {
     // `skip` passes over it, and only it.
     projections.skip(HOSTILE).await.expect("skip");
     caught_up(&projections, &runtime, HOSTILE).await;
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     assert_eq!(count(&projections, None).await, (5, end));
     let snapshot = projections.snapshot(HOSTILE, DOCS, None).await.unwrap();
     assert_eq!(snapshot.skipped().unwrap(), 1);
@@ -386,7 +386,7 @@ async fn a_fault_mid_log_survives_a_restart_exactly_once() {
     assert_eq!(count(&projections, None).await.0, 4);
 
     let (runtime, projections) = restart(runtime, projections, dir.path()).await;
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     assert_eq!(count(&projections, None).await, (4, end));
     let next = deposit(&runtime, "a", 5).await;
     assert_eq!(count(&projections, Some(next.next())).await.0, 5);

@@ -12,6 +12,7 @@ use tally_projections::{
     BuildReason, ProjectionError, ProjectionInstallOptions, ProjectionState, ProjectionStatus,
     Projections, ProjectionsConfig, ProjectorConfig, ReadModel,
 };
+use tally_runtime::tally_store::EventLog;
 use tally_runtime::{GlobalPosition, Runtime};
 use tally_test_support::components;
 
@@ -120,7 +121,7 @@ async fn settled(
         status.info.version == active
             && status.building.is_none()
             && status.progress.state == ProjectionState::Live
-            && status.progress.checkpoint >= runtime.store().end_position()
+            && status.progress.checkpoint >= runtime.store().known_end()
     })
     .await
 }
@@ -141,7 +142,7 @@ async fn deposit(runtime: &Runtime, id: &str, amount: i64) -> GlobalPosition {
 
 /// A document of account-summary, once every event so far is applied.
 async fn summary(projections: &Projections, runtime: &Runtime, table: &str, key: &str) -> Value {
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     let (document, at) = projections
         .document(SUMMARY, table, key, Some(end))
         .await
@@ -152,7 +153,7 @@ async fn summary(projections: &Projections, runtime: &Runtime, table: &str, key:
 
 /// Every bank-account event of the log, in order.
 async fn bank_events(runtime: &Runtime) -> Vec<(GlobalPosition, String, Value)> {
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     let mut events = Vec::new();
     let mut from = GlobalPosition::START;
     while from < end {
@@ -384,7 +385,7 @@ async fn a_rebuild_under_load_serves_only_whole_read_models() {
     let deadline = Instant::now() + DEADLINE;
     for n in 0u64.. {
         let status = projections.status(SUMMARY).unwrap();
-        let wanted = (n % 2 == 1).then(|| runtime.store().end_position());
+        let wanted = (n % 2 == 1).then(|| runtime.store().known_end());
         let (document, position) = projections
             .document(SUMMARY, "totals", "all", wanted)
             .await
@@ -463,7 +464,7 @@ async fn a_faulted_build_shows_its_progress_and_takes_retry_skip_and_give_up() {
     for _ in 0..5 {
         deposit(&runtime, "a0", 2).await;
     }
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     let projections = open(&runtime, dir.path()).await;
     let installed = projections
         .install(&components::bytes(components::TEST_HOSTILE_PROJECTION))

@@ -87,7 +87,7 @@ async fn document(
     table: &str,
     key: &str,
 ) -> Option<Value> {
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     let (document, at) = projections
         .document("account-summary", table, key, Some(end))
         .await
@@ -166,7 +166,7 @@ async fn pages_are_in_key_order_with_a_prefix_and_a_cursor() {
     projections
         .install(&components::bytes(components::ACCOUNT_SUMMARY))
         .unwrap();
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     let page = |after: Option<&'static str>| {
         let projections = projections.clone();
         async move {

@@ -4,7 +4,7 @@
 use tally_runtime::{EngineConfig, LoadedPlugin, PluginEngine, PluginInstance};
 use tally_test_support::components;
 
-use crate::{bytes, command, context, event, plugin, test_config, text};
+use crate::{bytes, command, context, engine, event, plugin, test_config, text};
 
 /// Handles `name`/`data` on `state` (which has `version` events), applies the
 /// events and returns the new state.
@@ -188,4 +188,36 @@ fn instances_are_recycled_after_the_configured_number_of_calls() {
         text(&instance.state_json(&state).unwrap().unwrap()),
         r#"{"touches":4}"#
     );
+}
+
+#[test]
+fn the_pool_keeps_no_more_idle_memory_than_its_budget() {
+    // Room for one instance's memory, not two.
+    let one_instance = {
+        let plugin = LoadedPlugin::load(engine(), &bytes(components::BANK_ACCOUNT_V1)).unwrap();
+        let mut instance = plugin.instance();
+        instance.initial_state().unwrap();
+        drop(instance);
+        assert_eq!(plugin.idle_instances(), 1);
+        plugin.idle_memory_bytes()
+    };
+    assert!(one_instance > 0, "an instance holds linear memory");
+    let budget = PluginEngine::new(EngineConfig {
+        max_idle_memory: one_instance + one_instance / 2,
+        ..test_config()
+    })
+    .unwrap();
+    let plugin = LoadedPlugin::load(&budget, &bytes(components::BANK_ACCOUNT_V1)).unwrap();
+    let mut first = plugin.instance();
+    let mut second = plugin.instance();
+    first.initial_state().unwrap();
+    second.initial_state().unwrap();
+    drop(first);
+    drop(second);
+    assert_eq!(
+        plugin.idle_instances(),
+        1,
+        "the second did not fit the budget"
+    );
+    assert!(plugin.idle_memory_bytes() <= one_instance + one_instance / 2);
 }

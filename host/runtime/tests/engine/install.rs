@@ -77,3 +77,21 @@ fn a_component_importing_what_the_host_does_not_provide_is_the_wrong_world() {
     };
     assert!(detail.contains("acme:secrets/vault"), "{detail}");
 }
+
+#[test]
+fn an_import_the_host_never_provides_is_refused_before_compiling() {
+    // The core module inside does not validate: compiling would fail with
+    // `InvalidComponent`. The import is found first, from the bytes alone.
+    let uncompilable = wat::parse_str(
+        r#"(component
+             (import "wasi:http/types@0.2.3" (instance))
+             (core module (func (result i32))))"#,
+    )
+    .unwrap();
+    let error = refuse(&uncompilable);
+    let InstallError::WrongWorld(detail) = &error else {
+        panic!("expected the wrong world, got {error:?}");
+    };
+    assert!(detail.contains("wasi:http/types@0.2.3"), "{detail}");
+    assert!(detail.contains("-d http"), "{detail}");
+}

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tally_runtime::tally_store::EventLog;
 use tally_runtime::tally_store::tally_wal::FsyncPolicy;
 use tally_runtime::{CommandError, ExecuteOptions, Runtime, StreamVersion};
 
@@ -80,12 +81,12 @@ async fn an_overdraft_is_rejected_and_appends_nothing() {
     )
     .await
     .unwrap();
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     let error = send(&runtime, "carol", "Withdraw", r#"{"amount":200}"#)
         .await
         .unwrap_err();
     assert_eq!(rejection_code(error), "insufficient-funds");
-    assert_eq!(runtime.store().end_position(), end);
+    assert_eq!(runtime.store().known_end(), end);
     assert_eq!(account(&runtime, "carol").await["balance"], 100);
     runtime.close().await.unwrap();
 }
@@ -214,14 +215,14 @@ async fn a_command_id_reused_for_another_command_is_refused_also_after_a_restart
         .await
         .unwrap();
     assert!(!first.duplicate);
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     retry_and_reuse_c1(&runtime, &first).await;
-    assert_eq!(runtime.store().end_position(), end);
+    assert_eq!(runtime.store().known_end(), end);
     runtime.close().await.unwrap();
 
     let runtime = open(dir.path()).await;
     retry_and_reuse_c1(&runtime, &first).await;
-    assert_eq!(runtime.store().end_position(), end);
+    assert_eq!(runtime.store().known_end(), end);
     assert_eq!(account(&runtime, "gina").await["balance"], 1000);
     runtime.close().await.unwrap();
 }
@@ -329,7 +330,7 @@ async fn an_expected_version_is_checked_before_the_plugin_runs() {
 async fn bad_requests_are_refused_before_the_plugin_runs() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = bank(dir.path()).await;
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
     let unknown = runtime
         .execute(
             "no-such-type",
@@ -358,7 +359,7 @@ async fn bad_requests_are_refused_before_the_plugin_runs() {
     assert_eq!(rejection_code(error), "invalid-command");
     let error = send(&runtime, "h", "Teleport", "{}").await.unwrap_err();
     assert_eq!(rejection_code(error), "invalid-command");
-    assert_eq!(runtime.store().end_position(), end);
+    assert_eq!(runtime.store().known_end(), end);
     runtime.close().await.unwrap();
 }
 

@@ -35,7 +35,7 @@ async fn hostile_commands_fail_alone_and_append_nothing() {
         .await
         .unwrap();
     hostile(&runtime, "h", "Touch").await.unwrap();
-    let end = runtime.store().end_position();
+    let end = runtime.store().known_end();
 
     let timeout = plugin_error(hostile(&runtime, "h", "Spin").await.unwrap_err());
     assert!(matches!(timeout, CallError::Timeout { .. }), "{timeout:?}");
@@ -72,7 +72,7 @@ async fn hostile_commands_fail_alone_and_append_nothing() {
         matches!(&plugin_error(explode), CallError::Panic { message, .. } if message.contains("testing")),
     );
     assert_eq!(
-        runtime.store().end_position(),
+        runtime.store().known_end(),
         end,
         "no failed command appended"
     );

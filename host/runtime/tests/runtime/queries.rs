@@ -1,5 +1,6 @@
 //! Reads: time travel, stored and upcast events, aggregate lists, subscriptions.
 
+use tally_runtime::tally_store::LogSubscription;
 use tally_runtime::tally_store::SubscriptionFilter;
 use tally_runtime::{At, EventView, GlobalPosition, SchemaVersion, StreamVersion};
 use tally_test_support::components;
@@ -71,7 +72,7 @@ async fn events_are_shown_as_stored_or_upcast_and_aggregates_are_listed() {
     send(&runtime, "a2", "Deposit", r#"{"amount":1}"#)
         .await
         .unwrap();
-    let (page, total) = runtime.aggregates("bank-account", 1, 10);
+    let (page, total) = runtime.aggregates("bank-account", 1, 10).await.unwrap();
     assert_eq!(total, 3);
     assert_eq!(
         page,

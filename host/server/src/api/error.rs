@@ -4,7 +4,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tally_runtime::tally_store::StoreError;
+use tally_runtime::tally_store::LogError;
 use tally_runtime::{
     CallError, CommandError, InstallError, PluginError, RuntimeError, StreamVersion,
 };
@@ -163,21 +163,24 @@ fn shutting_down() -> ApiError {
     )
 }
 
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> ApiError {
+impl From<LogError> for ApiError {
+    fn from(error: LogError) -> ApiError {
         let message = error.to_string();
         if error.is_storage_full() {
             return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage-full", message);
         }
         match error {
-            StoreError::InvalidInput(_) => ApiError::bad_request(message),
-            StoreError::CommandIdReused { .. } => {
+            LogError::InvalidInput(_) => ApiError::bad_request(message),
+            LogError::CommandIdReused { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "command-id-reused", message)
             }
-            StoreError::Unavailable { .. } => {
+            LogError::Unavailable { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
             }
-            StoreError::Closed => shutting_down(),
+            LogError::OutcomeUnknown(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "outcome-unknown", message)
+            }
+            LogError::Closed => shutting_down(),
             _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage-error", message),
         }
     }

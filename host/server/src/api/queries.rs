@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tally_runtime::tally_store::RecordedEvent;
+use tally_runtime::tally_store::{EventLog, RecordedEvent};
 use tally_runtime::{At, EventView, GlobalPosition, StreamVersion};
 use utoipa::{IntoParams, ToSchema};
 
@@ -152,7 +152,7 @@ pub async fn aggregates(
     let aggregate_type = path.aggregate_type;
     let skip = query.skip.unwrap_or(0);
     let limit = page_limit(&state, query.limit)?;
-    let (page, total) = runtime.aggregates(&aggregate_type, skip, limit);
+    let (page, total) = runtime.aggregates(&aggregate_type, skip, limit).await?;
     if total == 0 && runtime.active_version(&aggregate_type).is_none() {
         return Err(unknown_type(&aggregate_type));
     }
@@ -334,7 +334,7 @@ pub async fn all_events(
         events,
         next_from_version: None,
         next_from_position: Some(next),
-        end_position: Some(runtime.store().end_position()),
+        end_position: Some(runtime.store().end_position().await?),
     }))
 }
 

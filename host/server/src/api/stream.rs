@@ -23,9 +23,9 @@ use serde::Deserialize;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tally_runtime::tally_store::{
-    Delivery, EventEncoder, EventPage, RecordedEvent, Subscription, SubscriptionFilter,
+    Delivery, EventEncoder, EventPage, RecordedEvent, SubscriptionFilter,
 };
-use tally_runtime::{GlobalPosition, SchemaVersion, StreamVersion};
+use tally_runtime::{BackendSubscription, GlobalPosition, SchemaVersion, StreamVersion};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use utoipa::IntoParams;
@@ -189,7 +189,7 @@ impl SubscriberSlots {
 
 /// The SSE messages of one client: its subscription and what it holds while open.
 struct Messages {
-    subscription: Subscription,
+    subscription: BackendSubscription,
     guard: SubscriptionGuard,
     /// Given back when the client goes.
     _slot: OwnedSemaphorePermit,
@@ -219,9 +219,9 @@ impl Messages {
                 self.sent_since_keep_alive = true;
                 return Some(bytes);
             }
-            // `next_delivery` is cancel-safe: a keep-alive in between loses nothing.
+            // Both reads are cancel-safe: a keep-alive in between loses nothing.
             tokio::select! {
-                delivery = self.subscription.next_delivery() => self.take(&delivery.ok()?),
+                delivered = next_events(&mut self.subscription) => self.take(delivered?),
                 () = &mut self.keep_alive => {
                     self.keep_alive.as_mut().reset(Instant::now() + KEEP_ALIVE);
                     if !std::mem::take(&mut self.sent_since_keep_alive) {
@@ -233,13 +233,50 @@ impl Messages {
     }
 
     /// Queues the SSE text of the delivered events the client may see.
-    fn take(&mut self, delivery: &Delivery) {
+    fn take(&mut self, delivered: Delivered) {
+        match delivered {
+            Delivered::Page(delivery) => self.take_page(&delivery),
+            Delivered::One(event) => self.take_one(&event),
+        }
+    }
+
+    /// Queues the SSE text of one event, if the client may see it.
+    fn take_one(&mut self, event: &RecordedEvent) {
+        self.guard.delivered(event.position);
+        if self.system_visible || !is_system_type(&event.stream.aggregate_type) {
+            let mut text = Vec::new();
+            SseEncoder::encode(event, &mut text);
+            self.ready.push_back(Bytes::from(text));
+        }
+    }
+
+    /// Queues the SSE text of the events of a shared page the client may see.
+    fn take_page(&mut self, delivery: &Delivery) {
         self.guard.delivered(delivery.last().position);
         let encoded = delivery.page().encoded::<SseEncoder>();
         for run in delivery.runs() {
             for visible in visible_runs(delivery.page(), run.clone(), self.system_visible) {
                 self.ready.push_back(encoded.range(visible));
             }
+        }
+    }
+}
+
+/// What a subscription delivered: a shared live page (the embedded store) or one
+/// event (PostgreSQL).
+enum Delivered {
+    Page(Delivery),
+    One(RecordedEvent),
+}
+
+/// The next delivery of `subscription`; `None` once the store is closed. Cancel-safe.
+async fn next_events(subscription: &mut BackendSubscription) -> Option<Delivered> {
+    match subscription {
+        BackendSubscription::Embedded(subscription) => {
+            subscription.next_delivery().await.ok().map(Delivered::Page)
+        }
+        BackendSubscription::Postgres(subscription) => {
+            subscription.next().await.ok().map(Delivered::One)
         }
     }
 }

@@ -8,6 +8,7 @@ mod idempotency;
 mod lifecycle;
 mod openapi;
 mod plugins;
+mod postgres;
 mod projections;
 mod stream;
 

@@ -19,10 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::{Rng, Service, account_events, deposit, env_number, fold_balance, open_account};
-use crate::{seed_from_env, state_balance};
+use crate::{check_account_events, seed_from_env, state_balance};
 
 /// Accounts the clients deposit to.
 const ACCOUNTS: usize = 16;
@@ -223,35 +221,7 @@ async fn check_every_account(http: &reqwest::Client, url: &str, history: &[Sent]
     for (account, expected) in expected.iter().enumerate() {
         let name = account_name(account);
         let events = account_events(http, url, &name).await;
-        let mut seen: HashMap<&str, Vec<&Value>> = HashMap::new();
-        for event in &events {
-            let id = event["command_id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{name}: an event without a command id: {event}"));
-            seen.entry(id).or_default().push(event);
-        }
-        let open_id = format!("open-{name}");
-        assert_eq!(
-            seen.get(open_id.as_str()).map(Vec::len),
-            Some(1),
-            "{name} opened once"
-        );
-        for (id, amount) in expected {
-            let carrying = seen.get(id).map_or(&[][..], Vec::as_slice);
-            assert_eq!(
-                carrying.len(),
-                1,
-                "round {round}: {name}: command {id} is carried by {} events",
-                carrying.len()
-            );
-            assert_eq!(carrying[0]["type"], "MoneyDeposited");
-            assert_eq!(carrying[0]["data"]["amount"], *amount, "{id}");
-        }
-        assert_eq!(
-            events.len(),
-            expected.len() + 1,
-            "round {round}: {name} has events no command accounts for"
-        );
+        check_account_events(&name, &events, expected, round);
         let folded = fold_balance(&events);
         assert_eq!(folded, expected.values().sum::<i64>(), "{name}");
         assert_eq!(state_balance(http, url, &name).await, folded, "{name}");

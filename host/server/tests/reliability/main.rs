@@ -1,7 +1,9 @@
 //! Reliability tests against the real `tally` binary: SIGKILL under HTTP
-//! load, a full disk, an HTTP fuzzer and a soak. `docs/RELIABILITY.md` lists what each
+//! load, a full disk, an HTTP fuzzer, a soak, and hosts on PostgreSQL losing a host or
+//! the primary's machine. `docs/RELIABILITY.md` lists what each
 //! one asserts and the environment variables that make them run longer.
 
+mod failover;
 mod full_disk;
 mod fuzz;
 mod kill_nine;
@@ -12,6 +14,8 @@ mod soak;
 mod common;
 
 pub use common::*;
+
+use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
@@ -108,4 +112,43 @@ pub async fn open_account(http: &reqwest::Client, url: &str, account: &str) {
         .expect("open account");
     let status = response.status();
     assert_eq!(status, 200, "{}", response.text().await.unwrap_or_default());
+}
+
+/// The account's events are its opening and exactly one deposit per command of
+/// `expected` (command id to amount), nothing else.
+pub fn check_account_events(
+    name: &str,
+    events: &[Value],
+    expected: &HashMap<&str, i64>,
+    round: u64,
+) {
+    let mut seen: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for event in events {
+        let id = event["command_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: an event without a command id: {event}"));
+        seen.entry(id).or_default().push(event);
+    }
+    let open_id = format!("open-{name}");
+    assert_eq!(
+        seen.get(open_id.as_str()).map(Vec::len),
+        Some(1),
+        "{name} opened once"
+    );
+    for (id, amount) in expected {
+        let carrying = seen.get(id).map_or(&[][..], Vec::as_slice);
+        assert_eq!(
+            carrying.len(),
+            1,
+            "round {round}: {name}: command {id} is carried by {} events",
+            carrying.len()
+        );
+        assert_eq!(carrying[0]["type"], "MoneyDeposited");
+        assert_eq!(carrying[0]["data"]["amount"], *amount, "{id}");
+    }
+    assert_eq!(
+        events.len(),
+        expected.len() + 1,
+        "round {round}: {name} has events no command accounts for"
+    );
 }

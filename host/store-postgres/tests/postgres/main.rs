@@ -2,13 +2,14 @@
 //! (`server.rs`), a database per test. The semantics every store shares are the
 //! conformance suite (`conformance.rs`); the modules beside it test what is this
 //! store's own: the commit order of positions, group commit, migrations, several
-//! hosts on one database.
+//! hosts on one database, the database out of reach.
 
 mod appends;
 mod commit_order;
 mod conformance;
 mod group_commit;
 mod migrations;
+mod out_of_reach;
 mod server;
 mod subscriptions;
 
