@@ -290,8 +290,14 @@ fn watchdog(postmaster: i32, dir: &Path) {
         me = std::process::id(),
         dir = dir.display(),
     );
+    run_detached(&script);
+}
+
+/// Runs the shell `script` in the background, detached from this process's output:
+/// it outlives this process if this process is killed.
+pub(crate) fn run_detached(script: &str) {
     let _ = Command::new("sh")
-        .args(["-c", &script])
+        .args(["-c", script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -26,13 +26,13 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Rng;
 use crate::env::clock_seed;
 use crate::postgres::{
-    RunAs, USER, binaries_or_skip, command, connect, init, run_as, spawn, wait_ready,
+    RunAs, USER, binaries_or_skip, command, connect, init, run_as, run_detached, spawn, wait_ready,
 };
 
 /// The database the hosts share.
@@ -484,10 +484,5 @@ fn watchdog(root: &Path) {
         me = std::process::id(),
         root = root.display(),
     );
-    let _ = Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
+    run_detached(&script);
 }
